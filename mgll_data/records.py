@@ -1,0 +1,53 @@
+"""The plain records that pass between the builder's stages.
+
+A source yields `SourceItem`s (one per image file found). The per-input stage turns each into either a
+`Built` (a public row plus its private linkage entry) or a `Reject`. Engines only move these around.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One image file found in an export, with what the layout says about it.
+
+    `report_text` holds the raw report when the layout carries it inline (manifest, Open-i XML);
+    otherwise `report_path` names the file to read. `report_error` is set when the layout already knows
+    the report is unusable (missing, not UTF-8), so the input becomes a reject with that reason.
+    Ids are the export's own (identifying) ids; they are pseudonymised before anything is written.
+    """
+
+    image_path: str  # relative to the export root, POSIX separators
+    patient_id: str | None = None
+    study_id: str | None = None
+    report_path: str | None = None  # relative to the export root
+    report_text: str | None = None
+    report_error: str | None = None
+
+
+@dataclass
+class Reject:
+    stage: str
+    reason: str
+    error: str
+
+
+class StageError(Exception):
+    """An input that cannot become a row; carries the reject's stage, reason code and one-line message.
+
+    The message must never include header values, report text or paths: it is stored in the shareable
+    rejects table.
+    """
+
+    def __init__(self, stage: str, reason: str, error: str):
+        super().__init__(error)
+        self.reject = Reject(stage=stage, reason=reason, error=error)
+
+
+@dataclass
+class Built:
+    row: dict[str, Any]
+    linkage: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,127 @@
+"""The dataset contract, read from `schemas/dataset-v<N>.json`.
+
+The JSON file is the single source of truth: the writer builds its Arrow schema from it, `mgll validate`
+checks against it, and the trainer reads it to know which columns to expect. Nothing here hard-codes a
+column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+CURRENT_VERSION = "1"
+
+META_SCHEMA_VERSION = b"mgll.schema_version"
+META_VOCABULARY = b"mgll.label_vocabulary"
+META_GRANULARITIES = b"mgll.granularities"
+META_PIPELINE = b"mgll.pipeline"
+
+_SCALARS = {
+    "string": pa.string(),
+    "binary": pa.binary(),
+    "int8": pa.int8(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    nullable: bool
+    allowed: tuple[str, ...] | None = None
+
+
+def _arrow_type(spec: Any) -> pa.DataType:
+    if isinstance(spec, str):
+        return _SCALARS[spec]
+    if "struct" in spec:
+        return pa.struct([pa.field(f["name"], _arrow_type(f["type"])) for f in spec["struct"]])
+    if "list" in spec:
+        return pa.list_(_arrow_type(spec["list"]))
+    raise ValueError(f"unknown type in schema file: {spec!r}")
+
+
+@lru_cache(maxsize=None)
+def contract(version: str = CURRENT_VERSION) -> dict[str, Any]:
+    """The raw JSON contract for a schema major version."""
+    path = SCHEMA_DIR / f"dataset-v{version}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def schema_version(version: str = CURRENT_VERSION) -> str:
+    return contract(version)["version"]
+
+
+def known_granularities(version: str = CURRENT_VERSION) -> list[str]:
+    return list(contract(version)["granularities"])
+
+
+def text_column(granularity: str, version: str = CURRENT_VERSION) -> str:
+    return contract(version)["granularity_column_prefix"] + granularity
+
+
+def base_columns(version: str = CURRENT_VERSION) -> list[Column]:
+    return [
+        Column(c["name"], _arrow_type(c["type"]), bool(c["nullable"]), tuple(c["allowed"]) if "allowed" in c else None)
+        for c in contract(version)["columns"]
+    ]
+
+
+def columns(granularities: list[str], version: str = CURRENT_VERSION) -> list[Column]:
+    """Every column of a dataset that carries these granularities, in file order."""
+    unknown = sorted(set(granularities) - set(known_granularities(version)))
+    if unknown:
+        raise ValueError(f"unknown granularities {unknown}; known: {known_granularities(version)}")
+    texts = [Column(text_column(g, version), pa.string(), True) for g in granularities]
+    return base_columns(version) + texts
+
+
+def arrow_schema(
+    granularities: list[str],
+    vocabulary: list[str],
+    pipeline: str,
+    version: str = CURRENT_VERSION,
+) -> pa.Schema:
+    """The Arrow schema of the data shards, with the contract's file metadata attached."""
+    fields = [pa.field(c.name, c.type, nullable=c.nullable) for c in columns(granularities, version)]
+    metadata = {
+        META_SCHEMA_VERSION: schema_version(version).encode(),
+        META_VOCABULARY: json.dumps(list(vocabulary)).encode(),
+        META_GRANULARITIES: json.dumps(list(granularities)).encode(),
+        META_PIPELINE: pipeline.encode(),
+    }
+    return pa.schema(fields, metadata=metadata)
+
+
+def rejects_schema(version: str = CURRENT_VERSION) -> pa.Schema:
+    return pa.schema(
+        [pa.field(c["name"], _arrow_type(c["type"]), nullable=bool(c["nullable"])) for c in contract(version)["rejects"]]
+    )
+
+
+def read_metadata(schema: pa.Schema) -> dict[str, Any]:
+    """The contract's metadata keys decoded from a shard's schema (missing keys are absent)."""
+    raw = schema.metadata or {}
+    out: dict[str, Any] = {}
+    if META_SCHEMA_VERSION in raw:
+        out["schema_version"] = raw[META_SCHEMA_VERSION].decode()
+    if META_VOCABULARY in raw:
+        out["label_vocabulary"] = json.loads(raw[META_VOCABULARY])
+    if META_GRANULARITIES in raw:
+        out["granularities"] = json.loads(raw[META_GRANULARITIES])
+    if META_PIPELINE in raw:
+        out["pipeline"] = raw[META_PIPELINE].decode()
+    return out
