@@ -1,7 +1,7 @@
 """The plain records that pass between the builder's stages.
 
-A source yields `SourceItem`s (one per image file found). The per-input stage turns each into either a
-`Built` (a public row plus its private linkage entry) or a `Reject`. Engines only move these around.
+A source yields `SourceItem`s (one per image file found). The per-input stage turns each into an
+`Outcome`: a public row or a reject, plus the private linkage entry. Engines only move these around.
 """
 
 from __future__ import annotations
@@ -48,6 +48,14 @@ class StageError(Exception):
 
 
 @dataclass
-class Built:
-    row: dict[str, Any]
+class Outcome:
+    """What one input became. Exactly one of `row` / `reject` is set.
+
+    `linkage` is private (original ids, source path, full error detail) and goes only to the linkage
+    table outside the dataset.
+    """
+
+    source_key: str
+    row: dict[str, Any] | None = None
+    reject: Reject | None = None
     linkage: dict[str, Any] = field(default_factory=dict)

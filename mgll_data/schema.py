@@ -22,6 +22,7 @@ META_SCHEMA_VERSION = b"mgll.schema_version"
 META_VOCABULARY = b"mgll.label_vocabulary"
 META_GRANULARITIES = b"mgll.granularities"
 META_PIPELINE = b"mgll.pipeline"
+META_PIPELINE_HASH = b"mgll.pipeline_hash"
 
 _SCALARS = {
     "string": pa.string(),
@@ -94,6 +95,7 @@ def arrow_schema(
     vocabulary: list[str],
     pipeline: str,
     version: str = CURRENT_VERSION,
+    pipeline_hash: str = "",
 ) -> pa.Schema:
     """The Arrow schema of the data shards, with the contract's file metadata attached."""
     fields = [pa.field(c.name, c.type, nullable=c.nullable) for c in columns(granularities, version)]
@@ -102,6 +104,7 @@ def arrow_schema(
         META_VOCABULARY: json.dumps(list(vocabulary)).encode(),
         META_GRANULARITIES: json.dumps(list(granularities)).encode(),
         META_PIPELINE: pipeline.encode(),
+        META_PIPELINE_HASH: pipeline_hash.encode(),
     }
     return pa.schema(fields, metadata=metadata)
 
@@ -124,4 +127,6 @@ def read_metadata(schema: pa.Schema) -> dict[str, Any]:
         out["granularities"] = json.loads(raw[META_GRANULARITIES])
     if META_PIPELINE in raw:
         out["pipeline"] = raw[META_PIPELINE].decode()
+    if META_PIPELINE_HASH in raw:
+        out["pipeline_hash"] = raw[META_PIPELINE_HASH].decode()
     return out

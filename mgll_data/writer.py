@@ -1,0 +1,243 @@
+"""Writing a dataset folder: sharded Parquet, the rejects table, the manifest and the private linkage.
+
+Every file appears atomically (written under a temporary name, then renamed), so a killed build leaves
+only whole shards behind. A resumed build reads the `source_key`s of the shards and rejects already on
+disk and skips those inputs; shard numbering continues after the last whole shard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mgll_data import schema
+from mgll_data.records import Outcome
+
+ROW_GROUP_SIZE = 1000
+SHARD_ROWS = 5000
+DATA_DIR = "data"
+REJECTS_FILE = "rejects.parquet"
+MANIFEST_FILE = "manifest.json"
+SHARD_PATTERN = "part-*.parquet"
+
+LINKAGE_SCHEMA = pa.schema(
+    [
+        pa.field("kind", pa.string()),
+        pa.field("source_key", pa.string()),
+        pa.field("source_path", pa.string()),
+        pa.field("report_path", pa.string()),
+        pa.field("image_id", pa.string()),
+        pa.field("patient_id", pa.string()),
+        pa.field("study_id", pa.string()),
+        pa.field("original_patient_id", pa.string()),
+        pa.field("original_study_id", pa.string()),
+        pa.field("error_detail", pa.string()),
+    ]
+)
+
+
+class DatasetExistsError(Exception):
+    """OUT holds something that is not a dataset of this pipeline; the message is one line."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, **kwargs: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, **kwargs)
+    os.replace(tmp, path)
+
+
+def shard_paths(out: Path) -> list[Path]:
+    return sorted((out / DATA_DIR).glob(SHARD_PATTERN))
+
+
+def _compression(schema_: pa.Schema) -> dict[str, str]:
+    """zstd for every column but the already-compressed image bytes."""
+    return {name: ("none" if name.startswith("image") else "zstd") for name in _leaf_paths(schema_)}
+
+
+def _leaf_paths(schema_: pa.Schema) -> list[str]:
+    paths: list[str] = []
+
+    def walk(prefix: str, type_: pa.DataType) -> None:
+        if pa.types.is_struct(type_):
+            for child in type_:
+                walk(f"{prefix}.{child.name}", child.type)
+        elif pa.types.is_list(type_):
+            walk(f"{prefix}.list.element", type_.value_type)
+        else:
+            paths.append(prefix)
+
+    for f in schema_:
+        walk(f.name, f.type)
+    return paths
+
+
+@dataclass
+class ExistingState:
+    """What a previous (possibly killed) build of the same OUT already finished."""
+
+    done_keys: set[str] = field(default_factory=set)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    linkage: list[dict[str, Any]] = field(default_factory=list)
+    next_shard: int = 0
+
+
+def prepare_output(out: Path, linkage_path: Path, pipeline_hash: str, overwrite: bool) -> ExistingState:
+    """Make OUT ready and return what can be skipped.
+
+    Refuses to resume into a dataset built with a different pipeline file: mixing settings silently
+    would make rows incomparable.
+    """
+    if out.exists() and not out.is_dir():
+        raise DatasetExistsError(f"{out} exists and is not a folder")
+    if overwrite:
+        if out.exists():
+            if any(out.iterdir()) and not (out / DATA_DIR).exists() and not (out / MANIFEST_FILE).exists():
+                raise DatasetExistsError(f"refusing to overwrite {out}: it does not look like an mgll dataset")
+            shutil.rmtree(out)
+        linkage_path.unlink(missing_ok=True)
+    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    for stale in (out / DATA_DIR).glob(".*.tmp"):
+        stale.unlink()
+
+    state = ExistingState()
+    shards = shard_paths(out)
+    if not shards and not (out / REJECTS_FILE).exists():
+        return state
+    previous = _read_pipeline_hash(out)
+    if previous is not None and previous != pipeline_hash:
+        raise DatasetExistsError(
+            f"{out} was built with a different pipeline file (hash {previous}); use --overwrite to start over"
+        )
+    for shard in shards:
+        state.done_keys.update(pq.read_table(shard, columns=["source_key"]).column("source_key").to_pylist())
+    state.next_shard = int(shards[-1].stem.split("-")[1]) + 1 if shards else 0
+    if (out / REJECTS_FILE).exists():
+        state.rejects = pq.read_table(out / REJECTS_FILE).to_pylist()
+        state.done_keys.update(r["source_key"] for r in state.rejects)
+    if linkage_path.exists():
+        state.linkage = [r for r in pq.read_table(linkage_path).to_pylist() if r["source_key"] in state.done_keys]
+    return state
+
+
+def _read_pipeline_hash(out: Path) -> str | None:
+    manifest = out / MANIFEST_FILE
+    if manifest.exists():
+        return json.loads(manifest.read_text())["pipeline"]["content_hash"]
+    shards = shard_paths(out)
+    if shards:
+        return schema.read_metadata(pq.read_schema(shards[0])).get("pipeline_hash")
+    return None
+
+
+class ShardWriter:
+    """Streams rows into `data/part-NNNNN.parquet`, one row group at a time, renaming each shard into
+    place only when it is complete."""
+
+    def __init__(self, out: Path, arrow_schema: pa.Schema, first_shard: int, shard_rows: int = SHARD_ROWS):
+        self.data_dir = out / DATA_DIR
+        self.schema = arrow_schema
+        self.shard_rows = shard_rows
+        self.next_shard = first_shard
+        self.compression = _compression(arrow_schema)
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._final: Path | None = None
+        self._rows_in_shard = 0
+        self._buffer: list[dict[str, Any]] = []
+        self.written: list[Path] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= ROW_GROUP_SIZE:
+            self._flush_group()
+
+    def _open(self) -> None:
+        self._final = self.data_dir / f"part-{self.next_shard:05d}.parquet"
+        self._tmp = self.data_dir / f".{self._final.name}.tmp"
+        self.next_shard += 1
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=self.compression)
+        self._rows_in_shard = 0
+
+    def _flush_group(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            self._open()
+        table = pa.Table.from_pylist(self._buffer, schema=self.schema)
+        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        self._rows_in_shard += len(self._buffer)
+        self._buffer = []
+        if self._rows_in_shard >= self.shard_rows:
+            self._close_shard()
+
+    def _close_shard(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        os.replace(self._tmp, self._final)
+        self.written.append(self._final)
+        self._writer = None
+
+    def close(self) -> None:
+        self._flush_group()
+        self._close_shard()
+
+
+def write_rejects(out: Path, rejects: list[dict[str, Any]]) -> None:
+    rejects_schema = schema.rejects_schema()
+    table = pa.Table.from_pylist(rejects, schema=rejects_schema)
+    write_parquet_atomic(table, out / REJECTS_FILE, compression="zstd")
+
+
+def write_linkage(path: Path, entries: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(entries, schema=LINKAGE_SCHEMA)
+    write_parquet_atomic(table, path, compression="zstd")
+    os.chmod(path, 0o600)
+
+
+def linkage_entry(outcome: Outcome) -> dict[str, Any]:
+    entry = {name: outcome.linkage.get(name) for name in LINKAGE_SCHEMA.names}
+    entry["kind"] = "row" if outcome.row is not None else "reject"
+    entry["source_key"] = outcome.source_key
+    return entry
+
+
+def reject_entry(outcome: Outcome) -> dict[str, Any]:
+    assert outcome.reject is not None
+    return {
+        "source_key": outcome.source_key,
+        "stage": outcome.reject.stage,
+        "reason": outcome.reject.reason,
+        "error": outcome.reject.error,
+    }
+
+
+def dataset_counts(out: Path) -> dict[str, Any]:
+    """Rows per split, read back from the shards on disk (so a resumed build counts earlier shards too)."""
+    splits: Counter[str] = Counter()
+    rows = 0
+    for shard in shard_paths(out):
+        column = pq.read_table(shard, columns=["split"]).column("split").to_pylist()
+        splits.update(column)
+        rows += len(column)
+    return {"rows": rows, "splits": dict(sorted(splits.items()))}
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    atomic_write_bytes(out / MANIFEST_FILE, (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
