@@ -1,0 +1,35 @@
+"""`mgll card`: thin click wrapper over `mgll_data.card.write_card`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mgll_data.card import CardError, NotADatasetError, write_card
+
+
+@click.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for README.md and the charts (default: DATASET/card/).")
+def card(dataset: Path, out: Path | None) -> None:
+    """Write a dataset card for DATASET: README.md (Hugging Face style) plus PNG charts.
+
+    The card holds how the dataset was built, split sizes, label prevalence per finding and split,
+    granularity coverage with example texts, image size and modality / view distributions, rejects by
+    reason, the schema and privacy notes. Every count comes from the data shards.
+
+    \b
+    Example:
+      mgll card mgll-cxr
+      mgll card mgll-cxr --out reports/mgll-cxr-card
+    """
+    try:
+        readme = write_card(dataset, out)
+    except (NotADatasetError, CardError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the card: {exc.strerror} ({exc.filename})") from None
+    charts = sorted(p.name for p in readme.parent.glob("*.png"))
+    click.echo(f"wrote {readme} and {len(charts)} chart(s): {', '.join(charts) or 'none'}")

@@ -1,0 +1,49 @@
+"""`mgll validate`: thin click wrapper over `mgll_data.validate.validate_dataset`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mgll_data.validate import NotADatasetError, validate_dataset
+
+
+@click.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--json", "json_out", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write the verdict as JSON to FILE ('-': JSON only, to stdout).")
+@click.option("--full", is_flag=True, help="Decode every image, not a sample.")
+@click.option("--sample", type=click.IntRange(min=0), default=200, show_default=True,
+              help="How many images to decode (evenly spread, same rows every run).")
+def validate(dataset: Path, json_out: str | None, full: bool, sample: int) -> None:
+    """Check a built DATASET folder against the contract; exit 1 on any error.
+
+    Checks the Arrow schema and file metadata, nulls, label statuses and names, image decoding and sizes,
+    split leakage (a patient in two splits), duplicate ids and image content, granularity coverage,
+    manifest counts (rows + rejects = inputs) and shard listing, plus privacy smoke checks.
+
+    \b
+    Example:
+      mgll validate mgll-cxr
+      mgll validate mgll-cxr --full --json report.json
+      mgll validate mgll-cxr --json - | jq .ok
+    """
+    try:
+        report = validate_dataset(dataset, full=full, sample=sample, progress=True)
+    except NotADatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    payload = json.dumps(report.to_dict(), indent=2) + "\n"
+    if json_out == "-":
+        click.echo(payload, nl=False)
+    else:
+        click.echo("\n".join(report.summary_lines()))
+        if json_out:
+            try:
+                Path(json_out).write_text(payload, encoding="utf-8")
+            except OSError as exc:
+                raise click.ClickException(f"cannot write {json_out}: {exc.strerror}") from None
+            click.echo(f"wrote {json_out}", err=True)
+    if not report.ok:
+        raise SystemExit(1)

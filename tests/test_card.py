@@ -1,0 +1,146 @@
+"""`mgll card`: the card's tables hold the counts of the data it describes; the charts are real PNGs."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from mgll_data.card import write_card
+from mgll_data.commands.card import card
+from tests.dataset_fixtures import DEFAULT_VOCABULARY, make_rejects, make_rows, write_dataset
+
+
+def table_rows(markdown: str, header_start: str) -> list[list[str]]:
+    """The body rows of the first markdown table whose header begins with `header_start` (thousands
+    separators removed, so counts parse with int())."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header_start} |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip().replace(",", "") for cell in line.strip("|").split(" | ")])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict], str]:
+    rows = make_rows(30, seed=3)
+    path = write_dataset(tmp_path_factory.mktemp("card") / "ds", rows=rows, rejects=make_rejects(4), shards=2,
+                         row_group_size=7)
+    readme = write_card(path)
+    return path, rows, readme.read_text(encoding="utf-8")
+
+
+def test_card_is_written_to_the_default_folder(built: tuple[Path, list[dict], str]) -> None:
+    path, _, markdown = built
+    assert (path / "card" / "README.md").is_file()
+    assert markdown.startswith("---\n")
+    for heading in ("## How it was built", "## Splits", "## Labels", "## Text granularities", "## Images",
+                    "## Rejected inputs", "## Schema", "## Privacy"):
+        assert heading in markdown
+
+
+def test_label_prevalence_table_matches_the_rows(built: tuple[Path, list[dict], str]) -> None:
+    _, rows, markdown = built
+    table = {(r[0], r[1]): r[2:] for r in table_rows(markdown, "finding")}
+    for finding in DEFAULT_VOCABULARY:
+        for split in ("train", "val", "test", "all"):
+            in_split = [r for r in rows if split == "all" or r["split"] == split]
+            statuses = Counter(l["status"] for r in in_split for l in r["labels"] if l["name"] == finding)
+            positive, negative, uncertain, unmentioned, _ = table[(finding, split)]
+            assert (int(positive), int(negative), int(uncertain)) == (statuses[1], statuses[0], statuses[-1])
+            assert int(unmentioned) == len(in_split) - sum(statuses.values())
+
+
+def test_splits_table_counts_images_and_patients(built: tuple[Path, list[dict], str]) -> None:
+    _, rows, markdown = built
+    table = {r[0]: r[1:] for r in table_rows(markdown, "split")}
+    for split in ("train", "val", "test"):
+        in_split = [r for r in rows if r["split"] == split]
+        assert int(table[split][0]) == len(in_split)
+        assert int(table[split][1]) == len({r["patient_id"] for r in in_split})
+    assert int(table["all"][0]) == len(rows)
+
+
+def test_granularity_coverage_and_examples(built: tuple[Path, list[dict], str]) -> None:
+    _, rows, markdown = built
+    coverage = {r[0]: r for r in table_rows(markdown, "granularity | column")}
+    non_null = sum(r["text_series"] is not None for r in rows)
+    assert coverage["series"][-1].startswith(f"{non_null} (")
+    train_with_explanation = [r for r in rows if r["split"] == "train" and r["text_explanation"]]
+    examples = {r[0]: r[1] for r in table_rows(markdown, "granularity | example")}
+    assert examples["explanation"] == train_with_explanation[0]["text_explanation"]
+
+
+def test_rejects_table_counts_reasons(built: tuple[Path, list[dict], str]) -> None:
+    _, _, markdown = built
+    expected = Counter((r["stage"], r["reason"]) for r in make_rejects(4))
+    table = {(r[0], r[1]): int(r[2]) for r in table_rows(markdown, "stage")}
+    assert table == dict(expected)
+
+
+def test_image_size_table(built: tuple[Path, list[dict], str]) -> None:
+    _, rows, markdown = built
+    sizes = {r[0]: r[1:] for r in table_rows(markdown, "pixels")}
+    heights = [r["height"] for r in rows]
+    assert (int(sizes["height"][0]), int(sizes["height"][2])) == (min(heights), max(heights))
+
+
+def test_charts_are_valid_pngs(built: tuple[Path, list[dict], str]) -> None:
+    path, _, markdown = built
+    for name in ("label_prevalence.png", "granularity_coverage.png", "image_sizes.png"):
+        assert f"]({name})" in markdown
+        with Image.open(path / "card" / name) as image:
+            image.verify()
+        with Image.open(path / "card" / name) as image:
+            assert image.format == "PNG"
+            assert image.width >= 400 and image.height >= 200
+            assert sum(1 for n in image.convert("L").histogram() if n) > 10  # more than a blank canvas
+
+
+def test_card_without_rejects_and_a_custom_out(tmp_path: Path) -> None:
+    path = write_dataset(tmp_path / "ds", rows=6, rejects=0)
+    readme = write_card(path, tmp_path / "elsewhere")
+    assert readme == tmp_path / "elsewhere" / "README.md"
+    assert "No input was rejected." in readme.read_text()
+    assert not (path / "card").exists()
+
+
+def test_card_warns_about_a_linkage_table_inside_the_dataset(tmp_path: Path) -> None:
+    path = write_dataset(tmp_path / "ds", rows=6)
+    (path / "ds.linkage.parquet").write_bytes(b"x")
+    assert "Remove them before sharing" in write_card(path).read_text()
+
+
+def test_cli_writes_the_card_and_names_the_charts(tmp_path: Path) -> None:
+    path = write_dataset(tmp_path / "ds", rows=6)
+    result = CliRunner().invoke(card, [str(path), "--out", str(tmp_path / "card")])
+    assert result.exit_code == 0, result.output
+    assert "README.md" in result.output and "label_prevalence.png" in result.output
+    assert (tmp_path / "card" / "README.md").is_file()
+
+
+def test_cli_not_a_dataset_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(card, [str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert re.fullmatch(r"Error: .*does not exist\n", result.output)
+
+
+def test_cli_unreadable_shard_is_one_line(tmp_path: Path) -> None:
+    path = write_dataset(tmp_path / "ds", rows=6)
+    (path / "data" / "part-00000.parquet").write_bytes(b"PAR1 not parquet")
+    result = CliRunner().invoke(card, [str(path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot read") and "mgll validate" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_cli_help_has_an_example() -> None:
+    result = CliRunner().invoke(card, ["--help"])
+    assert result.exit_code == 0 and "Example:" in result.output and "mgll card" in result.output
