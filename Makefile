@@ -25,8 +25,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# quick versions of every benchmark; each prints a table against its named baseline (see bench/*.py --help)
 bench: install
-	$(BIN)/python bench/run_all.py
+	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

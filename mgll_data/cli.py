@@ -34,7 +34,9 @@ class LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            missing = exc.name or str(exc)
+            missing = (exc.name or str(exc)).split(".")[0]
+            if missing in ("mgll_data", "mgll_train"):
+                raise
             raise click.ClickException(
                 f"'mgll {name}' needs a package that is not installed ({missing}); run `make install`"
             ) from None

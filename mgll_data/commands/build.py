@@ -1,0 +1,85 @@
+"""`mgll build`: a thin click layer over `mgll_data.build.build_dataset`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from mgll_data.build import build_dataset
+from mgll_data.engines import ENGINES
+from mgll_data.pipeline import PipelineError
+from mgll_data.sources import SourceError
+from mgll_data.writer import DatasetExistsError
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--pipeline", "pipeline_name", default="mimic-cxr", show_default=True,
+              help="A pipeline name (mimic-cxr, openi, folder, manifest, fundus) or a path to your own YAML copy.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 512), help="Worker processes.")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="local: a process pool on this machine; ray: Ray Data (needs the `ray` extra).")
+@click.option("--address", default=None, help="Ray cluster address (with --engine ray); default starts a local Ray.")
+@click.option("--linkage", type=click.Path(path_type=Path), default=None,
+              help="Where the PRIVATE linkage table (image ↔ source path and original ids) goes. "
+                   "Default: <OUT>.linkage.parquet beside OUT, never inside it.")
+@click.option("--salt-file", type=click.Path(path_type=Path), default=None,
+              help="Secret salt for pseudonyms (default ~/.config/mgll/salt or $MGLL_SALT_FILE; created if "
+                   "missing). Reuse it so rebuilds and increments link up; never ship it with the dataset.")
+@click.option("--overwrite", is_flag=True, help="Start over instead of resuming into an existing OUT.")
+@click.option("--max-reject-rate", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Exit non-zero when more than this fraction of inputs are rejected.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path, allow_dash=True), default=None,
+              help="Also write the summary as JSON to this file ('-' for stdout).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str, address: str | None,
+          linkage: Path | None, salt_file: Path | None, overwrite: bool, max_reject_rate: float,
+          json_out: Path | None, quiet: bool) -> None:
+    """Build a de-identified multi-granular Parquet dataset from a raw export.
+
+    Every image file found in SOURCE becomes a row in OUT/data/*.parquet or a reject in
+    OUT/rejects.parquet (with the reason). Re-running the same command resumes: inputs already written
+    are skipped.
+
+    \b
+    Example:
+      mgll build /data/export /data/mgll-cxr --pipeline mimic-cxr --workers 8
+      mgll validate /data/mgll-cxr
+    """
+    engine_options = {"address": address, "progress": not quiet} if engine == "ray" else {}
+    try:
+        summary = build_dataset(
+            source, out, pipeline_name, workers=workers, engine=engine, engine_options=engine_options,
+            linkage=linkage, salt_file=salt_file, overwrite=overwrite, progress=not quiet,
+        )
+    except (PipelineError, SourceError, DatasetExistsError, ValueError, ImportError) as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+
+    to_stderr = json_out is not None and str(json_out) == "-"  # keep stdout pure JSON for scripts
+
+    def echo(line: str) -> None:
+        click.echo(line, err=to_stderr)
+
+    echo(f"built {summary.out}")
+    echo(f"  inputs {summary.inputs}: {summary.rows} rows + {summary.rejects} rejects"
+         + (f" ({summary.skipped} already built, skipped)" if summary.skipped else ""))
+    echo("  splits " + ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
+    if summary.rejects_by_reason:
+        echo("  rejects by reason: " + ", ".join(f"{k} {v}" for k, v in summary.rejects_by_reason.items()))
+    echo(f"  {summary.processed} processed in {summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s, "
+         f"{workers} worker{'s' if workers > 1 else ''}, engine {engine})")
+    echo(f"  private linkage table: {summary.linkage} (keep it away from the dataset)")
+    if json_out is not None:
+        payload = json.dumps(summary.to_dict(), indent=2)
+        if str(json_out) == "-":
+            click.echo(payload)
+        else:
+            Path(json_out).write_text(payload + "\n")
+    if summary.reject_rate > max_reject_rate:
+        click.echo(f"Error: {summary.reject_rate:.0%} of inputs were rejected (over --max-reject-rate "
+                   f"{max_reject_rate:.0%}); see {summary.out / 'rejects.parquet'}", err=True)
+        sys.exit(1)
