@@ -1,0 +1,323 @@
+"""MGLLLoss on bare tensors: each term against a per-sample reference, and the properties the maths promises."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mgll_train.loss import MGLLLoss, match_matrix, soft_targets
+
+TERMS = ("soft_clip", "point", "skl")
+
+
+def _unit(*shape, generator, dtype=torch.float64):
+    return F.normalize(torch.randn(*shape, generator=generator, dtype=dtype), dim=-1)
+
+
+def _random_batch(n=10, k=3, d=16, num_labels=5, seed=0, dtype=torch.float64):
+    """Labels, masks and duplicated text ids chosen so every rule of the match is exercised."""
+    g = torch.Generator().manual_seed(seed)
+    labels = (torch.rand(n, num_labels, generator=g) > 0.75).to(dtype)
+    labels[: n // 3] = 0  # some rows with no positive label
+    mask = torch.rand(k, n, generator=g) > 0.25
+    ids = torch.randint(0, 3, (k, n), generator=g)  # few distinct texts -> identical-text matches
+    ids[~mask] = -1
+    return dict(
+        image_emb=_unit(n, d, generator=g, dtype=dtype),
+        text_emb=_unit(k, n, d, generator=g, dtype=dtype),
+        text_mask=mask,
+        labels=labels,
+        text_ids=ids,
+        logit_scale=torch.tensor(1 / 0.07, dtype=dtype),
+    )
+
+
+def _reference(image_emb, text_emb, text_mask, labels, text_ids, logit_scale, kind="mgll"):
+    """The maths of the module docstring written one sample at a time, as a reader would check it."""
+    k_count, n = text_mask.shape
+    soft_clip, point, per_k = [], [], []
+    row_dists = [dict() for _ in range(n)]  # row i -> {k: length-n probability vector}
+    for k in range(k_count):
+        valid = [i for i in range(n) if text_mask[k, i]]
+        if not valid:
+            continue
+        ce_sum, bce_sum = 0.0, 0.0
+        for i in valid:
+            def matches(j):
+                if kind == "clip":
+                    return i == j
+                shared = any(labels[i, c] > 0 and labels[j, c] > 0 for c in range(labels.shape[1]))
+                same_text = text_ids[k, i] >= 0 and text_ids[k, i] == text_ids[k, j]
+                return i == j or shared or bool(same_text)
+
+            positives = [j for j in valid if matches(j)]
+            i2t = torch.stack([logit_scale * image_emb[i] @ text_emb[k, j] for j in valid])
+            t2i = torch.stack([logit_scale * text_emb[k, i] @ image_emb[j] for j in valid])
+            for row in (i2t, t2i):
+                log_p = torch.log_softmax(row, dim=0)
+                ce_sum = ce_sum - sum(log_p[valid.index(j)] for j in positives) / len(positives)
+            for col, j in enumerate(valid):
+                target = torch.tensor(1.0 if j in positives else 0.0, dtype=i2t.dtype)
+                bce_sum = bce_sum + F.binary_cross_entropy_with_logits(i2t[col], target)
+            dist = torch.zeros(n, dtype=i2t.dtype)
+            dist[valid] = torch.softmax(i2t, dim=0)
+            row_dists[i][k] = dist
+        soft_clip.append(ce_sum / (2 * len(valid)))
+        point.append(bce_sum / len(valid) ** 2)
+        per_k.append(k)
+    zero = logit_scale * 0
+    clip = sum(soft_clip) / len(soft_clip) if soft_clip else zero
+    if kind == "clip":
+        return {"loss": clip, "clip": clip}
+    skl_rows = []
+    for dists in row_dists:
+        if len(dists) < 2:
+            continue
+        mixture = sum(dists.values()) / len(dists)
+        kl = 0.0
+        for p in dists.values():
+            nz = p > 0
+            kl = kl + (p[nz] * (p[nz].log() - mixture[nz].log())).sum()
+        skl_rows.append(kl)
+    out = {
+        "soft_clip": clip,
+        "point": sum(point) / len(point) if point else zero,
+        "skl": sum(skl_rows) / len(skl_rows) if skl_rows else zero,
+    }
+    out["loss"] = 0.5 * out["soft_clip"] + out["point"] + out["skl"]
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("kind", ["mgll", "clip"])
+def test_every_term_equals_the_per_sample_reference(seed, kind):
+    batch = _random_batch(seed=seed)
+    got = MGLLLoss(kind=kind)(**batch)
+    want = _reference(**batch, kind=kind)
+    assert set(got) == set(want)
+    for name in want:
+        assert torch.allclose(got[name], want[name], rtol=1e-9, atol=1e-9), name
+
+
+def test_alphas_weight_the_terms():
+    batch = _random_batch(seed=3)
+    out = MGLLLoss(alpha_clip=2.0, alpha_point=0.25, alpha_kl=3.0)(**batch)
+    expected = 2.0 * out["soft_clip"] + 0.25 * out["point"] + 3.0 * out["skl"]
+    assert torch.allclose(out["loss"], expected)
+
+
+def test_soft_targets_come_from_label_overlap_and_for_unlabelled_rows_from_identical_text():
+    # 0 {effusion}, 1 {effusion, atelectasis}, 2 {atelectasis}, 3 {edema}; 4, 5, 6 no positive label.
+    labels = torch.tensor(
+        [[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]], dtype=torch.float32
+    )
+    # granularity 0 ("disease"): every text differs except the two "no finding" reports 4 and 5.
+    # granularity 1 ("category"): "abnormal" for 0-3, "normal" for 4-6, and sample 2 has no text.
+    ids = torch.tensor([[10, 11, 12, 13, 20, 20, 21], [1, 1, -1, 1, 0, 0, 0]])
+    mask = ids >= 0
+    m = match_matrix(labels, ids, mask)
+    disease = torch.tensor(
+        [
+            [1, 1, 0, 0, 0, 0, 0],
+            [1, 1, 1, 0, 0, 0, 0],
+            [0, 1, 1, 0, 0, 0, 0],
+            [0, 0, 0, 1, 0, 0, 0],
+            [0, 0, 0, 0, 1, 1, 0],
+            [0, 0, 0, 0, 1, 1, 0],
+            [0, 0, 0, 0, 0, 0, 1],
+        ],
+        dtype=torch.bool,
+    )
+    category = torch.tensor(
+        [
+            [1, 1, 0, 1, 0, 0, 0],
+            [1, 1, 0, 1, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0],
+            [1, 1, 0, 1, 0, 0, 0],
+            [0, 0, 0, 0, 1, 1, 1],
+            [0, 0, 0, 0, 1, 1, 1],
+            [0, 0, 0, 0, 1, 1, 1],
+        ],
+        dtype=torch.bool,
+    )
+    assert torch.equal(m[0], disease)
+    assert torch.equal(m[1], category)
+    w = soft_targets(labels, ids, mask)
+    assert torch.allclose(w[0, 1], torch.tensor([1, 1, 1, 0, 0, 0, 0]) / 3.0)
+    assert torch.allclose(w.sum(-1), mask.float())  # valid rows sum to 1, masked rows are empty
+
+
+def test_soft_targets_without_labels_or_ids_are_the_identity():
+    mask = torch.tensor([[True, True, False]])
+    assert torch.equal(match_matrix(None, None, mask)[0], torch.diag(torch.tensor([1.0, 1.0, 0.0])).bool())
+
+
+def test_soft_clip_is_clip_infonce_when_every_sample_has_a_unique_single_label():
+    g = torch.Generator().manual_seed(4)
+    n = 6
+    img, txt = _unit(n, 8, generator=g), _unit(1, n, 8, generator=g)
+    scale = torch.tensor(20.0, dtype=torch.float64)
+    labels = torch.eye(n, dtype=torch.float64)
+    ids = torch.arange(n)[None]
+    out = MGLLLoss()(img, txt, torch.ones(1, n, dtype=torch.bool), labels, ids, scale)
+    logits = scale * img @ txt[0].T
+    target = torch.arange(n)
+    infonce = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    assert torch.allclose(out["soft_clip"], infonce)
+    clip = MGLLLoss(kind="clip")(img, txt, torch.ones(1, n, dtype=torch.bool), labels, ids, scale)
+    assert torch.allclose(clip["clip"], infonce) and torch.equal(clip["loss"], clip["clip"])
+
+
+def test_swapping_image_and_text_roles_leaves_every_term_unchanged():
+    batch = _random_batch(k=1, seed=5)
+    swapped = dict(batch, image_emb=batch["text_emb"][0], text_emb=batch["image_emb"][None])
+    for kind in ("mgll", "clip"):
+        a, b = MGLLLoss(kind=kind)(**batch), MGLLLoss(kind=kind)(**swapped)
+        for name in a:
+            assert torch.allclose(a[name], b[name]), (kind, name)
+
+
+def test_a_masked_sample_text_changes_nothing_and_gets_no_gradient():
+    batch = _random_batch(seed=6)
+    batch["text_mask"][1, 4] = False
+    batch["text_ids"][1, 4] = -1
+    g = torch.Generator().manual_seed(7)
+    changed = batch["text_emb"].clone()
+    changed[1, 4] = _unit(16, generator=g)
+    text = batch["text_emb"].clone().requires_grad_(True)
+    base = MGLLLoss()(**dict(batch, text_emb=text))
+    other = MGLLLoss()(**dict(batch, text_emb=changed))
+    for name in base:
+        assert torch.allclose(base[name], other[name]), name
+    base["loss"].backward()
+    assert torch.count_nonzero(text.grad[1, 4]) == 0
+    assert torch.count_nonzero(text.grad[0, 4]) > 0 or not batch["text_mask"][0, 4]
+
+
+def test_a_masked_granularity_is_computed_as_if_the_batch_were_its_present_samples():
+    batch = _random_batch(k=1, seed=8)
+    keep = batch["text_mask"][0]
+    sub = dict(
+        batch,
+        image_emb=batch["image_emb"][keep],
+        text_emb=batch["text_emb"][:, keep],
+        text_mask=batch["text_mask"][:, keep],
+        labels=batch["labels"][keep],
+        text_ids=batch["text_ids"][:, keep],
+    )
+    full, part = MGLLLoss()(**batch), MGLLLoss()(**sub)
+    for name in ("soft_clip", "point"):
+        assert torch.allclose(full[name], part[name]), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_term_is_finite_with_saturated_logits_at_scale_100(dtype):
+    # Texts equal to or opposite their images: logits of exactly +-100, where log(raw logits) or an
+    # unmasked softmax would blow up.
+    g = torch.Generator().manual_seed(9)
+    n, k = 8, 3
+    img = _unit(n, 4, generator=g, dtype=dtype).requires_grad_(True)
+    signs = torch.tensor([1.0, -1.0, 1.0], dtype=dtype)[:, None, None]
+    txt = (signs * img.detach()[None].expand(k, n, 4)).clone().requires_grad_(True)
+    scale = torch.tensor(100.0, dtype=dtype, requires_grad=True)
+    mask = torch.ones(k, n, dtype=torch.bool)
+    mask[2, :3] = False
+    labels = torch.zeros(n, 5, dtype=dtype)
+    labels[0, 0] = labels[1, 0] = 1
+    out = MGLLLoss()(img, txt, mask, labels, torch.full((k, n), -1), scale)
+    for name, value in out.items():
+        assert torch.isfinite(value), name
+    out["loss"].backward()
+    for grad in (img.grad, txt.grad, scale.grad):
+        assert torch.isfinite(grad).all()
+    assert out["skl"] > 0  # the opposite-sign granularity disagrees; the term was not dropped
+    assert out["skl"] <= k * math.log(k) + 1e-5  # generalised JS bound
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["no positives at all", "one granularity fully masked", "everything masked", "single sample", "empty batch"],
+)
+def test_degenerate_batches_stay_finite_and_differentiable(case):
+    batch = _random_batch(n=6, seed=10)
+    if case == "no positives at all":
+        batch["labels"].zero_()
+        batch["text_ids"].fill_(-1)
+    elif case == "one granularity fully masked":
+        batch["text_mask"][1] = False
+    elif case == "everything masked":
+        batch["text_mask"].zero_()
+    else:
+        n = 1 if case == "single sample" else 0
+        batch.update(
+            image_emb=batch["image_emb"][:n], text_emb=batch["text_emb"][:, :n], text_mask=batch["text_mask"][:, :n],
+            labels=batch["labels"][:n], text_ids=batch["text_ids"][:, :n],
+        )
+        batch["text_mask"][:] = True
+    img = batch["image_emb"].clone().requires_grad_(True)
+    scale = batch["logit_scale"].clone().requires_grad_(True)
+    for kind in ("mgll", "clip"):
+        out = MGLLLoss(kind=kind)(**dict(batch, image_emb=img, logit_scale=scale))
+        assert all(torch.isfinite(v) for v in out.values()), (kind, out)
+        out["loss"].backward()
+        assert torch.isfinite(img.grad).all() and torch.isfinite(scale.grad)
+    if case == "everything masked":
+        assert out["loss"] == 0
+
+
+def test_single_sample_has_zero_contrastive_terms_but_a_point_loss():
+    batch = _random_batch(n=1, k=2, seed=11)
+    batch["text_mask"][:] = True
+    out = MGLLLoss()(**batch)
+    assert out["soft_clip"] == 0 and out["skl"] == 0
+    logit = batch["logit_scale"] * batch["image_emb"][0] @ batch["text_emb"][:, 0].T
+    assert torch.allclose(out["point"], F.softplus(-logit).mean())
+
+
+@pytest.mark.parametrize("kind", ["mgll", "clip"])
+def test_gradient_reaches_the_logit_scale_parameter(kind):
+    batch = _random_batch(seed=12, dtype=torch.float32)
+    log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+    out = MGLLLoss(kind=kind)(**dict(batch, logit_scale=log_scale.exp().clamp(max=100)))
+    out["loss"].backward()
+    assert log_scale.grad is not None and torch.isfinite(log_scale.grad) and log_scale.grad != 0
+
+
+def test_smooth_kl_is_zero_when_every_granularity_gives_the_same_logits_and_positive_otherwise():
+    batch = _random_batch(seed=13)
+    batch["text_mask"][:] = True
+    same = dict(batch, text_emb=batch["text_emb"][:1].expand(3, -1, -1))
+    assert torch.allclose(MGLLLoss()(**same)["skl"], torch.zeros((), dtype=torch.float64), atol=1e-12)
+    assert MGLLLoss()(**batch)["skl"] > 1e-3
+
+
+def test_logits_are_float32_under_bf16_autocast():
+    batch = _random_batch(seed=14, dtype=torch.float32)
+    plain = MGLLLoss()(**batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = MGLLLoss()(**batch)
+    assert auto["loss"].dtype == torch.float32
+    assert torch.allclose(plain["loss"], auto["loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(image_emb=torch.zeros(10)), "image_emb must be"),
+        (dict(text_emb=torch.zeros(3, 9, 16)), "text_emb must be"),
+        (dict(text_emb=torch.zeros(0, 10, 16)), "no granularities"),
+        (dict(text_mask=torch.ones(2, 10, dtype=torch.bool)), "text_mask must be"),
+        (dict(labels=torch.zeros(9, 5)), "labels must be"),
+        (dict(text_ids=torch.zeros(10, 3)), "text_ids must be"),
+        (dict(logit_scale=torch.ones(2)), "logit_scale must be a scalar"),
+    ],
+)
+def test_wrong_shapes_are_refused_with_the_argument_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        MGLLLoss()(**dict(_random_batch(), **change))
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="mgll, clip"):
+        MGLLLoss(kind="siglip")
