@@ -1,0 +1,123 @@
+"""`mgll demo export` and `mgll demo run`: thin click layers over `mgll_data.demo`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from mgll_data.demo import DemoError, write_demo_export
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def demo() -> None:
+    """The embedded sample: a synthetic MIMIC-CXR-shaped export, and a one-command tour of the toolkit.
+
+    \b
+    Examples:
+      mgll demo export sample-export --studies 24
+      mgll demo run demo-out
+    """
+
+
+@demo.command("export")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--studies", default=24, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Synthetic studies to write (1-3 images each), besides the packaged real DICOMs.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same files, byte for byte.")
+@click.option("--broken", is_flag=True,
+              help="Also plant bad inputs (truncated, empty and non-DICOM .dcm files, a DICOM without pixels, "
+                   "a study without its report, a non-UTF-8 report) so a build shows rejects.")
+@click.option("--packaged/--no-packaged", default=True, show_default=True,
+              help="Copy the real DICOM test files shipped in pydicom-data, pydicom and deid-data (about 21 MB).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes writing studies.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier demo export in OUT.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def export(out: Path, studies: int, seed: int, broken: bool, packaged: bool, workers: int, overwrite: bool,
+           as_json: bool, quiet: bool) -> None:
+    """Write a MIMIC-CXR-shaped demo export into OUT (absent or empty).
+
+    Images are synthetic chest radiographs saved as real DICOM files (CR/DX, MONOCHROME1/2, 8-16 bits,
+    eight transfer syntaxes) with FAKE identifying details in their headers and reports; visible
+    patterns follow each study's findings, so models trained on it learn something. OUT/ground_truth.csv
+    holds the findings as each report writes them; the builder ignores it.
+
+    \b
+    Examples:
+      mgll demo export sample-export
+      mgll demo export big-export --studies 2000 --workers 2
+      mgll demo export broken-export --studies 8 --broken
+      mgll build sample-export mgll-cxr --pipeline mimic-cxr
+    """
+    try:
+        summary = write_demo_export(out, studies=studies, seed=seed, broken=broken, packaged=packaged,
+                                    workers=workers, overwrite=overwrite, progress=not quiet)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    click.echo(f"wrote {summary.studies} studies ({summary.synthetic_studies} synthetic, {len(summary.packaged)} packaged"
+               f"{f', {len(summary.broken)} planted broken inputs' if broken else ''}), "
+               f"{summary.images} DICOM files, {summary.reports} reports, {summary.bytes / 1e6:.1f} MB "
+               f"in {summary.seconds:.1f}s to {out}")
+    click.echo("transfer syntaxes: " + ", ".join(f"{k} {v}" for k, v in summary.transfer_syntaxes.items()))
+    click.echo("positive studies: " + ", ".join(f"{k} {v}" for k, v in summary.positives.items()))
+    if summary.packaged_missing:
+        click.echo(f"not installed, skipped: {', '.join(summary.packaged_missing)}")
+    click.echo(f"expect {summary.expected_rows} rows and {len(summary.broken)} rejects; "
+               f"next: mgll build {out} <dataset> --pipeline mimic-cxr")
+
+
+@demo.command("run")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"))
+@click.option("--studies", default=60, show_default=True, type=click.IntRange(1, 1_000_000), help="Synthetic studies.")
+@click.option("--seed", default=0, show_default=True, help="Seed for the export and the training.")
+@click.option("--steps", default=30, show_default=True, type=click.IntRange(1), help="Pretraining steps (tiny vision model).")
+@click.option("--text-model", default="tiny", show_default=True,
+              help="Text tower: 'tiny' (fast, random init), 'minilm' (the packaged pretrained MiniLM, "
+                   "about 6x slower on CPU) or a local folder.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes for export and build.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto, for pretrain and evaluate.")
+@click.option("--broken", is_flag=True, help="Plant bad inputs too, so the build shows rejects.")
+@click.option("--json", "as_json", is_flag=True, help="Print the step results as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(out: Path, studies: int, seed: int, steps: int, text_model: str, workers: int, device: str, broken: bool,
+        as_json: bool, quiet: bool) -> None:
+    """Run the whole toolkit on a fresh demo export in OUT (default ./demo-out).
+
+    Steps: demo export -> mgll build (mimic-cxr) -> mgll validate -> mgll card -> mgll pretrain
+    (tiny vision model, a few CPU steps) -> mgll evaluate (zero-shot + linear probe), then a table of results.
+    A step whose command is not installed is reported as skipped and the run goes on. OUT holds
+    export/, dataset/, run/, eval/, logs/ and demo_run.json; rerunning replaces them.
+
+    \b
+    Examples:
+      mgll demo run
+      mgll demo run demo-out --studies 200 --steps 100 --workers 2 --text-model minilm
+    """
+    from mgll_data.demo.run import DemoRunSettings, format_results, run_demo
+
+    settings = DemoRunSettings(studies=studies, seed=seed, steps=steps, text_model=text_model, workers=workers,
+                               device=device, broken=broken)
+    # with --json, stdout carries only the JSON: the steps' own output goes to stderr
+    step_output = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    try:
+        with step_output:
+            results = run_demo(out, settings, progress=not quiet)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in results], indent=2, default=str))
+    else:
+        click.echo("")
+        click.echo(format_results(results))
+        click.echo(f"details: {out / 'demo_run.json'}")
+    if any(r.status == "failed" for r in results):
+        where = "the JSON above" if as_json else "the table above"
+        raise click.ClickException(f"some demo steps failed (see {where}); details in {out / 'demo_run.json'}")
