@@ -1,0 +1,96 @@
+"""`mgll pretrain`: a thin click layer over `mgll_train.trainer.train`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mgll_train.config import ConfigError, parse_granularities
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("dataset", type=click.Path(path_type=Path), required=False)
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics, config).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML config; flags given here override it.")
+@click.option("--model", help="Vision tower: tiny, vit-b16, convnext-tiny, resnet50, or a local pretrained folder.")
+@click.option("--text-model", help="Text tower folder (default: the packaged MiniLM); 'tiny' for a small random one.")
+@click.option("--loss", type=click.Choice(["mgll", "clip"]), help="MGLL (default) or the plain CLIP baseline.")
+@click.option("--granularities", help="Comma list, e.g. disease,description,explanation (default: the dataset's minus modality/study/series).")
+@click.option("--split", help="Split to train on (default train).")
+@click.option("--max-steps", type=int, help="Optimizer steps to train to (counted from 0, also on --resume).")
+@click.option("--epochs", type=int, help="Passes over the split, when --max-steps is not given (default 1).")
+@click.option("--batch-size", type=int, help="Images per device per micro-step (default 32).")
+@click.option("--grad-accum", type=int, help="Micro-steps per optimizer step (default 1).")
+@click.option("--lr", type=float, help="Peak learning rate (default 5e-4).")
+@click.option("--embed-dim", type=int, help="Shared embedding size (default 256).")
+@click.option("--image-size", type=int, help="Square input size in pixels (default 224).")
+@click.option("--workers", type=int, help="DataLoader worker processes (default 0: load in the training process).")
+@click.option("--seed", type=int, help="Seed for weights, data order and augmentation (default 0).")
+@click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="auto: bf16 autocast on CUDA, fp32 on CPU.")
+@click.option("--save-every", type=int, help="Checkpoint every N steps (default 500; always at the end).")
+@click.option("--log-every", type=int, help="Write metrics every N steps (default 10).")
+@click.option("--grad-checkpointing", is_flag=True, default=None, help="Recompute activations to save GPU memory.")
+@click.option("--compile", "compile_model", is_flag=True, default=None, help="torch.compile the model.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs and CI).")
+@click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON on stdout.")
+def pretrain(dataset, out, config_file, resume, no_progress, as_json, compile_model, **flags) -> None:
+    """Pretrain a vision encoder on a built mgll DATASET with MGLL (or CLIP) into the run folder --out.
+
+    \b
+    Examples:
+      mgll pretrain mgll-cxr --out runs/tiny --model tiny --image-size 64 --batch-size 16 --max-steps 40
+      mgll pretrain mgll-cxr --out runs/tiny --resume --max-steps 60
+      mgll pretrain mgll-cxr --out runs/vit --config train.yaml --model vit-b16 --loss clip
+      torchrun --nproc-per-node 4 $(which mgll) pretrain mgll-cxr --out runs/vit --model vit-b16
+
+    DATASET may be left out with --resume (the run remembers it). Metrics go to RUN/metrics.jsonl and
+    RUN/tensorboard; checkpoints (safetensors) to RUN/checkpoints/step-N.
+    """
+    from mgll_train.checkpoint import CheckpointError
+    from mgll_train.config import resolve
+    from mgll_train.data import DatasetError
+    from mgll_train.model import ModelError
+    from mgll_train.trainer import TrainError, train
+
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides["out"] = str(out)
+    if dataset is not None:
+        overrides["dataset"] = str(dataset)
+    if compile_model is not None:
+        overrides["compile"] = compile_model
+    try:
+        if "granularities" in overrides:
+            overrides["granularities"] = parse_granularities(overrides["granularities"])
+        config = resolve(config_file, overrides, resume)
+        if not config.dataset:
+            raise click.ClickException("give the DATASET folder to train on")
+        summary = train(config, resume=resume, progress=not no_progress)
+    except (ConfigError, DatasetError, ModelError, CheckpointError, TrainError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException(f"interrupted; continue with: mgll pretrain --out {out} --resume") from None
+    if summary.world_size > 1 and not _is_main():
+        return
+    if as_json:
+        click.echo(json.dumps(summary.to_dict()))
+        return
+    first = f"{summary.first_loss:.4f}" if summary.first_loss is not None else "-"
+    last = f"{summary.last_loss:.4f}" if summary.last_loss is not None else "-"
+    click.echo(
+        f"trained steps {summary.start_step}->{summary.steps} on {summary.device}"
+        f"{f' x{summary.world_size}' if summary.world_size > 1 else ''}: {summary.samples} samples in "
+        f"{summary.seconds:.1f}s ({summary.samples_per_second:.1f} samples/s); loss {first} -> {last}"
+    )
+    if summary.corrupt_images:
+        click.echo(f"skipped {summary.corrupt_images} corrupt images (check with `mgll validate --full`)")
+    click.echo(f"checkpoint: {summary.checkpoint}")
+
+
+def _is_main() -> bool:
+    from mgll_train import distributed
+
+    return distributed.is_main_process()

@@ -1,0 +1,113 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from mgll_train.checkpoint import (
+    CheckpointError,
+    find_checkpoint,
+    load_run,
+    load_training_state,
+    load_weights,
+    rng_state,
+    save_run,
+    save_tokenizer,
+    set_rng_state,
+)
+from mgll_train.model import build_model
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model after one optimizer step, saved twice (steps 1 and 2) into a run folder."""
+    run = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    model, cfg = build_model("tiny", "tiny", 16, image_size=32)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5)
+    model.encode_image(torch.randn(2, 3, 32, 32)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    config = {"model": "tiny", "image_size": 32, "granularities": ["disease"], "label_vocabulary": ["A"], "mean": cfg["mean"], "std": cfg["std"]}
+    save_tokenizer(run, cfg["tokenizer_dir"])
+    save_run(run, model, optimizer, scheduler, 1, config, extra_state={"positions": {0: 8}})
+    save_run(run, model, optimizer, scheduler, 2, config, extra_state={"positions": {0: 16}})
+    return run, model, optimizer
+
+
+def test_load_run_rebuilds_the_model_from_the_folder_alone(trained):
+    run, model, _ = trained
+    loaded = load_run(run)
+    assert loaded.step == 2 and loaded.checkpoint_dir.name == "step-00000002"
+    assert loaded.config["granularities"] == ["disease"] and loaded.config["image_size"] == 32
+    pixels = torch.randn(2, 3, 32, 32)
+    model.eval()
+    torch.testing.assert_close(loaded.model.encode_image(pixels), model.encode_image(pixels))
+    assert not loaded.model.training
+    ids = loaded.tokenizer(["pleural effusion"], return_tensors="pt")
+    assert loaded.model.encode_text(ids["input_ids"], ids["attention_mask"]).shape == (1, 16)
+
+
+def test_checkpoints_are_pruned_and_latest_points_at_newest(trained):
+    run, _, _ = trained
+    assert (run / "latest").read_text().strip() == "step-00000002"
+    assert [p.name for p in sorted((run / "checkpoints").glob("step-*"))] == ["step-00000001", "step-00000002"]
+    assert find_checkpoint(run, step=1).name == "step-00000001"
+    assert find_checkpoint(run / "checkpoints" / "step-00000001") == run / "checkpoints" / "step-00000001"
+    with pytest.raises(CheckpointError, match="no checkpoint for step 7"):
+        find_checkpoint(run, step=7)
+
+
+def test_keep_limits_the_number_of_checkpoints(tmp_path):
+    model, _ = build_model("tiny", "tiny", 8, image_size=32)
+    for step in (1, 2, 3):
+        save_run(tmp_path, model, None, None, step, {}, keep=2)
+    assert [p.name for p in sorted((tmp_path / "checkpoints").iterdir())] == ["step-00000002", "step-00000003"]
+
+
+def test_training_state_restores_optimizer_and_data_position(trained):
+    run, _, optimizer = trained
+    state = load_training_state(find_checkpoint(run))
+    assert state["step"] == 2 and state["extra"]["positions"] == {0: 16}
+    assert state["scheduler"]["last_epoch"] == 1
+    saved = state["optimizer"]["state"]
+    live = optimizer.state_dict()["state"]
+    assert saved.keys() == live.keys() and saved
+    for key in saved:
+        torch.testing.assert_close(saved[key]["exp_avg"], live[key]["exp_avg"])
+
+
+def test_rng_state_round_trip():
+    state = rng_state()
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.rand(5), np.random.rand(5), random.random()
+    set_rng_state(state)
+    torch.testing.assert_close(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
+
+
+def test_a_half_written_checkpoint_is_ignored(trained, tmp_path):
+    run, model, optimizer = trained
+    (run / "checkpoints" / ".tmp-step-00000003").mkdir(exist_ok=True)
+    assert find_checkpoint(run).name == "step-00000002"
+    (tmp_path / "checkpoints" / "step-00000005").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="no checkpoint in"):
+        find_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="run folder not found"):
+        load_run(tmp_path / "missing")
+
+
+def test_weights_of_another_architecture_are_refused(trained):
+    run, _, _ = trained
+    other, _ = build_model("tiny", "tiny", 24, image_size=32)
+    with pytest.raises(CheckpointError, match="does not fit the model"):
+        load_weights(other, find_checkpoint(run))

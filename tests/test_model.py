@@ -1,0 +1,167 @@
+import math
+
+import pytest
+import torch
+from transformers import ViTConfig, ViTModel
+
+from mgll_train.model import (
+    MAX_LOGIT_SCALE,
+    ModelError,
+    build_model,
+    default_text_folder,
+    load_tokenizer,
+    model_from_spec,
+    parameter_groups,
+    unwrap,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return build_model("tiny", "tiny", 32, image_size=32)
+
+
+def _tokens(texts, granularities=1):
+    tokenizer = load_tokenizer(default_text_folder())
+    out = tokenizer(texts, padding="longest", return_tensors="pt")
+    n = len(texts) // granularities
+    return out["input_ids"].view(granularities, n, -1), out["attention_mask"].view(granularities, n, -1)
+
+
+def test_embeddings_are_normalised_and_projected(tiny):
+    model, cfg = tiny
+    assert cfg["image_size"] == 32 and len(cfg["mean"]) == 3
+    image = model.encode_image(torch.randn(3, 3, 32, 32))
+    assert image.shape == (3, 32)
+    torch.testing.assert_close(image.norm(dim=-1), torch.ones(3))
+    ids, mask = _tokens(["pleural effusion", "no finding"])
+    text = model.encode_text(ids[0], mask[0])
+    assert text.shape == (2, 32)
+    torch.testing.assert_close(text.norm(dim=-1), torch.ones(2))
+
+
+def test_mean_pooling_ignores_padding(tiny):
+    model, _ = tiny
+    model.eval()
+    alone_ids, alone_mask = _tokens(["cardiomegaly"])
+    padded_ids, padded_mask = _tokens(["cardiomegaly", "a much longer sentence about the cardiac silhouette size"])
+    alone = model.encode_text(alone_ids[0], alone_mask[0])
+    padded = model.encode_text(padded_ids[0], padded_mask[0])
+    torch.testing.assert_close(alone[0], padded[0], rtol=1e-4, atol=1e-5)
+
+
+def test_forward_skips_missing_texts_and_clamps_the_scale(tiny):
+    model, _ = tiny
+    ids, mask = _tokens(["effusion", "normal", "enlarged heart", "clear lungs"], granularities=2)
+    text_mask = torch.tensor([[True, False], [True, True]])
+    image, text, scale = model(torch.randn(2, 3, 32, 32), ids, mask, text_mask)
+    assert image.shape == (2, 32) and text.shape == (2, 2, 32)
+    assert float(text[0, 1].detach().abs().sum()) == 0 and float(text[1, 1].detach().norm()) == pytest.approx(1.0, abs=1e-5)
+    assert float(scale.detach()) == pytest.approx(1 / 0.07, rel=1e-5)
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(1000.0))
+    assert float(model.clamped_logit_scale().detach()) == MAX_LOGIT_SCALE
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(1 / 0.07))
+
+
+def test_every_parameter_gets_a_gradient_even_without_texts(tiny):
+    """DDP fails on parameters outside the graph, so a batch with no texts must still touch the text tower."""
+    model, _ = tiny
+    model.zero_grad()
+    ids, mask = _tokens(["a", "b"])
+    image, text, scale = model(torch.randn(2, 3, 32, 32), ids, mask, torch.zeros(1, 2, dtype=torch.bool))
+    (image.sum() + text.sum() + scale).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert not hasattr(model.text, "pooler") or model.text.pooler is None
+
+
+def test_presets_build_with_random_weights():
+    for name in ("convnext-tiny", "resnet50"):
+        model, _ = build_model(name, "tiny", 16, image_size=64)
+        with torch.no_grad():
+            assert model.encode_image(torch.randn(2, 3, 64, 64)).shape == (2, 16)
+
+
+def test_local_vision_folder_keeps_its_weights(tmp_path):
+    tower = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=16))
+    tower.save_pretrained(tmp_path / "vit")
+    model, _ = build_model(str(tmp_path / "vit"), "tiny", 16, image_size=48)
+    torch.testing.assert_close(model.vision.embeddings.patch_embeddings.projection.weight, tower.embeddings.patch_embeddings.projection.weight)
+    assert model.interpolate_pos_encoding
+    assert model.encode_image(torch.randn(1, 3, 48, 48)).shape == (1, 16)
+
+
+def test_unknown_names_and_missing_folders_are_one_line_errors(tmp_path):
+    with pytest.raises(ModelError, match="neither a name"):
+        build_model("vit-huge-typo", "tiny")
+    with pytest.raises(ModelError, match="text model folder not found"):
+        build_model("tiny", str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="cannot load the vision model"):
+        build_model(str(tmp_path / "empty"), "tiny")
+
+
+def test_spec_rebuilds_the_same_architecture(tiny):
+    model, _ = tiny
+    rebuilt = model_from_spec(model.tower_spec())
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+
+
+def test_no_weight_decay_on_biases_norms_and_temperature(tiny):
+    model, _ = tiny
+    decay, no_decay = parameter_groups(model, 0.2)
+    no_decay_ids = {id(p) for p in no_decay["params"]}
+    assert id(model.logit_scale) in no_decay_ids
+    assert id(model.vision_proj.weight) not in no_decay_ids
+    assert all(p.ndim >= 2 for p in decay["params"]) and decay["weight_decay"] == 0.2
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_grad_checkpointing_and_unwrap(tiny):
+    model, _ = tiny
+    model.train()
+    model.set_grad_checkpointing(True)
+    assert model.vision.is_activation_checkpointing and model.text.is_activation_checkpointing
+    ids, mask = _tokens(["x", "y"])
+    image, text, _ = model(torch.randn(2, 3, 32, 32), ids, mask, torch.ones(1, 2, dtype=torch.bool))
+    (image * text[0]).sum().backward()
+    model.set_grad_checkpointing(False)
+    assert unwrap(torch.nn.Sequential(model)[0]) is model
+    with pytest.raises(TypeError):
+        unwrap(torch.nn.Linear(1, 1))
+
+
+def test_default_text_tower_is_the_packaged_minilm():
+    folder = default_text_folder()
+    assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+    model, cfg = build_model("tiny", None, 16, image_size=32)
+    assert model.text.config.hidden_size == 384 and cfg["tokenizer_dir"] == str(folder)
+
+
+def test_repeated_texts_are_encoded_once_with_the_same_result(tiny):
+    model, _ = tiny
+    model.eval()
+    ids, mask = _tokens(["normal", "abnormal", "normal", "normal", "abnormal", "no finding"], granularities=2)
+    text_mask = torch.ones(2, 3, dtype=torch.bool)
+    _, text, _ = model(torch.randn(3, 3, 32, 32), ids, mask, text_mask)
+    direct = model.encode_text(ids.view(6, -1), mask.view(6, -1)).view(2, 3, -1)
+    torch.testing.assert_close(text, direct, rtol=1e-5, atol=1e-6)
+    calls = []
+    handle = model.text.register_forward_hook(
+        lambda module, args, kwargs, out: calls.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    try:
+        model(torch.randn(3, 3, 32, 32), ids, mask, text_mask)
+    finally:
+        handle.remove()
+    assert calls == [3]

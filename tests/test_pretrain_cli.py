@@ -1,0 +1,110 @@
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mgll_data.cli import main
+from tests.train_fixtures import write_dataset
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(8,))
+
+
+SMALL = ["--model", "tiny", "--text-model", "tiny", "--image-size", "32", "--batch-size", "8", "--embed-dim", "32", "--lr", "2e-3", "--log-every", "1", "--no-progress"]
+
+
+def run(*args):
+    result = CliRunner().invoke(main, ["pretrain", *map(str, args)])
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_help_shows_an_example():
+    result = run("--help")
+    assert result.exit_code == 0 and "mgll pretrain mgll-cxr --out" in result.output and "--resume" in result.output
+
+
+def test_pretrain_40_steps_then_resume_to_60(dataset, tmp_path):
+    out = tmp_path / "run"
+    first = run(dataset, "--out", out, *SMALL, "--max-steps", "40", "--save-every", "20")
+    assert first.exit_code == 0, first.output
+    assert "trained steps 0->40" in first.output and "skipped 1 corrupt images" in first.output
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 40 and sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
+    assert (out / "checkpoints" / "step-00000040" / "model.safetensors").is_file()
+
+    resumed = run("--out", out, "--resume", "--max-steps", "60", "--no-progress")
+    assert resumed.exit_code == 0, resumed.output
+    assert "trained steps 40->60" in resumed.output
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 61))
+    assert (out / "latest").read_text().strip() == "step-00000060"
+
+
+def test_default_text_tower_and_json_summary(dataset, tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("batch_size: 4\nimage_size: 32\nmax_steps: 2\nembed_dim: 16\n")
+    result = run(dataset, "--out", tmp_path / "run", "--config", config, "--model", "tiny", "--max-steps", "1", "--json", "--no-progress")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 1 and summary["samples"] == 4
+    assert summary["parameters"] > 20_000_000
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{missing}", "--out", "{out}"], "dataset folder not found"),
+        (["{empty}", "--out", "{out}"], "no data shards"),
+        (["{dataset}", "--out", "{out}", "--granularities", "disease,series"], "no text column for granularities ['series']"),
+        (["{dataset}", "--out", "{out}", "--split", "test"], "no rows in split 'test'"),
+        (["{dataset}", "--out", "{out}", "--model", "vit-huge"], "neither a name"),
+        (["--out", "{out}", "--resume"], "nothing to resume"),
+        (["{dataset}", "--out", "{out}", "--config", "{missing}"], "config file not found"),
+        (["{dataset}", "--out", "{out}", "--batch-size", "0"], "batch-size must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line(dataset, tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    paths = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "dataset": dataset, "out": tmp_path / "run"}
+    towers = ["--text-model", "tiny"] + ([] if "--model" in args else ["--model", "tiny"])
+    result = run(*[a.format(**paths) for a in args], *towers)
+    assert result.exit_code == 1
+    error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.output
+
+
+def test_config_file_then_flags(tmp_path):
+    from mgll_train.config import ConfigError, make_config
+
+    path = tmp_path / "train.yaml"
+    path.write_text("batch-size: 4\nlr: 0.001\ngranularities: disease,description\n")
+    config = make_config(path, {"lr": 0.01, "dataset": "d", "out": "o"})
+    assert (config.batch_size, config.lr, config.granularities) == (4, 0.01, ["disease", "description"])
+    path.write_text("batch_sise: 4\n")
+    with pytest.raises(ConfigError, match="unknown config keys \\['batch_sise'\\]"):
+        make_config(path, {})
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        make_config(path, {})
+
+
+def test_resume_keeps_the_saved_config_and_refuses_model_changes(tmp_path):
+    from mgll_train.config import ConfigError, TrainConfig, resolve, save_config
+
+    save_config(TrainConfig(dataset="ds", out=str(tmp_path), model="tiny", batch_size=4, max_steps=10), {"resolved": {}}, tmp_path / "config.yaml")
+    config = resolve(None, {"out": str(tmp_path), "max_steps": 20}, resume=True)
+    assert (config.dataset, config.model, config.batch_size, config.max_steps) == ("ds", "tiny", 4, 20)
+    with pytest.raises(ConfigError, match="--resume cannot change model"):
+        resolve(None, {"out": str(tmp_path), "model": "vit-b16"}, resume=True)

@@ -1,0 +1,146 @@
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mgll_train.config import TrainConfig
+from mgll_train.trainer import TrainError, WarmupCosine, resolve_granularities, train
+from tests.train_fixtures import GRANULARITIES, write_dataset
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two cores shared by many jobs: one torch thread is several times faster than oversubscribed two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(4,))
+
+
+def tiny(dataset, out, **overrides) -> TrainConfig:
+    values = dict(
+        dataset=str(dataset), out=str(out), model="tiny", text_model="tiny", image_size=32, batch_size=8,
+        embed_dim=32, lr=2e-3, log_every=1, save_every=1000, max_steps=6, shuffle_buffer=16,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_default_granularities_drop_near_constant_ones():
+    assert resolve_granularities(None, tuple(GRANULARITIES)) == ["category", "disease", "description", "explanation"]
+    assert resolve_granularities(["explanation", "disease"], tuple(GRANULARITIES)) == ["disease", "explanation"]
+    assert resolve_granularities(None, ("modality",)) == ["modality"]
+    with pytest.raises(TrainError, match="no text column for granularities \\['study'\\]"):
+        resolve_granularities(["study"], tuple(GRANULARITIES))
+
+
+def test_warmup_then_cosine_to_min_ratio():
+    schedule = WarmupCosine(warmup=4, total=20, min_ratio=0.1)
+    assert [schedule(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert schedule(12) == pytest.approx(0.55)
+    assert schedule(20) == pytest.approx(0.1) and schedule(30) == pytest.approx(0.1)
+
+
+def test_run_folder_is_complete(dataset, tmp_path):
+    """(That the loss falls over 40 steps is asserted in test_pretrain_cli, through the command.)"""
+    run = tmp_path / "run"
+    summary = train(tiny(dataset, run, max_steps=12, save_every=4), progress=False)
+    assert len(summary.losses) == 12 and summary.corrupt_images == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000008", "step-00000012"]
+    assert (run / "latest").read_text().strip() == "step-00000012"
+    weights = load_file(run / "checkpoints" / "step-00000012" / "model.safetensors")
+    assert "logit_scale" in weights and any(k.startswith("vision.") for k in weights)
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert {"loss", "soft_clip", "point", "skl", "lr", "samples_per_second", "logit_scale", "grad_norm"} <= set(rows[0])
+    assert rows[-1]["lr"] == pytest.approx(0.0)
+    assert (run / "config.yaml").is_file() and (run / "tokenizer").is_dir()
+
+
+def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path):
+    straight = tmp_path / "straight"
+    train(tiny(dataset, straight, max_steps=12, save_every=6, keep_checkpoints=5), progress=False)
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(straight, interrupted)
+    shutil.rmtree(interrupted / "checkpoints" / "step-00000012")
+    (interrupted / "latest").write_text("step-00000006\n")
+
+    summary = train(tiny(dataset, interrupted, max_steps=12, save_every=6, keep_checkpoints=5), resume=True, progress=False)
+
+    assert summary.start_step == 6 and summary.steps == 12
+    a = load_file(straight / "checkpoints" / "step-00000012" / "model.safetensors")
+    b = load_file(interrupted / "checkpoints" / "step-00000012" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    assert [r["step"] for r in metrics(interrupted)] == list(range(1, 13))
+    for x, y in zip(metrics(straight), metrics(interrupted)):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-4) and x["lr"] == pytest.approx(y["lr"])
+
+
+def test_resume_to_more_steps_continues_counter_and_schedule(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(dataset, run, max_steps=4), progress=False)
+    summary = train(tiny(dataset, run, max_steps=8), resume=True, progress=False)
+    assert (summary.start_step, summary.steps) == (4, 8)
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    assert rows[3]["lr"] < rows[4]["lr"] or rows[4]["lr"] > 0
+    assert rows[-1]["lr"] == pytest.approx(0.0)
+    with pytest.raises(TrainError, match="already at step 8"):
+        train(tiny(dataset, run, max_steps=8), resume=True, progress=False)
+
+
+def test_gradient_accumulation_and_clip_loss(dataset, tmp_path):
+    summary = train(tiny(dataset, tmp_path / "r", max_steps=2, grad_accum=2, loss="clip"), progress=False)
+    assert summary.samples == 2 * 2 * 8
+    assert set(metrics(tmp_path / "r")[0]) >= {"loss", "clip"}
+
+
+def test_bad_runs_fail_with_one_line(dataset, tmp_path):
+    with pytest.raises(TrainError, match="no rows in split 'test'"):
+        train(tiny(dataset, tmp_path / "a", split="test"), progress=False)
+    with pytest.raises(TrainError, match="no text column"):
+        train(tiny(dataset, tmp_path / "b", granularities=["series"]), progress=False)
+    train(tiny(dataset, tmp_path / "c", max_steps=1), progress=False)
+    with pytest.raises(TrainError, match="already holds a run"):
+        train(tiny(dataset, tmp_path / "c", max_steps=1), progress=False)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_gloo_through_torchrun(dataset, tmp_path):
+    """The real multi-GPU entry point (torchrun + the mgll script), on CPU with the gloo backend."""
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = Path(sys.executable).parent / "mgll"
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+        "--master-port", str(port), str(script), "pretrain", str(dataset), "--out", str(out), "--model", "tiny",
+        "--text-model", "tiny", "--image-size", "32", "--batch-size", "4", "--embed-dim", "16", "--max-steps", "3",
+        "--log-every", "1", "--no-progress", "--json",
+    ]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1 and summaries[0]["world_size"] == 2 and summaries[0]["samples"] == 3 * 4 * 2
+    assert [r["step"] for r in metrics(out)] == [1, 2, 3]
+    assert (out / "checkpoints" / "step-00000003" / "model.safetensors").is_file()
