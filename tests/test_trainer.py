@@ -120,7 +120,8 @@ def test_bad_runs_fail_with_one_line(dataset, tmp_path):
 
 @pytest.mark.slow
 def test_two_process_ddp_on_gloo_through_torchrun(dataset, tmp_path):
-    """The real multi-GPU entry point (torchrun + the mgll script), on CPU with the gloo backend."""
+    """The real multi-GPU entry point (torchrun + the mgll script), on CPU with the gloo backend; then the
+    run resumes in a single process (a changed world size) and carries on from the two-rank checkpoint."""
     import socket
     import subprocess
     import sys
@@ -144,3 +145,11 @@ def test_two_process_ddp_on_gloo_through_torchrun(dataset, tmp_path):
     assert len(summaries) == 1 and summaries[0]["world_size"] == 2 and summaries[0]["samples"] == 3 * 4 * 2
     assert [r["step"] for r in metrics(out)] == [1, 2, 3]
     assert (out / "checkpoints" / "step-00000003" / "model.safetensors").is_file()
+
+    two_rank_weights = load_file(out / "checkpoints" / "step-00000003" / "model.safetensors")
+    resumed = train(tiny(dataset, out, max_steps=5, batch_size=4, embed_dim=16), resume=True, progress=False)
+    assert (resumed.start_step, resumed.steps, resumed.world_size) == (3, 5, 1)
+    assert [r["step"] for r in metrics(out)] == [1, 2, 3, 4, 5]
+    one_rank_weights = load_file(out / "checkpoints" / "step-00000005" / "model.safetensors")
+    assert two_rank_weights.keys() == one_rank_weights.keys()
+    assert any(not torch.equal(two_rank_weights[k], one_rank_weights[k]) for k in two_rank_weights)
