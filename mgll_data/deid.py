@@ -21,6 +21,7 @@ import math
 import os
 import re
 import secrets
+import unicodedata
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -199,6 +200,71 @@ _LONG_DIGITS = re.compile(r"\d{6,}")
 _CODE_LIMITS = {"modality": 16, "view_position": 24, "body_part": 32, "manufacturer_model": 64}
 DESCRIPTION_MAX_CHARS = 256
 
+# The terms a coded attribute may hold (DICOM PS3.3 C.7.3.1.1.1 Modality, C.8.11.5 / C.16 view positions,
+# PS3.16 Annex L body parts, plus the common vendor spellings). Anything else is dropped: see `_coded_terms`.
+MODALITY_TERMS = frozenset(
+    """
+    AR ASMT AU BDUS BI BMD CFM CR CT CTPROTOCOL DG DMS DOC DX ECG EEG EMG EOG EPS ES FID GM HC HD IO IOL IVOCT IVUS
+    KER KO LEN LS MG MR M3D NM OAM OCT OP OPM OPT OPTBSV OPTENF OPV OSS OT PLAN POS PR PT PX REG RESP RF RG RTDOSE
+    RTIMAGE RTINTENT RTPLAN RTRAD RTRECORD RTSEGANN RTSTRUCT RWV SEG SM SMR SR SRF STAIN TEXTUREMAP TG US VA XA XC
+    CD CS DD DF DM DS EC FA FS LP MA MS OPR ST VF XR
+    """.split()
+)
+VIEW_TERMS = frozenset(
+    """
+    AP PA LL RL RLD LLD RLO LLO LAO RAO LPO RPO LAT LATERAL LLAT RLAT LEFT RIGHT OBLIQUE OBL FRONTAL SUPINE PRONE
+    ERECT UPRIGHT SEMI SEMIERECT SITTING STANDING PORTABLE PORT DECUBITUS DECUB AXIAL LORDOTIC AXILLARY SWIMMERS
+    INSPIRATION EXPIRATION CC MLO ML LM XCCL XCCM FB SIO LMO TAN AT ISO CROSS TABLE FROG SUNRISE MERCHANT SKYLINE
+    TUNNEL NOTCH SCAPULAR OPEN MOUTH WEIGHT BEARING TRUE VIEW ANTERIOR POSTERIOR MEDIAL OUTER INNER CAUDAL CRANIAL
+    """.split()
+)
+BODY_PART_TERMS = frozenset(
+    """
+    ABDOMEN ABDOMENPELVIS ADRENAL ANKLE AORTA ARM AXILLA BACK BLADDER BRAIN BREAST BRONCHUS BUTTOCK CALCANEUS CALF
+    CAROTID CEREBELLUM CERVICAL CSPINE CHEST CHESTABDOMEN CHESTABDPELVIS CIRCLEOFWILLIS CLAVICLE COCCYX COLON CORNEA
+    CORONARYARTERY DUODENUM EAR ELBOW ESOPHAGUS EXTREMITY EYE EYELID FACE FEMUR FINGER FOOT FOREARM GALLBLADDER HAND
+    HEAD HEADNECK HEART HIP HUMERUS ILEUM ILIUM IAC JAW JEJUNUM KIDNEY KNEE LARYNX LEG LIVER LSPINE LSSPINE LUMBAR
+    LUNG MAXILLA MEDIASTINUM MOUTH NECK NECKCHEST NECKCHESTABDOMEN NECKCHESTABDPELV NOSE ORBIT OVARY PANCREAS PAROTID
+    PATELLA PELVIS PENIS PHARYNX PROSTATE RECTUM RIB RIBS SACRUM SCALP SCAPULA SCLERA SCROTUM SHOULDER SKULL SPINE
+    SPLEEN STERNUM STOMACH SUBMANDIBULAR TSPINE TLSPINE THORACIC THORAX THUMB THYMUS THYROID TIBIA TOE TONGUE TRACHEA
+    UTERUS VAGINA WHOLEBODY WRIST ZYGOMA RETINA FUNDUS LOWER UPPER EXTREMITIES ENTIRE BODY WHOLE SOFT TISSUE BONE
+    SINUS SINUSES FEMORAL TIBIAFIBULA FIBULA RADIUS ULNA PEDIATRIC INFANT NEONATAL CARDIAC VASCULAR PORTAL RENAL
+    """.split()
+)
+_CODE_VOCABULARIES = {"modality": MODALITY_TERMS, "view_position": VIEW_TERMS, "body_part": BODY_PART_TERMS}
+# Words a study or series description may keep (upper case). Procedure, anatomy, technique, device and
+# clinical-request words, the placeholders, and the connecting words between them: see `_imaging_words_only`.
+DESCRIPTION_WORDS = MODALITY_TERMS | VIEW_TERMS | BODY_PART_TERMS | frozenset(
+    """
+    NAME DATE PHONE ID ADDRESS EMAIL AGE URL XXXX
+    AN AND OR OF FOR WITH WITHOUT WO NO ON IN TO PER VS AT ONLY PLUS AS BY FROM THE RE RO
+    XRAY X RAY RAYS RADIOGRAPH RADIOGRAPHY RADIOGRAPHS FILM FILMS XRAYS CXR KUB MRI MRA CTA CTV PET SPECT DEXA DXA
+    FLUORO FLUOROSCOPY ULTRASOUND SONO DOPPLER ECHO MAMMO MAMMOGRAM MAMMOGRAPHY TOMO TOMOSYNTHESIS ANGIO ANGIOGRAM
+    ANGIOGRAPHY VENOGRAM ARTERIOGRAM ESOPHAGRAM SWALLOW BARIUM ENEMA IVP UROGRAM CYSTOGRAM ARTHROGRAM MYELOGRAM
+    EXAM EXAMS EXAMINATION STUDY SERIES VIEWS IMAGE IMAGES IMAGING SCAN SCANS SCOUT LOCALIZER TOPOGRAM SURVIEW
+    ROUTINE STANDARD PROTOCOL SCREENING DIAGNOSTIC FOLLOW UP FOLLOWUP FU COMPARISON LIMITED COMPLETE BILATERAL BILAT
+    UNILATERAL LT RT LEFT RIGHT BOTH MIDLINE CENTRAL PERIPHERAL SINGLE ONE TWO THREE FOUR FIVE SIX MULTIPLE MIN MAX
+    CONTRAST NONCONTRAST NON IV ORAL ENHANCED UNENHANCED PRE POST PREOP POSTOP OP DELAYED ARTERIAL VENOUS PHASE
+    WINDOW LUNG LUNGS MEDIASTINAL BONES DETAIL SHARP SMOOTH RECON RECONSTRUCTION RECONSTRUCTIONS REFORMAT REFORMATS
+    MPR MIP MINIP VR VOLUME THIN THICK SLICE SLICES MM CM KG LB LBS SEC KV KVP MAS MA DOSE LOW HIGH ULTRA
+    AXIAL AX SAG SAGITTAL COR CORONAL OBLIQUE TRA TRANSVERSE HELICAL SPIRAL SEQUENTIAL DYNAMIC PERFUSION DIFFUSION
+    DWI ADC FLAIR STIR SPGR MPRAGE GRE SE FSE TSE EPI SWI DTI FIESTA TRUFI HASTE BLADE PROPELLER FATSAT FS FAT SAT
+    WATER INPHASE OPPOSED IN OUT T1 T2 PD TOF PC MRCP MRV CINE LGE GAD GADO
+    PORTABLE BEDSIDE TRAUMA EMERGENCY ER ED ICU NICU PICU OR STAT URGENT INPATIENT OUTPATIENT WARD
+    LINE LINES TUBE TUBES PLACEMENT PLCMT POSITION CHECK PICC CVC CENTRAL NG OG ET ETT CATHETER DRAIN PACEMAKER
+    DEVICE DEVICES HARDWARE IMPLANT PROSTHESIS FOREIGN POSITIONING
+    PNEUMONIA PNEUMOTHORAX EFFUSION CONSOLIDATION EDEMA COUGH FEVER PAIN DYSPNEA SOB SHORTNESS BREATH MASS NODULE
+    FRACTURE FX INJURY INFECTION TB TUBERCULOSIS CANCER TUMOR METASTASIS METS STAGING SCREEN EVAL EVALUATION
+    ASSESS ASSESSMENT ACUTE CHRONIC HISTORY HX INDICATION CLINICAL CHANGE INTERVAL NEW OLD PRIOR
+    MEDIUM SMALL LARGE ADULT CHILD PEDS PAEDIATRIC BABY BABYGRAM NEWBORN
+    ABD ABDO PELV CSP TSP LSP EXT EXTREM UE LE HAND WRIST NECK CAP CHEST ABDOMEN PELVIS HEAD SINUS SINUSES FACIAL
+    ORBITS TEMPORAL PETROUS MASTOID MANDIBLE TMJ DENTAL PANORAMIC PANO CEPH CEPHALOMETRIC
+    DIGITAL COMPUTED DIRECT PROCESSED PRESENTATION PROCESSING RAW ORIGINAL PRIMARY SECONDARY DERIVED
+    TECH TECHNOLOGIST TECHNIQUE RADIOLOGIST REQUEST REQUESTED
+    REPEAT REPEATED ADDITIONAL EXTRA SUPPLEMENTAL SPECIAL COMPARE
+    """.split()
+)
+
 # View Code Sequence meanings (SNOMED/DCM) -> DICOM ViewPosition terms.
 _VIEW_MEANINGS = (
     (re.compile(r"postero[- ]?anterior|\bpa\b"), "PA"),
@@ -262,11 +328,24 @@ def _code(value: str | None, key: str, phi_words: set[str]) -> str | None:
     if len(value) > 4 * limit:
         return None  # absurdly long: not a code, and truncating could keep part of a name
     code = _SPACES.sub(" ", _CODE_DISALLOWED.sub(" ", value.upper())).strip()
-    if not code or len(code) > limit or _LONG_DIGITS.search(code):
+    if not code or len(code) > limit:
         return None
-    if code in phi_words or any(word in phi_words for word in code.split(" ")):
+    if key in _CODE_VOCABULARIES:
+        return _coded_terms(code, key)
+    if _LONG_DIGITS.search(code) or code in phi_words or any(word in phi_words for word in code.split(" ")):
         return None
     return code
+
+
+def _coded_terms(code: str, key: str) -> str | None:
+    # A coded attribute is typed at the console, so it can hold anything ("DX^Bobbington", "PA 20230917",
+    # a surname in BodyPartExamined). A name that is not in this header looks exactly like an unknown
+    # code, so only known terms pass: unknown words are dropped, and nothing known means None.
+    vocabulary = _CODE_VOCABULARIES[key]
+    if key == "modality":  # one term: "DX^Bobbington" is DX
+        return code if code in vocabulary else next((w for w in code.split(" ") if w in vocabulary), None)
+    kept = [word for word in code.split(" ") if word in vocabulary]
+    return " ".join(kept) if kept else None
 
 
 def _view_from_code_sequence(header: Any) -> str | None:
@@ -308,10 +387,33 @@ def _description(value: Any, phi: list[str]) -> str | None:
     if not texts:
         return None
     text = " ".join(texts)[: DESCRIPTION_MAX_CHARS * 4]
-    scrubbed = _SPACES.sub(" ", scrub_text(text, phi)).strip()
+    scrubbed = _SPACES.sub(" ", _imaging_words_only(scrub_text(text, phi))).strip(" -,;:/")
     if len(scrubbed) > DESCRIPTION_MAX_CHARS:
         scrubbed = scrubbed[:DESCRIPTION_MAX_CHARS].rsplit(" ", 1)[0]
     return scrubbed or None
+
+
+_WORD_RUN = re.compile(r"[^\W\d_]+")
+_DIGIT = re.compile(r"\d")
+DESCRIPTION_MAX_DIGITS = 4
+
+
+def _imaging_words_only(text: str) -> str:
+    """Drop every whitespace-separated token holding a word outside the imaging vocabulary.
+
+    Study and series descriptions are typed by technologists, who put patients' and colleagues' names
+    there ("CHEST PA - JOHN SMITH"); in an all-caps procedure line a name has no context that tells it
+    from a word, so the pattern rules of `scrub_text` cannot see it. Descriptions are short procedure
+    phrases, so keeping only procedure words loses little and closes that hole. Placeholders stay.
+    """
+    kept = []
+    for token in text.split():
+        if len(_DIGIT.findall(token)) > DESCRIPTION_MAX_DIGITS:
+            continue
+        words = _WORD_RUN.findall(token)
+        if all(len(w) == 1 or w.upper() in DESCRIPTION_WORDS for w in words):
+            kept.append(token)
+    return " ".join(kept)
 
 
 # ------------------------------------------------------------------------------------ header ids / phi
@@ -359,6 +461,9 @@ _GENERIC_WORDS = frozenset(
     street st road rd avenue ave lane ln drive dr suite ste floor building bldg room unit north south east west
     chest lung lungs heart abdomen head neck spine pelvis knee hand foot cr dx ct mr us xr xray ray rad
     anonymous anon unknown none test patient
+    saint sainte san santa mount main royal infirmary trust foundation nhs campus wing site branch office
+    hôpital hopital krankenhaus klinikum klinik radiologie universität ospedale
+    blvd boulevard parkway pkwy highway hwy court place terrace circle square trail pike route apartment
     normal clear small large long white black gray grey brown green young may mark will bill hope rose
     """.split()
 )
@@ -399,7 +504,31 @@ def header_phi(header: Any) -> list[str]:
             for text in _texts(value):
                 if len(text) <= 256:
                     found.add(text)
+    found |= {repaired for text in found if (repaired := _repair_mojibake(text))}
+    found |= {folded for text in found if (folded := _ascii_fold(text)) != text}
     return sorted((s for s in found if _worth_scrubbing(s)), key=lambda s: (-len(s), s))
+
+
+def _ascii_fold(text: str) -> str:
+    """"Wüstenhagen" as a report typed on an ASCII keyboard spells it: "Wustenhagen"."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _repair_mojibake(text: str) -> str | None:
+    """The intended text of UTF-8 bytes that the header's character set made pydicom read as latin-1.
+
+    An export that declares ISO_IR 100 but writes UTF-8 turns "Håkonsen" into "HÃ¥konsen"; the report,
+    typed elsewhere, says "Håkonsen", so both spellings must be scrubbed. (The opposite mistake leaves
+    U+FFFD in the value, which `scrub_text` matches as a wildcard.)
+    """
+    if text.isascii():
+        return None
+    try:
+        repaired = text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return None
+    return repaired if repaired != text else None
 
 
 def _name_parts(text: str) -> set[str]:
@@ -414,16 +543,27 @@ def _name_parts(text: str) -> set[str]:
 
 
 def _place_parts(text: str) -> set[str]:
+    # Whole lines, and the distinctive words: a report says "the Quarrington ED", not the full name.
+    # Generic and clinical words ("Hospital", "Thoracic") and numbers stay out: scrubbing them everywhere
+    # would damage every report, and street numbers are caught in context by the address rule.
     text = text[:1024]
     lines = [line.strip(" ,") for line in re.split(r"[\r\n]+", text)]
-    return {line for line in lines if line} | {" ".join(lines).strip()}
+    words = {
+        word
+        for word in _PLACE_WORD.findall(text)
+        if word[0].isupper() and word.lower() not in _GENERIC_WORDS and word.upper() not in DESCRIPTION_WORDS
+    }
+    return {line for line in lines if line} | {" ".join(lines).strip()} | words
+
+
+_PLACE_WORD = re.compile(r"(?<![\w'’-])[^\W\d_]{4,}(?![\w'’-])")
 
 
 def _worth_scrubbing(text: str) -> bool:
     stripped = text.strip()
     if len(stripped) < MIN_PHI_CHARS or stripped.lower() in _GENERIC_WORDS:
         return False
-    if not re.search(r"[A-Za-z0-9]", stripped):
+    if not re.search(r"[^\W_]", stripped):  # any script: a Cyrillic or Greek name is still a name
         return False
     # A short pure number (a series number, "1") would wipe measurements out of the report.
     if stripped.isdigit() and len(stripped) < 4:
@@ -454,6 +594,7 @@ _DATE_CORE = (
     rf"|{_MONTH}\s*{_DAY},?\s+\d{{2}}(?![\d.]|(?i:\s*(?:mm|cm|m|x)\b))"  # Aug 03 07
     rf"|{_MONTH}\s+{_DAY}(?![\d.]|(?i:\s*(?:mm|cm|m|x)\b))"  # Jan 2
     rf"|{_MONTH},?\s+{_YEAR}"  # January 2023
+    rf"|{_DAY}{_MONTH}{_YEAR}"  # 17SEP2023
     rf"|(?:19|20)\d{{2}}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[T ]?(?:[01]\d|2[0-3])[0-5]\d(?:[0-5]\d)?)?"
     r")"
 )
@@ -465,6 +606,16 @@ _DATE_RE = re.compile(
 )
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _URL_RE = re.compile(r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
+# A host name without a scheme ("pacs.example-hospital.org/viewer?id=1") names the institution just as well.
+_TLD = (
+    r"(?:com|org|net|edu|gov|mil|int|io|health|nhs|uk|us|ca|au|nz|ie|de|fr|nl|be|ch|at|it|es|se|no|dk|fi|in|jp|cn"
+    r"|br)"
+)
+_TLD_HINT = re.compile(rf"\.{_TLD}(?![\w-])", re.IGNORECASE)  # a cheap test before the full pattern
+_DOMAIN_RE = re.compile(
+    rf"(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+{_TLD}(?![\w-])(?:/[^\s<>\"')\]]*[^\s<>\"')\].,;:!?])?",
+    re.IGNORECASE,
+)
 _PHONE_RE = re.compile(
     r"(?=[0-9+(PpTtFfBbEeMmCc])"
     r"(?:(?<![\w-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?:\s*(?:ext\.?|x)\s*\d{1,5})?(?![\w-])"
@@ -485,10 +636,10 @@ _LABELLED_ID_RE = re.compile(
     re.IGNORECASE,
 )
 _SSN_RE = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
-_UID_RE = re.compile(r"(?<![\w.])\d+(?:\.\d+){4,}(?![\w.])")
+_UID_RE = re.compile(r"(?<![\w.])\d+(?:\.\d+){4,}(?!\w|\.\d)")
 _LONG_ID_RE = re.compile(
-    r"(?<![\w.])(?=[\w-]*\d)(?:[A-Za-z]{1,6}[-_#]?)?(?:\d[-_]?){6,}(?:[A-Za-z]{1,3})?(?![\w.])"
-    r"|(?<![\w.])[A-Za-z]{1,6}[-_#]?\d{5,}[A-Za-z]{0,3}(?![\w.])"
+    r"(?<![\w.])(?=[\w-]*\d)(?:[A-Za-z]{1,6}[-_#]?)?(?:\d[-_]?){6,}(?:[A-Za-z]{1,3})?(?!\w|\.\w)"
+    r"|(?<![\w.])[A-Za-z]{1,6}[-_#]?\d{5,}[A-Za-z]{0,3}(?!\w|\.\w)"
 )
 _STREET_SUFFIX = (
     r"(?:Street|St|Road|Rd|Avenue|Ave|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Terrace|Ter|Parkway|Pkwy"
@@ -508,6 +659,8 @@ _ADDRESS_RE = re.compile(
     rf"(?:,?\s+{_CITY_STATE_ZIP})?"
     rf"|(?<![\w.]){_CITY_STATE_ZIP}(?![\w-])"
     rf"|\bP\.?\s?O\.?\s+Box\s+\d+"
+    rf"|\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\d+[A-Za-z]?\b"
+    rf"|\b[A-Z]{{1,2}}\d[A-Z\d]?\s+\d[A-Z]{{2}}\b"  # UK postcode (NW1 6XE)
     rf"|(?i:\bzip(?:\s*code)?\s*:?\s*)\d{{5}}(?:-\d{{4}})?\b)"
 )
 _AGE_RE = re.compile(
@@ -542,7 +695,9 @@ _SIGNATURE_LABEL = (
     r"|transcribed\s+by|verified\s+by|approved\s+by|interpreted\s+by|prepared\s+by|performed\s+by|authenticated\s+by"
     r"|attending(?:\s+(?:physician|radiologist))?|resident|fellow|radiologist|technologist|tech|sonographer|physician"
     r"|referring(?:\s+(?:physician|doctor|provider|md))?|ordering(?:\s+(?:physician|doctor|provider|md))?|provider"
-    r"|patient(?:\s+name)?|pt\.?(?:\s+name)?|cc|signature)"
+    r"|patient(?:\s+name)?|pt\.?(?:\s+name)?|cc|signature"
+    r"|(?:electronically\s+|e-?|co-?)?signed|dictated|transcribed"
+    r"|(?:reading|dictating)(?:\s+(?:physician|radiologist))?)"
 )
 _SIGNATURE_RE = re.compile(
     rf"(?=[AaCcDdEeFfIiOoPpRrSsTtVv])\b({_SIGNATURE_LABEL}[ \t]*[:\-][ \t]*"
@@ -550,6 +705,17 @@ _SIGNATURE_RE = re.compile(
     rf"({_NAME_SEQ})"
 )
 _NAME_LINE_RE = re.compile(rf"(?m)^([ \t]*(?i:name)[ \t]*:[ \t]*)({_NAME_SEQ})")
+# "I, Priya Ramachandran, have personally reviewed the images": the US attestation line.
+_ATTESTATION_RE = re.compile(
+    rf"(?<!\w)(I,[ \t]+)({_NAME_SEQ})(?=,?[ \t]+(?i:have|has|attest|personally|as|the)\b)"
+)
+# "seen at Springfield General Hospital": the institution, when the header did not name it.
+_INSTITUTION_RE = re.compile(
+    rf"(?=[A-ZÀ-ÞĀ-ž])(?<![\w'’-])"
+    rf"(?:(?!(?:The|At|In|From|To|Of|And|For|On)\b){_UPPER}(?:[\w'’-]*|[a-z]{{0,2}}\.)[ \t]+){{1,4}}"
+    r"(?:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Center|Centre|System)|Clinic|Infirmary|Hospice)s?\b"
+)
+_INSTITUTION_HINT = re.compile(r"Hospi|Medical|Health|Clinic|Infirmary")
 _CONTACT_RE = re.compile(
     rf"(?=[CcDdIiNnPpSsTt])(?<![-\w])"
     rf"((?i:discussed\s+with|communicated\s+(?:to|with)|notified|spoke\s+(?:to|with)|paged|called|informed|telephoned)"
@@ -584,25 +750,32 @@ def scrub_text(text: str, known_phi: Iterable[str] = ()) -> str:
     """
     if not text:
         return text
-    phrases = {" ".join(p.split()) for p in known_phi if p and _worth_scrubbing(p)}
-    if phrases:
-        text = _replace_known(text, phrases)
+    # Addresses first: a known name inside "zoe.wustenhagen@…" would otherwise break the address apart.
     if "@" in text:
         text = _EMAIL_RE.sub("[EMAIL]", text)
     if "://" in text or "www." in text.lower():
         text = _URL_RE.sub("[URL]", text)
+    if _TLD_HINT.search(text):
+        text = _DOMAIN_RE.sub("[URL]", text)
+    phrases = {" ".join(p.split()) for p in known_phi if p and _worth_scrubbing(p)}
+    if phrases:
+        text = _replace_known(text, phrases)
     text = _DATE_RE.sub("[DATE]", text)
     text = _SSN_RE.sub("[ID]", text)
     text = _PHONE_RE.sub(_phone_placeholder, text)
     text = _LABELLED_ID_RE.sub(lambda m: f"{m.group(1)}[ID]", text)
     text = _UID_RE.sub("[ID]", text)
     text = _ADDRESS_RE.sub("[ADDRESS]", text)
+    if _INSTITUTION_HINT.search(text):
+        text = _INSTITUTION_RE.sub("[ADDRESS]", text)
     text = _LONG_ID_RE.sub("[ID]", text)
     text = _AGE_RE.sub(_age_placeholder, text)
     text = _TITLE_NAME_RE.sub(_name_after_label, text)
     text = _SIGNATURE_RE.sub(_name_after_label, text)
     text = _NAME_LINE_RE.sub(_name_after_label, text)
     text = _CONTACT_RE.sub(_name_after_label, text)
+    if "I," in text:
+        text = _ATTESTATION_RE.sub(_name_after_label, text)
     text = _names_before_degrees(text)
     text = _LAST_FIRST_LINE_RE.sub(_last_first_line, text)
     for _ in range(NAME_NEIGHBOUR_PASSES if "[NAME]" in text else 0):
@@ -617,10 +790,12 @@ def _replace_known(text: str, phrases: set[str]) -> str:
     # Multi-word phrases (institution names, addresses) repeat across a hospital's images, so their
     # compiled alternation is cached. Single words (names, ids) change with every patient: a regex
     # compile per image would cost more than the whole scrub, so they are found with str.find.
-    multi = tuple(sorted(p for p in phrases if " " in p))
+    # A phrase holding U+FFFD (a header value in a byte encoding its character set did not declare) can
+    # only be found by pattern: the report has the real letter where the header lost it.
+    multi = tuple(sorted(p for p in phrases if " " in p or _LOST_LETTER in p))
     if multi:
         text = _known_phi_pattern(multi).sub(_known_placeholder, text)
-    single = sorted((p for p in phrases if " " not in p), key=len, reverse=True)
+    single = sorted((p for p in phrases if " " not in p and _LOST_LETTER not in p), key=len, reverse=True)
     lower = text.lower()
     if not single or len(lower) != len(text):
         if single:
@@ -652,10 +827,15 @@ def _is_word_char(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
 
 
+_LOST_LETTER = "\ufffd"
+
+
 @functools.lru_cache(maxsize=256)
 def _known_phi_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     ordered = sorted(phrases, key=len, reverse=True)
-    alternation = "|".join(r"\s+".join(re.escape(word) for word in p.split()) for p in ordered)
+    alternation = "|".join(
+        r"\s+".join(re.escape(word).replace(_LOST_LETTER, r"[^\W\d_]{1,2}") for word in p.split()) for p in ordered
+    )
     return re.compile(rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.IGNORECASE)
 
 

@@ -374,3 +374,114 @@ def test_scrub_text_precision_on_real_clinical_sentences():
         assert not re.search(r"\*\*DATE\[[^\]\[]*\d", scrubbed), scrubbed  # no surrogate date survives
     assert len(sentences) > 2000
     assert len(changed) <= len(sentences) * 0.005, changed[:5]
+
+
+# ------------------------------------------- leaks found by tests/test_privacy.py (each fixed in deid)
+
+
+def _coded(**values: str) -> dict:
+    ds = Dataset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for keyword, value in values.items():
+            setattr(ds, keyword, value)
+    return deid.header_metadata(ds, None)
+
+
+@pytest.mark.parametrize(
+    "keyword, value, expected",
+    [
+        ("Modality", "DX^Bobbington", "DX"),  # a name typed after the code: only the known term stays
+        ("Modality", "Hargreaves", None),
+        ("Modality", "cr", "CR"),
+        ("ViewPosition", "PA 20230917", "PA"),
+        ("ViewPosition", "Tuesday", None),
+        ("ViewPosition", "AP PORTABLE", "AP PORTABLE"),
+        ("BodyPartExamined", "CHEST WÜSTENHAGEN", "CHEST"),  # "Ü" is not [A-Z]: "W STENHAGEN" leaked before
+        ("BodyPartExamined", "Gallagher", None),
+        ("BodyPartExamined", "ABDOMEN PELVIS", "ABDOMEN PELVIS"),
+    ],
+)
+def test_coded_values_keep_only_known_terms(keyword, value, expected):
+    key = {"Modality": "modality", "ViewPosition": "view_position", "BodyPartExamined": "body_part"}[keyword]
+    assert _coded(**{keyword: value})[key] == expected
+
+
+@pytest.mark.parametrize(
+    "description, expected",
+    [
+        ("CHEST PA - JOHN SMITH 0123456", "CHEST PA - [ID]"),
+        ("Thorax Ramachandran Priya 17/09/2023", "Thorax [DATE]"),
+        ("Lateral - Tech: Okonkwo", "Lateral - Tech: [NAME]"),
+        ("PA STY4455", "PA"),
+        ("CHEST (PA AND LAT)", "CHEST (PA AND LAT)"),
+        ("XR CHEST 2 VIEWS", "XR CHEST 2 VIEWS"),
+        ("CT HEAD W/O CONTRAST", "CT HEAD W/O CONTRAST"),
+        ("AX T2 FLAIR 5.0mm", "AX T2 FLAIR 5.0mm"),
+        ("Medium Soft Tissue 20-55 lb", "Medium Soft Tissue 20-55 lb"),
+    ],
+)
+def test_descriptions_keep_only_imaging_words(description, expected):
+    assert _coded(StudyDescription=description)["study_description"] == expected
+
+
+def test_non_latin_header_names_are_scrubbed_from_reports():
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "Дмитриев^Игорь=Παπαδόπουλος^Νίκος"
+    phi = deid.header_phi(ds)
+    assert {"Дмитриев", "Игорь", "Παπαδόπουλος", "Νίκος"} <= set(phi)  # were dropped as "no letters" before
+    scrubbed = deid.scrub_text("Дмитриев Игорь and Παπαδόπουλος were compared. No effusion.", phi)
+    assert scrubbed == "[NAME] and [NAME] were compared. No effusion."
+
+
+def test_names_in_the_wrong_byte_encoding_are_still_scrubbed():
+    # latin-1 bytes under a UTF-8 declaration: pydicom keeps U+FFFD where the letter was.
+    latin1_in_utf8 = Dataset()
+    latin1_in_utf8.SpecificCharacterSet = "ISO_IR 192"
+    _raw(latin1_in_utf8, 0x00100010, "PN", "Håkonsen^Ødegård".encode("latin-1"))
+    # UTF-8 bytes under a latin-1 declaration: mojibake ("HÃ¥konsen").
+    utf8_in_latin1 = Dataset()
+    utf8_in_latin1.SpecificCharacterSet = "ISO_IR 100"
+    _raw(utf8_in_latin1, 0x00100010, "PN", "Håkonsen^Ødegård".encode("utf-8"))
+    for ds in (latin1_in_utf8, utf8_in_latin1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            phi = deid.header_phi(ds)
+        assert deid.scrub_text("Håkonsen and Ødegård called.", phi) == "[NAME] and [NAME] called."
+
+
+def test_ascii_spelling_of_an_accented_header_name_is_scrubbed():
+    ds = Dataset()
+    ds.PatientName = "Wüstenhagen^Zoë"
+    assert deid.scrub_text("pt wustenhagen and Zoe seen.", deid.header_phi(ds)) == "pt [NAME] and [NAME] seen."
+
+
+def test_distinctive_words_of_places_are_scrubbed_alone():
+    ds = Dataset()
+    ds.InstitutionName = "Hôpital Saint-Éloi Quarrington"
+    ds.InstitutionalDepartmentName = "Thoracic Imaging Vauxhall Wing"
+    phi = deid.header_phi(ds)
+    assert {"Quarrington", "Vauxhall"} <= set(phi)
+    assert not {"Thoracic", "Imaging", "Wing", "Hôpital"} & set(phi)  # generic or clinical: kept in reports
+    scrubbed = deid.scrub_text("Seen in the Quarrington ED; thoracic spine normal.", phi)
+    assert scrubbed == "Seen in the [NAME] ED; thoracic spine normal."
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Prior study 50414267.", "Prior study [ID]."),  # an id ending a sentence leaked before
+        ("UID 1.2.826.0.1.3680043.2.1125.", "UID [ID]."),
+        ("Seen 17SEP2023.", "Seen [DATE]."),
+        ("See pacs.example-hospital.org/viewer?id=1, then call.", "See [URL], then call."),
+        ("Lives at Apt 4B, 22 Baker Street, London NW1 6XE.", "Lives at [ADDRESS], [ADDRESS], London [ADDRESS]."),
+        ("Signed: Adebayo-Williams, T.", "Signed: [NAME], T."),
+        ("I, Priya Ramachandran, have reviewed the images.", "I, [NAME], have reviewed the images."),
+        ("Prior films from Lakeshore Mercy Hospital.", "Prior films from [ADDRESS]."),
+        ("Grade I, Mild effusion. 5.5 cm, e.g. stable.", "Grade I, Mild effusion. 5.5 cm, e.g. stable."),
+        ("The Hospital course was uneventful.", "The Hospital course was uneventful."),
+    ],
+)
+def test_scrub_text_identifiers_found_by_the_privacy_suite(text, expected):
+    assert deid.scrub_text(text) == expected
