@@ -469,15 +469,18 @@ def test_no_planted_phi_in_the_dataset_folder(hostile, haystack, category):
 
 # Leaks this suite found whose fix belongs outside deid (see the reason); strict, so the fix shows up here.
 KNOWN_GAPS = {
-    "photometric-passthrough": pytest.param(
-        [PHOTOMETRIC_PHI],
-        marks=pytest.mark.xfail(strict=True, reason="imaging copies PhotometricInterpretation into the row unchecked"),
-    ),
     "manufacturer-model-free-text": pytest.param(
         [ALLOW_LISTED_SECOND["ManufacturerModelName"]],
         marks=pytest.mark.xfail(strict=True, reason="a bare surname in ManufacturerModelName looks like a model"),
     ),
 }
+
+
+def test_an_undefined_photometric_interpretation_is_refused_not_echoed(hostile, haystack):
+    summary, root = hostile["summary"], hostile["root"]
+    kinds = {e["source_path"]: e["kind"] for e in pq.read_table(summary.linkage).to_pylist()}
+    assert kinds[hostile["files"]["ct-photometric"].relative_to(root).as_posix()] == "reject"
+    assert not _found(haystack, PHOTOMETRIC_PHI)
 
 
 @pytest.mark.parametrize("needles", KNOWN_GAPS.values(), ids=KNOWN_GAPS.keys())

@@ -43,6 +43,9 @@ DEFER_BYTES = 16 * 1024 * 1024
 _PIXEL_TAG_BYTES = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
 _ICON_IMAGE_SEQUENCE = 0x00880200
 _COLOR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "HSV", "ARGB", "CMYK")
+# The defined terms: the value is stored in the row, so anything else (a hostile header can put a
+# name here) is refused rather than echoed.
+PHOTOMETRIC_TERMS = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", *_COLOR)
 
 
 def read_dicom(path: Path, output_size: int | None = None) -> Decoded:
@@ -61,6 +64,8 @@ def read_dicom(path: Path, output_size: int | None = None) -> Decoded:
         reject("truncated-file", "DICOM pixel data is shorter than its header says (file truncated)")
 
     photometric = str(ds.get("PhotometricInterpretation") or "").strip().upper()
+    if photometric and photometric not in PHOTOMETRIC_TERMS:
+        reject("decode-failed", "DICOM PhotometricInterpretation is not a defined term")
     rescaled_by_reader = False
     pixels = _color_jpeg_with_pillow(ds, photometric, index, frames, output_size)
     decoder = "pillow"
