@@ -527,7 +527,6 @@ def test_fundus_reports_are_labelled_with_the_fundus_vocabulary(fundus):
         assert row["modality"] == "OP" and row["text_modality"] == "colour fundus photograph"
 
 
-@pytest.mark.xfail(strict=True, reason="reports/assertion.py treats 'early' as a hedge, so 'early dry AMD' is -1")
 def test_fundus_early_stage_is_a_diagnosis_not_a_hedge(fundus):
     # "Early" stages a retinal disease (AREDS early AMD, early NPDR); the fundus vocabulary itself lists it
     # as the trigger of the mild severity text, so the finding is present, not uncertain.

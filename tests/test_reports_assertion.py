@@ -109,3 +109,7 @@ def test_indication_section_is_not_labelled(labels_of):
 )
 def test_surface_forms(labels_of, sentence, expected):
     assert labels_of(sentence) == expected
+
+
+def test_early_stages_a_retinal_disease_rather_than_hedging(labels_of):
+    assert labels_of("Early dry age-related macular degeneration.", "fundus")["Age-related Macular Degeneration"] == 1

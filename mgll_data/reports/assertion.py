@@ -57,7 +57,7 @@ _FORWARD_POSSIBLE = [
     "differential includes", "considerations include", "consider", "considered", "borderline",
     "equivocal", "indeterminate", "may reflect", "may relate", "could reflect", "would be",
     "compatible with", "cannot differentiate", "not clearly", "potential", "potentially", "ddx",
-    "developing", "early", "atypical", "versus early",
+    "developing", "atypical", "versus early",
     "at the upper limits of normal", "upper limits of normal", "upper limit of normal", "top normal",
     "top-normal", "difficult to assess", "not well evaluated", "obscured", "poorly evaluated", "less likely",
 ]
