@@ -102,7 +102,7 @@ def test_indication_section_is_not_labelled(labels_of):
         ("Bibasilar opacities, likely atelectasis, less likely pneumonia.", {"Atelectasis": -1, "Pneumonia": -1}),
         ("No significant interval change in the small left effusion.", {"Effusion": 1}),
         ("Pneumonia cannot be ruled out.", {"Pneumonia": -1}),
-        ("The heart is not enlarged.", {}),
+        ("The heart is not enlarged.", {"Cardiomegaly": 0}),
         ("There is no pneumothorax or pleural effusion, and the heart is mildly enlarged.",
          {"Cardiomegaly": 1, "Effusion": 0, "Pneumothorax": 0}),
     ],
@@ -113,3 +113,25 @@ def test_surface_forms(labels_of, sentence, expected):
 
 def test_early_stages_a_retinal_disease_rather_than_hedging(labels_of):
     assert labels_of("Early dry age-related macular degeneration.", "fundus")["Age-related Macular Degeneration"] == 1
+
+
+@pytest.mark.parametrize(
+    "sentence, expected",
+    [
+        ("Heart size is normal.", {"No Finding": 1, "Cardiomegaly": 0}),
+        ("The heart is normal in size.", {"No Finding": 1, "Cardiomegaly": 0}),
+        ("The mediastinum is not widened.", {"No Finding": 1, "Enlarged Cardiomediastinum": 0}),
+        ("The cardiomediastinal contours are normal.", {"No Finding": 1, "Enlarged Cardiomediastinum": 0}),
+        ("Heart size is upper limits of normal.", {"Cardiomegaly": -1}),
+        ("Heart size is normal. Moderate cardiomegaly.", {"Cardiomegaly": 1}),
+        ("Heart size may be normal.", {"No Finding": 1}),
+        ("Findings are compatible with right lower lobe pneumonia.", {"Pneumonia": 1}),
+    ],
+)
+def test_normal_statements_are_negative_mentions_as_in_chexpert(labels_of, sentence, expected):
+    assert labels_of(sentence, "chexpert") == expected
+
+
+def test_unheaded_narrative_below_the_examination_line_is_labelled(labels_of):
+    report = "FINAL REPORT\n EXAMINATION:  CHEST (PA AND LATERAL)\n\n Dense consolidation in the left lower lobe.\n"
+    assert labels_of(report, "chexpert") == {"Consolidation": 1}

@@ -56,7 +56,7 @@ _FORWARD_POSSIBLE = [
     "suggestive of", "suggestion of", "differential", "differential diagnosis",
     "differential includes", "considerations include", "consider", "considered", "borderline",
     "equivocal", "indeterminate", "may reflect", "may relate", "could reflect", "would be",
-    "compatible with", "cannot differentiate", "not clearly", "potential", "potentially", "ddx",
+    "cannot differentiate", "not clearly", "potential", "potentially", "ddx",
     "developing", "atypical", "versus early",
     "at the upper limits of normal", "upper limits of normal", "upper limit of normal", "top normal",
     "top-normal", "difficult to assess", "not well evaluated", "obscured", "poorly evaluated", "less likely",

@@ -9,18 +9,23 @@ if it is only ever negated; unmentioned findings are absent. "No Finding" (where
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 from spacy.tokens import Doc, Span
 
 from mgll_data.reports import assertion
-from mgll_data.reports.nlp import HEDGED, PSEUDO_TARGET
+from mgll_data.reports.nlp import HEDGED, NORMAL, PSEUDO_TARGET
 from mgll_data.reports.vocabulary import Vocabulary
 
 POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 
 # Sections that describe why the study was done or how, not what it shows.
 NON_FINDING_SECTIONS = frozenset({"indication", "history", "comparison", "technique", "notification"})
+# Headings whose body is one paragraph: text after a blank line below them is an unheaded narrative
+# (MIMIC: "EXAMINATION: CHEST (PA AND LATERAL)\n\n Dense consolidation ..."), not part of the heading.
+ONE_PARAGRAPH_SECTIONS = frozenset({"technique", "comparison"})
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
 @dataclass(frozen=True)
@@ -45,10 +50,18 @@ def mention_status(ent: Span) -> tuple[int | None, str]:
     """Status of one mention and the rule that set it. Negation outranks hedging ("no definite
     effusion" is a negative statement); hypothetical and historical mentions ("to evaluate for
     pneumonia", "history of pneumonia") say nothing about this image, so they do not count."""
-    modifiers = list(ent._.modifiers)
+    rule = ent._.target_rule
+    metadata = (rule.metadata or {}) if rule is not None else {}
+    # a cue inside the matched phrase is part of it ("mediastinum is not widened" as a normal statement)
+    modifiers = [m for m in ent._.modifiers if not (ent.start <= m.modifier_span[0] and m.modifier_span[1] <= ent.end)]
     by_category = {}
     for modifier in modifiers:
         by_category.setdefault(modifier.category.upper(), modifier.rule.literal)
+    if metadata.get(NORMAL):
+        # "heart size is normal" states the finding's absence; hedged or negated, it states nothing
+        if by_category.keys() & {assertion.NEGATED, assertion.POSSIBLE, assertion.HYPOTHETICAL}:
+            return None, f"qualified normal statement '{rule.literal}'"
+        return NEGATIVE, f"normal statement '{rule.literal}'"
     if assertion.NEGATED in by_category:
         return NEGATIVE, f"negated by '{by_category[assertion.NEGATED]}'"
     if assertion.HYPOTHETICAL in by_category:
@@ -57,8 +70,7 @@ def mention_status(ent: Span) -> tuple[int | None, str]:
         return None, f"historical by '{by_category[assertion.HISTORICAL]}'"
     if assertion.POSSIBLE in by_category:
         return UNCERTAIN, f"uncertain by '{by_category[assertion.POSSIBLE]}'"
-    rule = ent._.target_rule
-    if rule is not None and (rule.metadata or {}).get(HEDGED):
+    if metadata.get(HEDGED):
         return UNCERTAIN, f"hedged term '{rule.literal}'"
     return POSITIVE, "affirmed"
 
@@ -75,13 +87,24 @@ def _wanted_sections(doc: Doc, sections: tuple[str, ...] | None) -> set[str | No
     return {None} | (present - NON_FINDING_SECTIONS)
 
 
+def _section_of(ent: Span) -> str | None:
+    section = ent._.section_category
+    if section in ONE_PARAGRAPH_SECTIONS and ent._.section is not None:
+        doc = ent.doc
+        body_start = doc[ent._.section.body_start].idx if ent._.section.body_start < len(doc) else ent.start_char
+        body = doc.text[body_start : ent.start_char]
+        if _PARAGRAPH_BREAK.search(body.lstrip("\n \t")):
+            return None
+    return section
+
+
 def mentions(doc: Doc, sections: tuple[str, ...] | None = None) -> list[Mention]:
     wanted = _wanted_sections(doc, sections)
     found = []
     for ent in doc.ents:
         if ent.label_ == PSEUDO_TARGET:
             continue
-        section = ent._.section_category
+        section = _section_of(ent)
         if wanted is not None and section not in wanted:
             continue
         status, rule = mention_status(ent)

@@ -33,6 +33,7 @@ from mgll_data.reports.vocabulary import Vocabulary, compile_term, load, stem_ke
 
 PSEUDO_TARGET = "PSEUDO_TARGET"
 HEDGED = "hedged"
+NORMAL = "normal"
 
 # Section headings as they appear in radiology reports, mapped to a section name. A heading must end with
 # a colon (or be alone on its line) so "findings consistent with" inside a sentence is not a heading.
@@ -133,6 +134,9 @@ def target_rules(vocab: Vocabulary) -> list[TargetRule]:
         for term in finding.hedged:
             rules.append(TargetRule(term, finding.name, pattern=compile_term(term, prefixes=prefixes),
                                     metadata={HEDGED: True}))
+        for term in finding.normal:
+            rules.append(TargetRule(term, finding.name, pattern=compile_term(term, prefixes=prefixes),
+                                    metadata={NORMAL: True}))
         for term in finding.exclusions:
             rules.append(TargetRule(term, PSEUDO_TARGET, pattern=compile_term(term, prefixes=prefixes),
                                     metadata={"excludes": finding.name}))

@@ -46,6 +46,7 @@ class Finding:
     exclusions: tuple[str, ...]
     explanation: str
     severity: tuple[Severity, ...] = ()
+    normal: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Vocabulary:
 
     def prefixes(self) -> frozenset[str]:
         """Every "word*" prefix in the vocabulary's terms."""
-        terms = [t for f in self.findings for t in (*f.terms, *f.hedged, *f.exclusions)]
+        terms = [t for f in self.findings for t in (*f.terms, *f.hedged, *f.exclusions, *f.normal)]
         return frozenset(p for t in terms for p in term_prefixes(t))
 
     def mentionable(self) -> list[Finding]:
@@ -145,6 +146,7 @@ def from_dict(raw: Any, source: str = "<dict>") -> Vocabulary:
                 exclusions=_strings(item.get("exclusions"), f"{where} exclusions"),
                 explanation=explanation,
                 severity=tuple(severities),
+                normal=_strings(item.get("normal"), f"{where} normal"),
             )
         )
     names = [f.name for f in findings]
