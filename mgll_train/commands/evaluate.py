@@ -1,0 +1,81 @@
+"""`mgll evaluate`: a thin click layer over `mgll_train.evaluate.evaluate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mgll_train.evaluate import TASKS, EvaluationError
+from mgll_train.evaluate import evaluate as run_evaluation
+from mgll_train.evaluate.report import format_table, summary_rows
+
+
+@click.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--task", "tasks", multiple=True, required=True, metavar="TASK",
+              help=f"One of {', '.join(TASKS)}, or all; repeat the option for several.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder for results.json, results.md and the charts (created if missing).")
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(0, 100_000),
+              help="Bootstrap resamples of the test images for the 95% intervals (0: no intervals).")
+@click.option("--seed", default=0, show_default=True, help="Seed for bootstrap, probe and fine-tuning.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images per feature batch.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Image decoding threads.")
+@click.option("--labels", default=None, help="Comma-separated label columns/findings to evaluate (default: all).")
+@click.option("--image-column", default=None, help="CSV input: the image path column (default: image, image_path or path).")
+@click.option("--prompts", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help='zero-shot: JSON {"Label": {"positive": [...], "negative": [...]}} instead of the built-in templates.')
+@click.option("--probe-features", type=click.Choice(["backbone", "embedding"]), default="backbone", show_default=True,
+              help="linear-probe: pooled vision features, or the projected shared-space embedding.")
+@click.option("--head", type=click.Choice(["auto", "multilabel", "multiclass"]), default="auto", show_default=True,
+              help="finetune: multi-label BCE, or multi-class CE (a CSV with one class column); auto picks from the data.")
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1), help="finetune: epochs.")
+@click.option("--finetune-batch-size", default=16, show_default=True, type=click.IntRange(1), help="finetune: batch size.")
+@click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="finetune: learning rate of the vision tower (the new head uses 10x).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path, allow_dash=True), default=None,
+              help="Also write the full results as JSON to this file ('-' for stdout).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def evaluate(run: Path, dataset: Path, tasks: tuple[str, ...], out: Path, bootstrap: int, seed: int, device: str,
+             batch_size: int, workers: int, labels: str | None, image_column: str | None, prompts: Path | None,
+             probe_features: str, head: str, epochs: int, finetune_batch_size: int, lr: float,
+             json_out: Path | None, quiet: bool) -> None:
+    """Evaluate a pretraining RUN on DATASET: zero-shot, retrieval, linear probe, fine-tuning.
+
+    DATASET is a folder built by `mgll build` (its train/val/test splits are used) or a CSV with an
+    image path column, label columns (1 / 0 / -1, blank = 0) or one class column, and optionally a
+    split column. Every metric comes with a bootstrap 95% interval over the test images.
+
+    \b
+    Example:
+      mgll evaluate runs/mgll-tiny mgll-cxr --task all --out eval/mgll-tiny
+      mgll evaluate runs/mgll-tiny labels.csv --task linear-probe --task finetune --out eval/csv
+    """
+    label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    try:
+        results = run_evaluation(
+            run, dataset, list(tasks), out, bootstrap=bootstrap, seed=seed, device=device, batch_size=batch_size,
+            workers=workers, labels=label_list, image_column=image_column, prompts=prompts,
+            probe_features=probe_features, head=head, epochs=epochs, finetune_batch_size=finetune_batch_size,
+            lr=lr, progress=not quiet,
+        )  # fmt: skip
+    except EvaluationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    to_stderr = json_out is not None and str(json_out) == "-"
+    splits = ", ".join(f"{k} {v}" for k, v in results["dataset"]["splits"].items())
+    click.echo(f"evaluated {run} (step {results['run']['step']}) on {dataset} ({splits})", err=to_stderr)
+    click.echo(format_table(summary_rows(results)), err=to_stderr)
+    seconds = ", ".join(f"{k} {v:.1f} s" for k, v in results["timings"].items())
+    click.echo(f"time: {seconds}", err=to_stderr)
+    click.echo(f"wrote {out / 'results.json'}, {out / 'results.md'} and {len(results['charts'])} chart(s)", err=to_stderr)
+    if json_out is not None:
+        payload = json.dumps(results, indent=2)
+        if to_stderr:
+            click.echo(payload)
+        else:
+            Path(json_out).write_text(payload + "\n", encoding="utf-8")
