@@ -75,7 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         export = work / "export"
-        write_demo_export(export, studies=args.studies, seed=0)
+        write_demo_export(export, studies=args.studies, seed=0, progress=False)
         salt = work / "salt"
         reports.understand("FINDINGS: warm-up.", {}, load_pipeline("mimic-cxr"))
 
