@@ -1,19 +1,13 @@
 import json
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from mgll_data.cli import main
 from tests.train_fixtures import write_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

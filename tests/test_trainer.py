@@ -10,13 +10,7 @@ from mgll_train.trainer import TrainError, WarmupCosine, resolve_granularities, 
 from tests.train_fixtures import GRANULARITIES, write_dataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores shared by many jobs: one torch thread is several times faster than oversubscribed two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

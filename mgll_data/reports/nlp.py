@@ -21,9 +21,9 @@ import warnings
 from functools import lru_cache
 
 import spacy
-from medspacy.context import ConText
-from medspacy.ner import TargetMatcher, TargetRule
-from medspacy.section_detection import Sectionizer, SectionRule
+from medspacy.context import ConText  # noqa: F401  (registers the medspacy_context factory)
+from medspacy.ner import TargetMatcher, TargetRule  # noqa: F401  (registers medspacy_target_matcher)
+from medspacy.section_detection import Sectionizer, SectionRule  # noqa: F401  (registers medspacy_sectionizer)
 from scispacy.custom_tokenizer import combined_rule_tokenizer
 from spacy.language import Language
 from spacy.tokens import Doc, Span
