@@ -174,7 +174,10 @@ def main() -> None:
                         help="CPU threads (default 1: on a shared machine OpenMP spin-waiting makes 2 threads "
                              "~20x slower than 1; 0 keeps torch's default)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--quick", action="store_true", help="5 timed repeats and 1 loop repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.loop_repeats = 5, 1
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -115,7 +115,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--work", type=Path, default=None, help="folder for export, dataset and runs (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write every score as JSON here")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 30 studies, 3 steps, 1 seed")
     args = parser.parse_args()
+    if args.quick:
+        args.studies, args.steps, args.seeds = 30, 3, 1
 
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]
