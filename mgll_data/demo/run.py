@@ -38,9 +38,9 @@ class StepResult:
 
 @dataclass(frozen=True)
 class DemoRunSettings:
-    studies: int = 60
+    studies: int = 300
     seed: int = 0
-    steps: int = 30
+    steps: int = 200
     text_model: str = "tiny"  # "tiny" (fast, random init), "minilm" (the packaged MiniLM) or a folder
     workers: int = 1
     device: str = "cpu"
