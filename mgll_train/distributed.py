@@ -151,3 +151,15 @@ def gather_rows(
         return _GatherRowsWithGrad.apply(x, sizes, offset), offset
     with torch.no_grad():
         return _all_gather_padded(x, sizes), offset
+
+
+def parse_device(name: str) -> torch.device:
+    """A user's --device value (cpu, cuda, cuda:N) as a torch device; ValueError with a one-line message
+    for a name torch does not know or CUDA asked for on a machine without it. 'auto' is the caller's."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} asked for CUDA but no GPU is available")
+    return device

@@ -115,11 +115,9 @@ def resolve_device(name: str, dist_info: distributed.DistInfo) -> torch.device:
     if name == "auto":
         return dist_info.device
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrainError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainError(f"--device {name} asked for CUDA but no GPU is available")
+        device = distributed.parse_device(name)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from None
     if device.type == "cuda" and dist_info.world_size > 1:
         return dist_info.device
     return device

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mgll_train.distributed import parse_device
 from mgll_train.evaluate.downstream import Downstream, EvaluationError
 
 DEFAULT_BATCH = 64
@@ -61,12 +62,9 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise EvaluationError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError(f"--device {device} asked for CUDA but no GPU is available")
-    return resolved
+        return parse_device(device)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def load(run_dir: Path, device: str = "auto") -> Run:
