@@ -11,7 +11,7 @@ from mgll_data.reports import label_reports, load_vocabulary
 from mgll_data.reports.scoring import assertion_scores, negex_rows, score
 
 DEV = Path(__file__).parent / "data" / "reports"
-NEGEX = Path("/work/shared/data/negex_rsannotations.tsv")
+NEGEX = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "negex_rsannotations.tsv"
 
 
 def test_score_counts_uncertain_as_positive():
