@@ -9,6 +9,7 @@ steps that need its output are skipped. The run never stops half-way without a t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import shutil
@@ -124,7 +125,17 @@ def _step_export(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
                       metrics={"studies": summary.studies, "images": summary.images, "expected_rows": summary.expected_rows})
 
 
+def _demo_salt(out: Path, seed: int) -> Path:
+    """A salt derived from the seed: the demo's patients are fictional, and a fixed salt gives the same
+    pseudonyms, hence the same patient splits and the same results table, on every run."""
+    path = out / "salt"
+    path.write_text(hashlib.sha256(f"mgll-demo-salt-{seed}".encode()).hexdigest() + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def _step_build(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
+    _demo_salt(out, s.seed)
     args = ["build", str(out / "export"), str(out / "dataset"), "--pipeline", "mimic-cxr", "--workers", str(s.workers),
             "--salt-file", str(out / "salt"), "--json", str(out / "logs" / "build.json")]
     _invoke(args + ([] if progress else ["--quiet"]))
