@@ -17,6 +17,8 @@ from mgll_data import schema
 
 PIPELINE_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 LAYOUTS = ("mimic-cxr", "openi", "folder", "manifest")
+# What to do with an image whose header says text is burned into its pixels (see deid.refuse_burned_in_text).
+BURNED_IN_POLICIES = ("reject", "keep")
 
 
 class PipelineError(ValueError):
@@ -30,6 +32,7 @@ class ImageSettings:
     jpeg_quality: int = 95
     percentiles: tuple[float, float] = (0.5, 99.5)
     default_modality: str | None = None
+    burned_in_annotation: str = "reject"
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,14 @@ def from_dict(raw: dict[str, Any], content_hash: str = "") -> Pipeline:
         jpeg_quality=int(img.get("jpeg_quality", 95)),
         percentiles=tuple(float(p) for p in img.get("percentiles", (0.5, 99.5))),
         default_modality=img.get("default_modality"),
+        burned_in_annotation=str(img.get("burned_in_annotation", "reject")).lower(),
     )
     if image.format not in ("png", "jpeg"):
         raise PipelineError(f"image.format must be png or jpeg, got {image.format!r}")
+    if image.burned_in_annotation not in BURNED_IN_POLICIES:
+        raise PipelineError(
+            f"image.burned_in_annotation must be one of {', '.join(BURNED_IN_POLICIES)}, got {image.burned_in_annotation!r}"
+        )
     if image.size < 16:
         raise PipelineError(f"image.size must be at least 16, got {image.size}")
     rep = dict(raw.get("reports") or {})

@@ -82,6 +82,7 @@ _REPORT_ERRORS = {
 def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: dict[str, Any]) -> dict[str, Any]:
     raw_report = read_report(item, ctx.export_root)
     rendered = imaging.render_file(ctx.export_root / item.image_path, ctx.pipeline.image)
+    deid.refuse_burned_in_text(rendered.header, ctx.pipeline.image.burned_in_annotation)
 
     header_ids = deid.header_ids(rendered.header) if rendered.header is not None else {}
     original_patient = item.patient_id or header_ids.get("patient_id") or f"path:{item.image_path}"

@@ -575,3 +575,36 @@ def test_cli_build_with_a_missing_pipeline_file_is_one_line(tmp_path):
     assert result.exit_code != 0
     assert result.output.startswith("Error: no pipeline") and result.output.count("\n") == 1
     assert "Traceback" not in result.output and not (tmp_path / "ds").exists()
+
+
+# -------------------------------------------------------------------------------------- burned-in text
+
+
+@pytest.fixture(scope="module")
+def burned_in_export(tmp_path_factory) -> Path:
+    """deid-data's real greyscale ultrasound (BurnedInAnnotation YES, text typed onto the image) beside
+    pydicom's CT slice, which carries no such flag."""
+    import shutil
+
+    import deid_data
+
+    root = tmp_path_factory.mktemp("burned-in")
+    shutil.copy(Path(deid_data.__path__[0]) / "data" / "ultrasounds" / "GREYSCALE_IMAGE.dcm", root / "us.dcm")
+    shutil.copy(get_testdata_file("CT_small.dcm"), root / "ct.dcm")
+    _write(root / "us.txt", "IMPRESSION: Small pleural effusion.")
+    _write(root / "ct.txt", "IMPRESSION: No pleural effusion.")
+    return root
+
+
+def test_an_image_flagged_with_burned_in_text_is_rejected_by_default(tmp_path_factory, burned_in_export, salt):
+    assert pydicom.dcmread(burned_in_export / "us.dcm", stop_before_pixels=True).BurnedInAnnotation == "YES"
+    built = _build(tmp_path_factory, burned_in_export, "folder", salt)
+    _assert_common(built, inputs=2, expected_reasons={"us.dcm": "burned-in-annotation"})
+    assert "BurnedInAnnotation" in built.reject["us.dcm"]["error"]
+
+
+def test_burned_in_text_is_kept_when_the_pipeline_says_pixels_were_cleaned(tmp_path_factory, burned_in_export, salt):
+    pipeline = _user_pipeline(tmp_path_factory.mktemp("pipelines"), "folder", image__burned_in_annotation="keep")
+    built = _build(tmp_path_factory, burned_in_export, pipeline, salt)
+    _assert_common(built, inputs=2, expected_reasons={})
+    assert built.row["us.dcm"]["modality"] == "US"

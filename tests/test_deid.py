@@ -17,6 +17,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
 from mgll_data import deid
+from mgll_data.records import StageError
 
 deid_data = pytest.importorskip("deid_data")
 DEID_DATA = Path(deid_data.__file__).parent / "data"
@@ -485,3 +486,17 @@ def test_distinctive_words_of_places_are_scrubbed_alone():
 )
 def test_scrub_text_identifiers_found_by_the_privacy_suite(text, expected):
     assert deid.scrub_text(text) == expected
+
+
+@pytest.mark.parametrize("flag", ["YES", "YES ", "NO", None])
+def test_burned_in_text_is_refused_only_when_the_header_says_so(flag):
+    header = Dataset()
+    if flag is not None:
+        header.BurnedInAnnotation = flag
+    if flag and flag.strip().upper() == "YES":
+        with pytest.raises(StageError) as caught:
+            deid.refuse_burned_in_text(header, "reject")
+        assert caught.value.reject.reason == "burned-in-annotation"
+    else:
+        deid.refuse_burned_in_text(header, "reject")
+    deid.refuse_burned_in_text(header, "keep")

@@ -56,3 +56,8 @@ def test_invalid_yaml(tmp_path: Path):
     path.write_text("source: [unclosed")
     with pytest.raises(pipeline.PipelineError, match="not valid YAML"):
         pipeline.load(path)
+
+
+def test_an_unknown_burned_in_policy_is_refused():
+    with pytest.raises(pipeline.PipelineError, match="burned_in_annotation"):
+        pipeline.from_dict({"source": {"layout": "folder"}, "image": {"burned_in_annotation": "blur"}})
