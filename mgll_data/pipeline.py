@@ -15,7 +15,7 @@ import yaml
 
 from mgll_data import schema
 
-PIPELINE_DIR = Path(__file__).resolve().parent.parent / "pipelines"
+PIPELINE_DIR = Path(__file__).resolve().parent / "pipelines"
 LAYOUTS = ("mimic-cxr", "openi", "folder", "manifest")
 # What to do with an image whose header says text is burned into its pixels (see deid.refuse_burned_in_text).
 BURNED_IN_POLICIES = ("reject", "keep")
