@@ -96,25 +96,25 @@ def build_dataset(
     arrow_schema = schema.arrow_schema(
         list(pipeline.granularities), vocabulary, pipeline.name, pipeline_hash=pipeline.content_hash
     )
-    shards = writer.ShardWriter(out, arrow_schema, first_shard=state.next_shard)
+    journal = writer.LinkageJournal(linkage_path)
+    shards = writer.ShardWriter(out, arrow_schema, first_shard=state.next_shard, before_commit=journal.flush)
     rejects = list(state.rejects)
-    linkage_rows = list(state.linkage)
     run = get_engine(engine, **(engine_options or {}))
     bar = tqdm(total=len(todo), unit="img", desc="build", disable=not progress, dynamic_ncols=True)
     try:
         for outcome in run(todo, ctx, max(1, workers)):
+            journal.add(writer.linkage_entry(outcome))  # before the row: adding it may commit its shard
             if outcome.row is not None:
                 shards.add(outcome.row)
             else:
                 rejects.append(writer.reject_entry(outcome))
-            linkage_rows.append(writer.linkage_entry(outcome))
             bar.update(1)
             bar.set_postfix(rejects=len(rejects) - len(state.rejects), refresh=False)
     finally:
         bar.close()
         shards.close()
         writer.write_rejects(out, rejects)
-        writer.write_linkage(linkage_path, linkage_rows)
+        journal.finish()
 
     counts = writer.dataset_counts(out)
     seconds = time.perf_counter() - started

@@ -13,9 +13,10 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from mgll_data import schema
@@ -92,7 +93,6 @@ class ExistingState:
 
     done_keys: set[str] = field(default_factory=set)
     rejects: list[dict[str, Any]] = field(default_factory=list)
-    linkage: list[dict[str, Any]] = field(default_factory=list)
     next_shard: int = 0
 
 
@@ -110,6 +110,7 @@ def prepare_output(out: Path, linkage_path: Path, pipeline_hash: str, overwrite:
                 raise DatasetExistsError(f"refusing to overwrite {out}: it does not look like an mgll dataset")
             shutil.rmtree(out)
         linkage_path.unlink(missing_ok=True)
+        journal_path(linkage_path).unlink(missing_ok=True)
     (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
     for stale in (out / DATA_DIR).glob(".*.tmp"):
         stale.unlink()
@@ -117,6 +118,7 @@ def prepare_output(out: Path, linkage_path: Path, pipeline_hash: str, overwrite:
     state = ExistingState()
     shards = shard_paths(out)
     if not shards and not (out / REJECTS_FILE).exists():
+        _start_journal(linkage_path, [])
         return state
     previous = _read_pipeline_hash(out)
     if previous is not None and previous != pipeline_hash:
@@ -129,9 +131,21 @@ def prepare_output(out: Path, linkage_path: Path, pipeline_hash: str, overwrite:
     if (out / REJECTS_FILE).exists():
         state.rejects = pq.read_table(out / REJECTS_FILE).to_pylist()
         state.done_keys.update(r["source_key"] for r in state.rejects)
-    if linkage_path.exists():
-        state.linkage = [r for r in pq.read_table(linkage_path).to_pylist() if r["source_key"] in state.done_keys]
+    _start_journal(linkage_path, _previous_linkage(linkage_path, state.done_keys))
     return state
+
+
+def _previous_linkage(linkage_path: Path, done_keys: set[str]) -> list[dict[str, Any]]:
+    """The linkage entries of the inputs a resumed build skips: from the last finished build's table and
+    from the journal of a killed one (entries of inputs that never reached a whole shard are dropped:
+    those inputs run again)."""
+    entries: dict[str, dict[str, Any]] = {}
+    if linkage_path.exists():
+        entries.update((e["source_key"], e) for e in pq.read_table(linkage_path).to_pylist())
+    journal = journal_path(linkage_path)
+    if journal.exists() and journal.stat().st_size:
+        entries.update((e["source_key"], e) for e in _read_journal(journal).to_pylist())
+    return [entry for key, entry in entries.items() if key in done_keys]
 
 
 def _read_pipeline_hash(out: Path) -> str | None:
@@ -148,10 +162,18 @@ class ShardWriter:
     """Streams rows into `data/part-NNNNN.parquet`, one row group at a time, renaming each shard into
     place only when it is complete."""
 
-    def __init__(self, out: Path, arrow_schema: pa.Schema, first_shard: int, shard_rows: int = SHARD_ROWS):
+    def __init__(
+        self,
+        out: Path,
+        arrow_schema: pa.Schema,
+        first_shard: int,
+        shard_rows: int | None = None,
+        before_commit: Callable[[], None] = lambda: None,
+    ):
         self.data_dir = out / DATA_DIR
         self.schema = arrow_schema
-        self.shard_rows = shard_rows
+        self.shard_rows = shard_rows or SHARD_ROWS
+        self.before_commit = before_commit
         self.next_shard = first_shard
         self.compression = _compression(arrow_schema)
         self._writer: pq.ParquetWriter | None = None
@@ -189,6 +211,7 @@ class ShardWriter:
         if self._writer is None:
             return
         self._writer.close()
+        self.before_commit()
         os.replace(self._tmp, self._final)
         self.written.append(self._final)
         self._writer = None
@@ -204,11 +227,59 @@ def write_rejects(out: Path, rejects: list[dict[str, Any]]) -> None:
     write_parquet_atomic(table, out / REJECTS_FILE, compression="zstd")
 
 
-def write_linkage(path: Path, entries: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(entries, schema=LINKAGE_SCHEMA)
-    write_parquet_atomic(table, path, compression="zstd")
-    os.chmod(path, 0o600)
+def journal_path(linkage_path: Path) -> Path:
+    return linkage_path.with_name(linkage_path.name + ".journal")
+
+
+def _start_journal(linkage_path: Path, entries: list[dict[str, Any]]) -> None:
+    """A fresh journal holding only `entries`, replacing any older one atomically (mode 0600: it is
+    as identifying as the linkage table itself)."""
+    journal = journal_path(linkage_path)
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    tmp = journal.with_name(f".{journal.name}.tmp")
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as file:
+        file.writelines(json.dumps(entry) + "\n" for entry in entries)
+    os.replace(tmp, journal)
+
+
+def _read_journal(journal: Path) -> pa.Table:
+    options = pa_json.ParseOptions(explicit_schema=LINKAGE_SCHEMA, unexpected_field_behavior="error")
+    return pa_json.read_json(journal, parse_options=options).select(LINKAGE_SCHEMA.names)
+
+
+class LinkageJournal:
+    """The private linkage table, appended line by line while a build runs and turned into Parquet at the end.
+
+    Why not a list written at the end: a million-image build would hold a gigabyte of dicts, and a build
+    killed without unwinding (OOM killer, SIGKILL) lost the linkage of rows already in whole shards, which
+    a resume then skips, leaving them unlinkable. `flush` runs before every shard commit, so each
+    committed row's entry is on disk before its shard is.
+    """
+
+    def __init__(self, linkage_path: Path):
+        self.linkage_path = linkage_path
+        self.path = journal_path(linkage_path)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._pending: list[str] = []
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self._pending.append(json.dumps(entry))
+
+    def flush(self) -> None:
+        if self._pending:
+            self._file.write("\n".join(self._pending) + "\n")
+            self._pending = []
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def finish(self) -> None:
+        """Write the linkage table (atomically, mode 0600) from the journal and remove the journal."""
+        self.flush()
+        self._file.close()
+        table = _read_journal(self.path) if self.path.stat().st_size else LINKAGE_SCHEMA.empty_table()
+        write_parquet_atomic(table, self.linkage_path, compression="zstd")
+        os.chmod(self.linkage_path, 0o600)
+        self.path.unlink()
 
 
 def linkage_entry(outcome: Outcome) -> dict[str, Any]:

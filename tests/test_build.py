@@ -202,6 +202,48 @@ def test_interrupted_build_resumes_to_the_same_rows(export, built, salt, tmp_pat
     )
 
 
+KILLED_BUILD = """
+import os, sys
+from pathlib import Path
+import mgll_data.build as build_module
+from mgll_data import writer
+from mgll_data.engines.local import run_local
+
+writer.ROW_GROUP_SIZE, writer.SHARD_ROWS = 1, 2
+
+def killed_after_seven(items, ctx, workers):
+    for n, outcome in enumerate(run_local(items, ctx, workers)):
+        if n == 7:
+            os._exit(137)  # like the OOM killer: no finally, no atexit
+        yield outcome
+
+build_module.get_engine = lambda name, **kw: killed_after_seven
+build_module.build_dataset(Path(sys.argv[1]), Path(sys.argv[2]), "mimic-cxr", salt_file=Path(sys.argv[3]), progress=False)
+"""
+
+
+def test_a_killed_build_keeps_the_linkage_of_every_committed_row(export, built, salt, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "ds"
+    killed = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(export), str(out), str(salt)], capture_output=True)
+    assert killed.returncode == 137, killed.stderr.decode()[-2000:]
+    assert _rows(out), "the killed build committed some shards"
+    resumed = build_dataset(export, out, "mimic-cxr", salt_file=salt, progress=False)
+    assert 0 < resumed.skipped < resumed.inputs
+
+    reference, first = built
+    fields = ["kind", "source_key", "source_path", "report_path", "image_id", "patient_id", "study_id",
+              "original_patient_id", "original_study_id"]  # fmt: skip
+    linkage = pq.read_table(resumed.linkage, columns=fields).to_pylist()
+    assert len(linkage) == resumed.inputs, "one linkage entry per input, none lost and none twice"
+    assert sorted(linkage, key=lambda e: e["source_key"]) == sorted(
+        pq.read_table(first.linkage, columns=fields).to_pylist(), key=lambda e: e["source_key"]
+    )
+    assert {e["image_id"] for e in linkage if e["kind"] == "row"} == {r["image_id"] for r in _rows(out)}
+
+
 def test_two_workers_give_the_same_rows(export, built, salt, tmp_path):
     reference, _ = built
     out = tmp_path / "ds2"

@@ -83,9 +83,40 @@ def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path):
     assert (out / "thesis.tex").exists()
 
 
-def test_linkage_file_is_private(tmp_path: Path):
+def test_linkage_file_and_its_journal_are_private(tmp_path: Path):
     path = tmp_path / "x.linkage.parquet"
+    writer.prepare_output(tmp_path / "ds", path, "h1", overwrite=False)
+    journal = writer.LinkageJournal(path)
+    assert journal.path.stat().st_mode & 0o777 == 0o600
     outcome = Outcome("src-1", row=_row(1), linkage={"source_path": "files/p1/s1/a.dcm", "original_patient_id": "MRN1"})
-    writer.write_linkage(path, [writer.linkage_entry(outcome)])
+    journal.add(writer.linkage_entry(outcome))
+    journal.finish()
     assert path.stat().st_mode & 0o777 == 0o600
-    assert pq.read_table(path).to_pylist()[0]["original_patient_id"] == "MRN1"
+    assert not journal.path.exists()
+    assert pq.read_table(path).to_pylist() == [{
+        "kind": "row", "source_key": "src-1", "source_path": "files/p1/s1/a.dcm", "report_path": None,
+        "image_id": None, "patient_id": None, "study_id": None, "original_patient_id": "MRN1",
+        "original_study_id": None, "error_detail": None,
+    }]  # fmt: skip
+
+
+def test_the_journal_reaches_disk_before_the_shard_it_links(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(writer, "ROW_GROUP_SIZE", 1)
+    out, linkage = tmp_path / "ds", tmp_path / "ds.linkage.parquet"
+    writer.prepare_output(out, linkage, "h1", overwrite=False)
+    journal = writer.LinkageJournal(linkage)
+    committed_with_journal: list[int] = []
+
+    def before_commit() -> None:
+        journal.flush()
+        committed_with_journal.append(len(journal.path.read_text().splitlines()))
+
+    w = writer.ShardWriter(out, _schema(), first_shard=0, shard_rows=3, before_commit=before_commit)
+    for i in range(7):
+        journal.add(writer.linkage_entry(Outcome(f"src-{i}", row=_row(i), linkage={})))
+        w.add(_row(i))
+    w.close()
+    assert committed_with_journal == [3, 6, 7]
+    state = writer.prepare_output(out, linkage, "h1", overwrite=False)
+    assert len(state.done_keys) == 7
+    assert len(writer.journal_path(linkage).read_text().splitlines()) == 7, "a resumed build starts its journal with the skipped inputs' entries"

@@ -25,7 +25,7 @@ from mgll_data.demo.export import DemoError, write_demo_export
 
 MARKER = ".mgll-demo-run"
 RESULTS = "demo_run.json"
-_OWNED = ("export", "dataset", "dataset.linkage.parquet", "run", "eval", "logs", "salt", RESULTS)
+_OWNED = ("export", "dataset", "dataset.linkage.parquet", "dataset.linkage.parquet.journal", "run", "eval", "logs", "salt", RESULTS)
 
 
 @dataclass
