@@ -31,6 +31,13 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from mgll_data.header_terms import (
+    BODY_PART_TERMS,
+    DESCRIPTION_WORDS,
+    MANUFACTURER_MODEL_WORDS,
+    MODALITY_TERMS,
+    VIEW_TERMS,
+)
 from mgll_data.records import StageError
 
 SALT_BYTES = 32
@@ -221,71 +228,14 @@ _SPACES = re.compile(r"\s+")
 _LONG_DIGITS = re.compile(r"\d{6,}")
 _CODE_LIMITS = {"modality": 16, "view_position": 24, "body_part": 32, "manufacturer_model": 64}
 DESCRIPTION_MAX_CHARS = 256
-
-# The terms a coded attribute may hold (DICOM PS3.3 C.7.3.1.1.1 Modality, C.8.11.5 / C.16 view positions,
-# PS3.16 Annex L body parts, plus the common vendor spellings). Anything else is dropped: see `_coded_terms`.
-MODALITY_TERMS = frozenset(
-    """
-    AR ASMT AU BDUS BI BMD CFM CR CT CTPROTOCOL DG DMS DOC DX ECG EEG EMG EOG EPS ES FID GM HC HD IO IOL IVOCT IVUS
-    KER KO LEN LS MG MR M3D NM OAM OCT OP OPM OPT OPTBSV OPTENF OPV OSS OT PLAN POS PR PT PX REG RESP RF RG RTDOSE
-    RTIMAGE RTINTENT RTPLAN RTRAD RTRECORD RTSEGANN RTSTRUCT RWV SEG SM SMR SR SRF STAIN TEXTUREMAP TG US VA XA XC
-    CD CS DD DF DM DS EC FA FS LP MA MS OPR ST VF XR
-    """.split()
-)
-VIEW_TERMS = frozenset(
-    """
-    AP PA LL RL RLD LLD RLO LLO LAO RAO LPO RPO LAT LATERAL LLAT RLAT LEFT RIGHT OBLIQUE OBL FRONTAL SUPINE PRONE
-    ERECT UPRIGHT SEMI SEMIERECT SITTING STANDING PORTABLE PORT DECUBITUS DECUB AXIAL LORDOTIC AXILLARY SWIMMERS
-    INSPIRATION EXPIRATION CC MLO ML LM XCCL XCCM FB SIO LMO TAN AT ISO CROSS TABLE FROG SUNRISE MERCHANT SKYLINE
-    TUNNEL NOTCH SCAPULAR OPEN MOUTH WEIGHT BEARING TRUE VIEW ANTERIOR POSTERIOR MEDIAL OUTER INNER CAUDAL CRANIAL
-    """.split()
-)
-BODY_PART_TERMS = frozenset(
-    """
-    ABDOMEN ABDOMENPELVIS ADRENAL ANKLE AORTA ARM AXILLA BACK BLADDER BRAIN BREAST BRONCHUS BUTTOCK CALCANEUS CALF
-    CAROTID CEREBELLUM CERVICAL CSPINE CHEST CHESTABDOMEN CHESTABDPELVIS CIRCLEOFWILLIS CLAVICLE COCCYX COLON CORNEA
-    CORONARYARTERY DUODENUM EAR ELBOW ESOPHAGUS EXTREMITY EYE EYELID FACE FEMUR FINGER FOOT FOREARM GALLBLADDER HAND
-    HEAD HEADNECK HEART HIP HUMERUS ILEUM ILIUM IAC JAW JEJUNUM KIDNEY KNEE LARYNX LEG LIVER LSPINE LSSPINE LUMBAR
-    LUNG MAXILLA MEDIASTINUM MOUTH NECK NECKCHEST NECKCHESTABDOMEN NECKCHESTABDPELV NOSE ORBIT OVARY PANCREAS PAROTID
-    PATELLA PELVIS PENIS PHARYNX PROSTATE RECTUM RIB RIBS SACRUM SCALP SCAPULA SCLERA SCROTUM SHOULDER SKULL SPINE
-    SPLEEN STERNUM STOMACH SUBMANDIBULAR TSPINE TLSPINE THORACIC THORAX THUMB THYMUS THYROID TIBIA TOE TONGUE TRACHEA
-    UTERUS VAGINA WHOLEBODY WRIST ZYGOMA RETINA FUNDUS LOWER UPPER EXTREMITIES ENTIRE BODY WHOLE SOFT TISSUE BONE
-    SINUS SINUSES FEMORAL TIBIAFIBULA FIBULA RADIUS ULNA PEDIATRIC INFANT NEONATAL CARDIAC VASCULAR PORTAL RENAL
-    """.split()
-)
-_CODE_VOCABULARIES = {"modality": MODALITY_TERMS, "view_position": VIEW_TERMS, "body_part": BODY_PART_TERMS}
-# Words a study or series description may keep (upper case). Procedure, anatomy, technique, device and
-# clinical-request words, the placeholders, and the connecting words between them: see `_imaging_words_only`.
-DESCRIPTION_WORDS = MODALITY_TERMS | VIEW_TERMS | BODY_PART_TERMS | frozenset(
-    """
-    NAME DATE PHONE ID ADDRESS EMAIL AGE URL XXXX
-    AN AND OR OF FOR WITH WITHOUT WO NO ON IN TO PER VS AT ONLY PLUS AS BY FROM THE RE RO
-    XRAY X RAY RAYS RADIOGRAPH RADIOGRAPHY RADIOGRAPHS FILM FILMS XRAYS CXR KUB MRI MRA CTA CTV PET SPECT DEXA DXA
-    FLUORO FLUOROSCOPY ULTRASOUND SONO DOPPLER ECHO MAMMO MAMMOGRAM MAMMOGRAPHY TOMO TOMOSYNTHESIS ANGIO ANGIOGRAM
-    ANGIOGRAPHY VENOGRAM ARTERIOGRAM ESOPHAGRAM SWALLOW BARIUM ENEMA IVP UROGRAM CYSTOGRAM ARTHROGRAM MYELOGRAM
-    EXAM EXAMS EXAMINATION STUDY SERIES VIEWS IMAGE IMAGES IMAGING SCAN SCANS SCOUT LOCALIZER TOPOGRAM SURVIEW
-    ROUTINE STANDARD PROTOCOL SCREENING DIAGNOSTIC FOLLOW UP FOLLOWUP FU COMPARISON LIMITED COMPLETE BILATERAL BILAT
-    UNILATERAL LT RT LEFT RIGHT BOTH MIDLINE CENTRAL PERIPHERAL SINGLE ONE TWO THREE FOUR FIVE SIX MULTIPLE MIN MAX
-    CONTRAST NONCONTRAST NON IV ORAL ENHANCED UNENHANCED PRE POST PREOP POSTOP OP DELAYED ARTERIAL VENOUS PHASE
-    WINDOW LUNG LUNGS MEDIASTINAL BONES DETAIL SHARP SMOOTH RECON RECONSTRUCTION RECONSTRUCTIONS REFORMAT REFORMATS
-    MPR MIP MINIP VR VOLUME THIN THICK SLICE SLICES MM CM KG LB LBS SEC KV KVP MAS MA DOSE LOW HIGH ULTRA
-    AXIAL AX SAG SAGITTAL COR CORONAL OBLIQUE TRA TRANSVERSE HELICAL SPIRAL SEQUENTIAL DYNAMIC PERFUSION DIFFUSION
-    DWI ADC FLAIR STIR SPGR MPRAGE GRE SE FSE TSE EPI SWI DTI FIESTA TRUFI HASTE BLADE PROPELLER FATSAT FS FAT SAT
-    WATER INPHASE OPPOSED IN OUT T1 T2 PD TOF PC MRCP MRV CINE LGE GAD GADO
-    PORTABLE BEDSIDE TRAUMA EMERGENCY ER ED ICU NICU PICU OR STAT URGENT INPATIENT OUTPATIENT WARD
-    LINE LINES TUBE TUBES PLACEMENT PLCMT POSITION CHECK PICC CVC CENTRAL NG OG ET ETT CATHETER DRAIN PACEMAKER
-    DEVICE DEVICES HARDWARE IMPLANT PROSTHESIS FOREIGN POSITIONING
-    PNEUMONIA PNEUMOTHORAX EFFUSION CONSOLIDATION EDEMA COUGH FEVER PAIN DYSPNEA SOB SHORTNESS BREATH MASS NODULE
-    FRACTURE FX INJURY INFECTION TB TUBERCULOSIS CANCER TUMOR METASTASIS METS STAGING SCREEN EVAL EVALUATION
-    ASSESS ASSESSMENT ACUTE CHRONIC HISTORY HX INDICATION CLINICAL CHANGE INTERVAL NEW OLD PRIOR
-    MEDIUM SMALL LARGE ADULT CHILD PEDS PAEDIATRIC BABY BABYGRAM NEWBORN
-    ABD ABDO PELV CSP TSP LSP EXT EXTREM UE LE HAND WRIST NECK CAP CHEST ABDOMEN PELVIS HEAD SINUS SINUSES FACIAL
-    ORBITS TEMPORAL PETROUS MASTOID MANDIBLE TMJ DENTAL PANORAMIC PANO CEPH CEPHALOMETRIC
-    DIGITAL COMPUTED DIRECT PROCESSED PRESENTATION PROCESSING RAW ORIGINAL PRIMARY SECONDARY DERIVED
-    TECH TECHNOLOGIST TECHNIQUE RADIOLOGIST REQUEST REQUESTED
-    REPEAT REPEATED ADDITIONAL EXTRA SUPPLEMENTAL SPECIAL COMPARE
-    """.split()
-)
+_CODE_VOCABULARIES = {
+    "modality": MODALITY_TERMS,
+    "view_position": VIEW_TERMS,
+    "body_part": BODY_PART_TERMS,
+    "manufacturer_model": MANUFACTURER_MODEL_WORDS,
+}
+_MODEL_NUMBER = re.compile(r"(?=.*[A-Z])(?=.*\d)[A-Z0-9_-]+")
+_MODEL_JOINERS = re.compile(r"[-_]")
 
 # View Code Sequence meanings (SNOMED/DCM) -> DICOM ViewPosition terms.
 _VIEW_MEANINGS = (
@@ -352,22 +302,36 @@ def _code(value: str | None, key: str, phi_words: set[str]) -> str | None:
     code = _SPACES.sub(" ", _CODE_DISALLOWED.sub(" ", value.upper())).strip()
     if not code or len(code) > limit:
         return None
-    if key in _CODE_VOCABULARIES:
-        return _coded_terms(code, key)
-    if _LONG_DIGITS.search(code) or code in phi_words or any(word in phi_words for word in code.split(" ")):
-        return None
-    return code
+    return _coded_terms(code, key, phi_words)
 
 
-def _coded_terms(code: str, key: str) -> str | None:
+def _coded_terms(code: str, key: str, phi_words: set[str]) -> str | None:
     # A coded attribute is typed at the console, so it can hold anything ("DX^Bobbington", "PA 20230917",
-    # a surname in BodyPartExamined). A name that is not in this header looks exactly like an unknown
-    # code, so only known terms pass: unknown words are dropped, and nothing known means None.
+    # a surname in BodyPartExamined or ManufacturerModelName). A name that is not in this header looks
+    # exactly like an unknown code, so only known terms (and model numbers) pass: unknown words are
+    # dropped, and nothing known means None.
     vocabulary = _CODE_VOCABULARIES[key]
     if key == "modality":  # one term: "DX^Bobbington" is DX
         return code if code in vocabulary else next((w for w in code.split(" ") if w in vocabulary), None)
-    kept = [word for word in code.split(" ") if word in vocabulary]
+    kept = [
+        word
+        for word in code.split(" ")
+        if word in vocabulary
+        or (key == "manufacturer_model" and (_is_model_number(word, phi_words) or _joined_model_words(word)))
+    ]
     return " ".join(kept) if kept else None
+
+
+def _joined_model_words(word: str) -> bool:
+    """DRX-EVOLUTION, DX-D: known model words joined by hyphens or underscores."""
+    parts = _MODEL_JOINERS.split(word)
+    return len(parts) > 1 and all(part in MANUFACTURER_MODEL_WORDS for part in parts)
+
+
+def _is_model_number(word: str, phi_words: set[str]) -> bool:
+    """A token mixing letters and digits (XR656, DXD60_1000G) reads as a model number, unless it is one
+    of this header's identifying values or holds a serial-number-length digit run."""
+    return bool(_MODEL_NUMBER.fullmatch(word)) and word not in phi_words and not _LONG_DIGITS.search(word)
 
 
 def _view_from_code_sequence(header: Any) -> str | None:

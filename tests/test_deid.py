@@ -500,3 +500,41 @@ def test_burned_in_text_is_refused_only_when_the_header_says_so(flag):
     else:
         deid.refuse_burned_in_text(header, "reject")
     deid.refuse_burned_in_text(header, "keep")
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        # real scanner models, as they appear in pydicom's and deid-data's files and the demo export
+        ("Supria", "SUPRIA"),
+        ("DXD60_1000G", "DXD60_1000G"),
+        ("ADC_5146", "ADC_5146"),
+        ("LightSpeed Ultra", "LIGHTSPEED ULTRA"),
+        ("SOMATOM Definition AS+", "SOMATOM DEFINITION AS"),
+        ("Affiniti 70G", "AFFINITI 70G"),
+        ("MRT50H1", "MRT50H1"),
+        ("DRX-Evolution", "DRX-EVOLUTION"),
+        ("FDR D-EVO II", "FDR D-EVO II"),
+        ("Ysio Max", "YSIO MAX"),
+        # bare numbers go: "700" of LOGIQ 700 cannot be told from a date part or a badge number
+        ("LOGIQ 700", "LOGIQ"),
+        ("DX-D 600", "DX-D"),
+        # names and serials typed into the field
+        ("Fenwick", None),
+        ("Optima Fenwick", "OPTIMA"),
+        ("DigitalDiagnost SN 99812345", "DIGITALDIAGNOST"),
+        ("SN99812345", None),
+        ("Definium 17 09 2023", "DEFINIUM"),
+    ],
+)
+def test_manufacturer_model_keeps_model_words_and_numbers_only(model, expected):
+    header = Dataset()
+    header.ManufacturerModelName = model
+    assert deid.header_metadata(header, None)["manufacturer_model"] == expected
+
+
+def test_a_model_number_that_is_this_headers_id_is_dropped():
+    header = Dataset()
+    header.PatientID = "AB12345"
+    header.ManufacturerModelName = "Optima AB12345"
+    assert deid.header_metadata(header, None)["manufacturer_model"] == "OPTIMA"
