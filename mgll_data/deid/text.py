@@ -341,7 +341,6 @@ def _names_before_degrees(text: str) -> str:
     return "".join(pieces)
 
 
-
 _SECTION_WORDS = frozenset(
     "findings impression comparison indication history technique clinical report exam examination views view "
     "normal abnormal negative positive stable unchanged improved worse none chest lungs heart left right".split()
