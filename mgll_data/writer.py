@@ -143,8 +143,11 @@ def _previous_linkage(linkage_path: Path, done_keys: set[str]) -> list[dict[str,
     if linkage_path.exists():
         entries.update((e["source_key"], e) for e in pq.read_table(linkage_path).to_pylist())
     journal = journal_path(linkage_path)
-    if journal.exists() and journal.stat().st_size:
-        entries.update((e["source_key"], e) for e in _read_journal(journal).to_pylist())
+    if journal.exists():
+        # Whole lines only: a build killed mid-write leaves a partial last line, and its input never
+        # reached a shard (flush happens before the commit), so it runs again.
+        *whole_lines, _partial = journal.read_bytes().split(b"\n")
+        entries.update((e["source_key"], e) for e in map(json.loads, whole_lines))
     return [entry for key, entry in entries.items() if key in done_keys]
 
 
@@ -242,11 +245,6 @@ def _start_journal(linkage_path: Path, entries: list[dict[str, Any]]) -> None:
     os.replace(tmp, journal)
 
 
-def _read_journal(journal: Path) -> pa.Table:
-    options = pa_json.ParseOptions(explicit_schema=LINKAGE_SCHEMA, unexpected_field_behavior="error")
-    return pa_json.read_json(journal, parse_options=options).select(LINKAGE_SCHEMA.names)
-
-
 class LinkageJournal:
     """The private linkage table, appended line by line while a build runs and turned into Parquet at the end.
 
@@ -276,7 +274,11 @@ class LinkageJournal:
         """Write the linkage table (atomically, mode 0600) from the journal and remove the journal."""
         self.flush()
         self._file.close()
-        table = _read_journal(self.path) if self.path.stat().st_size else LINKAGE_SCHEMA.empty_table()
+        if self.path.stat().st_size:
+            options = pa_json.ParseOptions(explicit_schema=LINKAGE_SCHEMA, unexpected_field_behavior="error")
+            table = pa_json.read_json(self.path, parse_options=options).select(LINKAGE_SCHEMA.names)
+        else:
+            table = LINKAGE_SCHEMA.empty_table()
         write_parquet_atomic(table, self.linkage_path, compression="zstd")
         os.chmod(self.linkage_path, 0o600)
         self.path.unlink()

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -120,3 +121,20 @@ def test_the_journal_reaches_disk_before_the_shard_it_links(tmp_path: Path, monk
     state = writer.prepare_output(out, linkage, "h1", overwrite=False)
     assert len(state.done_keys) == 7
     assert len(writer.journal_path(linkage).read_text().splitlines()) == 7, "a resumed build starts its journal with the skipped inputs' entries"
+
+
+def test_a_journal_cut_mid_line_by_a_kill_resumes_from_its_whole_lines(tmp_path: Path):
+    out, linkage = tmp_path / "ds", tmp_path / "ds.linkage.parquet"
+    writer.prepare_output(out, linkage, "h1", overwrite=False)
+    w = writer.ShardWriter(out, _schema(), first_shard=0)
+    for i in range(3):
+        w.add(_row(i))
+    w.close()
+    journal = writer.journal_path(linkage)
+    whole = [writer.linkage_entry(Outcome(f"src-{i}", row=_row(i), linkage={"source_path": f"a{i}.dcm"})) for i in range(3)]
+    journal.write_text("".join(json.dumps(e) + "\n" for e in whole) + '{"kind": "row", "source_key": "src-3", "sou')
+    state = writer.prepare_output(out, linkage, "h1", overwrite=False)
+    assert state.done_keys == {"src-0", "src-1", "src-2"}
+    resumed = writer.LinkageJournal(linkage)
+    resumed.finish()
+    assert [e["source_path"] for e in pq.read_table(linkage).to_pylist()] == ["a0.dcm", "a1.dcm", "a2.dcm"]
