@@ -14,8 +14,9 @@ Targets: each granularity from its own items
     (text_mask), else T^k_ij = 0. An image with "effusion" and one with "effusion, atelectasis" are
     half-positives at `disease`; the same two images are strangers at `description` if one effusion
     is "small, left" and the other "large, right". Items are passed per granularity as a multi-hot
-    [K, N, M] tensor (nonzero = the item is present); an [N, M] tensor means the same items at every
-    granularity (a dataset with labels only). Soft CLIP targets are T^k row-normalised (W^k).
+    [K, N, M] tensor (nonzero = the item is present). A dataset that carries only labels passes them as
+    [N, L]: they are the items of the granularities flagged in `label_levels` (default: all), and the
+    other granularities fall back on identical text. Soft CLIP targets are T^k row-normalised (W^k).
     kind="clip" uses T = identity.
 
 Masking
@@ -56,6 +57,7 @@ full-batch gradient. The value on one rank is therefore a per-rank estimate; log
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -96,11 +98,24 @@ class _Batch:
     cols_are_rows: bool  # single process: text->image logits are the transposed image->text ones
 
 
+# Granularities whose items are the image's label set when a dataset carries no per-level items.
+LABEL_LEVELS = ("category", "disease")
+
+
+def label_levels(granularities: Sequence[str]) -> list[bool]:
+    """Which of the granularities take the label set as their items (`MGLLLoss(label_levels=...)`)."""
+    return [g in LABEL_LEVELS for g in granularities]
+
+
 def pair_targets(
-    items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor, dtype: torch.dtype = torch.float32
+    items: torch.Tensor | None,
+    text_ids: torch.Tensor | None,
+    text_mask: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+    levels: Sequence[bool] | None = None,
 ) -> torch.Tensor:
     """The target strengths T^k_ij [K, N, N] in [0, 1] of a single-process batch (module docstring)."""
-    pairing = _single_process_pairing(items, text_ids, text_mask, text_mask.device)
+    pairing = _single_process_pairing(items, text_ids, text_mask, levels)
     return _targets(pairing, soft=True, dtype=dtype)
 
 
@@ -112,10 +127,15 @@ def soft_targets(
     return targets / targets.sum(-1, keepdim=True).clamp(min=1.0e-12)
 
 
-def logit_bias_prior(items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor) -> torch.Tensor:
+def logit_bias_prior(
+    items: torch.Tensor | None,
+    text_ids: torch.Tensor | None,
+    text_mask: torch.Tensor,
+    levels: Sequence[bool] | None = None,
+) -> torch.Tensor:
     """Log-odds of the mean target over valid pairs, per granularity [K]: the point-wise term's bias
     at which sigmoid(0 + b) already predicts the batch's share of positives (SigLIP-style start)."""
-    targets = pair_targets(items, text_ids, text_mask)
+    targets = pair_targets(items, text_ids, text_mask, levels=levels)
     mask = text_mask.bool()
     pairs = (mask[:, :, None] & mask[:, None, :]).float()
     mean = (targets * pairs).sum(dim=(1, 2)) / pairs.sum(dim=(1, 2)).clamp(min=1.0)
@@ -139,6 +159,7 @@ class MGLLLoss(nn.Module):
         alpha_kl: float = 1.0,
         kind: str = "mgll",
         gather: bool = True,
+        label_levels: Sequence[bool] | None = None,
     ) -> None:
         super().__init__()
         if kind not in LOSS_KINDS:
@@ -148,6 +169,11 @@ class MGLLLoss(nn.Module):
         self.alpha_kl = alpha_kl
         self.kind = kind
         self.gather = gather
+        self.label_levels = None if label_levels is None else [bool(v) for v in label_levels]
+
+    def bias_prior(self, items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor) -> torch.Tensor:
+        """`logit_bias_prior` of a batch as this loss reads it: where to start a learnable logit bias."""
+        return logit_bias_prior(items, text_ids, text_mask, self.label_levels)
 
     def extra_repr(self) -> str:
         if self.kind == "clip":
@@ -173,9 +199,9 @@ class MGLLLoss(nn.Module):
         hash(); None: no text identity), logit_scale a scalar tensor already exp'ed and clamped,
         logit_bias a scalar or [K] tensor for the point-wise term (None: no bias).
         Returns a dict of scalar tensors."""
-        _check_inputs(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias)
+        _check_inputs(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias, self.label_levels)
         with torch.autocast(device_type=image_emb.device.type, enabled=False):
-            batch = _collect(image_emb, text_emb, text_mask, items, text_ids, self.gather)
+            batch = _collect(image_emb, text_emb, text_mask, items, text_ids, self.gather, self.label_levels)
             scale = torch.as_tensor(logit_scale, device=image_emb.device).to(batch.img_rows.dtype)
             if self.kind == "clip":
                 clip = _clip_terms(batch, scale, None, soft=False)["soft_clip"]
@@ -188,7 +214,7 @@ class MGLLLoss(nn.Module):
         return {"loss": loss, **terms}
 
 
-def _check_inputs(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias) -> None:
+def _check_inputs(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias, levels) -> None:
     """Shape errors here name the argument; deep inside an einsum they would not."""
     if image_emb.dim() != 2:
         raise ValueError(f"image_emb must be [N, D], got shape {tuple(image_emb.shape)}")
@@ -210,14 +236,23 @@ def _check_inputs(image_emb, text_emb, text_mask, items, text_ids, logit_scale, 
         raise ValueError(f"logit_scale must be a scalar, got shape {tuple(logit_scale.shape)}")
     if logit_bias is not None and logit_bias.numel() not in (1, k):
         raise ValueError(f"logit_bias must be a scalar or [{k}], got shape {tuple(logit_bias.shape)}")
+    if levels is not None and len(levels) != k:
+        raise ValueError(f"label_levels has {len(levels)} entries for {k} granularities")
 
 
-def _level_items(items: torch.Tensor | None, num_k: int, n: int, device: torch.device) -> torch.Tensor:
-    """Items as float 0/1 [K, n, M]; a shared [n, M] set is broadcast, None becomes an empty set."""
+def _level_items(
+    items: torch.Tensor | None, num_k: int, n: int, device: torch.device, levels: Sequence[bool] | None
+) -> torch.Tensor:
+    """Items as float 0/1 [K, n, M]; labels [n, M] go to the label levels, None becomes an empty set."""
     if items is None:
         return torch.zeros((num_k, n, 0), device=device)
     present = (items > 0).float()
-    return present.unsqueeze(0).expand(num_k, -1, -1) if items.dim() == 2 else present
+    if items.dim() == 3:
+        return present
+    shared = present.unsqueeze(0).expand(num_k, -1, -1)
+    if levels is None:
+        return shared
+    return shared * torch.tensor(levels, dtype=present.dtype, device=device)[:, None, None]
 
 
 def _ids(text_ids: torch.Tensor | None, num_k: int, n: int, device: torch.device) -> torch.Tensor:
@@ -226,21 +261,22 @@ def _ids(text_ids: torch.Tensor | None, num_k: int, n: int, device: torch.device
     return text_ids.long()
 
 
-def _single_process_pairing(items, text_ids, text_mask, device) -> _Pairing:
+def _single_process_pairing(items, text_ids, text_mask, levels) -> _Pairing:
     num_k, n = text_mask.shape
-    level_items = _level_items(items, num_k, n, device)
+    device = text_mask.device
+    level_items = _level_items(items, num_k, n, device, levels)
     ids = _ids(text_ids, num_k, n, device)
     mask = text_mask.bool()
     return _Pairing(mask, mask, level_items, level_items, ids, ids, row_offset=0)
 
 
-def _collect(image_emb, text_emb, text_mask, items, text_ids, gather: bool) -> _Batch:
+def _collect(image_emb, text_emb, text_mask, items, text_ids, gather: bool, levels) -> _Batch:
     """Local rows plus every rank's columns (one feature gather with grad, one metadata gather)."""
     num_k, n, _ = text_emb.shape
     compute_dtype = torch.promote_types(torch.promote_types(image_emb.dtype, text_emb.dtype), torch.float32)
     img = image_emb.to(compute_dtype)
     txt = text_emb.to(compute_dtype)
-    local = _single_process_pairing(items, text_ids, text_mask, image_emb.device)
+    local = _single_process_pairing(items, text_ids, text_mask.to(image_emb.device), levels)
     if not (gather and distributed.is_distributed()):
         return _Batch(img, txt, img, txt, local, world=1, cols_are_rows=True)
 

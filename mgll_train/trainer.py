@@ -14,6 +14,7 @@ handed out; augmentation is seeded per sample, so the skipped rows need no decod
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -42,7 +43,7 @@ from mgll_train.checkpoint import (
 )
 from mgll_train.config import DEFAULT_EXCLUDED_GRANULARITIES, TrainConfig, save_config
 from mgll_train.data import Collator, DatasetInfo, ParquetImageText, build_loader, open_dataset, split_counts
-from mgll_train.loss import MGLLLoss
+from mgll_train.loss import MGLLLoss, label_levels
 from mgll_train.model import MAX_LOGIT_SCALE, build_model, count_parameters, parameter_groups, unwrap
 
 
@@ -289,7 +290,8 @@ def _accumulate_gradients(
                     tensors["pixel_values"], tensors["input_ids"], tensors["attention_mask"], tensors["text_mask"]
                 )
             out = loss_fn(
-                image_emb.float(), text_emb.float(), tensors["text_mask"], tensors["labels"], tensors["text_ids"], scale.float()
+                image_emb.float(), text_emb.float(), tensors["text_mask"], tensors["labels"], tensors["text_ids"],
+                scale.float(), unwrap(trained).logit_bias,
             )
             (out["loss"] / config.grad_accum).backward()
         for key, value in out.items():
@@ -333,6 +335,24 @@ def _restore(
     return start_step, state["rng"] if dist_info.rank == 0 else None, positions
 
 
+def _text_lr_scale(config: TrainConfig, image_cfg: dict[str, Any]) -> float:
+    if config.text_lr_scale is not None:
+        return float(config.text_lr_scale)
+    return 0.1 if image_cfg.get("text_pretrained") else 1.0
+
+
+def _start_logit_bias(model: torch.nn.Module, loss_fn: MGLLLoss, data_iter, device: torch.device):
+    """Set the point-wise logit bias to the log-odds of the first batch's targets (averaged over ranks),
+    as SigLIP starts its bias at the prior; the batch is then trained on as usual."""
+    first = next(data_iter, None)
+    if first is None:
+        return data_iter
+    prior = loss_fn.bias_prior(first["labels"], first["text_ids"], first["text_mask"]).to(device)
+    with torch.no_grad():
+        model.logit_bias.copy_(distributed.all_reduce_mean(prior))
+    return itertools.chain([first], data_iter)
+
+
 def train(
     config: TrainConfig,
     *,
@@ -356,11 +376,20 @@ def train(
     warmup = config.warmup_steps if config.warmup_steps is not None else max(1, steps // 20)
 
     _seed_everything(config.seed + rank)
-    model, image_cfg = build_model(config.model, config.text_model, config.embed_dim, image_size=config.image_size)
+    levels = len(granularities) if config.loss == "mgll" else 0
+    model, image_cfg = build_model(
+        config.model, config.text_model, config.embed_dim, image_size=config.image_size, text_levels=levels
+    )
     if config.grad_checkpointing:
         model.set_grad_checkpointing(True)
+    if config.freeze_text:
+        model.text.requires_grad_(False)
     model.to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, config.weight_decay, config.lr, config.lr * _text_lr_scale(config, image_cfg)),
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, steps, config.min_lr_ratio))
 
     start_step, rng_to_restore, positions = 0, None, {}
@@ -375,7 +404,10 @@ def train(
         save_config(config, {"resolved": record}, run_dir / "config.yaml")
         save_tokenizer(run_dir, image_cfg["tokenizer_dir"])
 
-    loss_fn = MGLLLoss(config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1)
+    loss_fn = MGLLLoss(
+        config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1,
+        label_levels=label_levels(granularities),
+    )  # fmt: skip
     inner = unwrap(model)
     trained: torch.nn.Module = model
     if world > 1:
@@ -421,6 +453,8 @@ def train(
     checkpoint_path = ""
     started = time.perf_counter()
     data_iter = iter(loader)  # draws the loader's base seed from torch's RNG, so restore the RNG after it
+    if start_step == 0 and inner.logit_bias is not None:
+        data_iter = _start_logit_bias(inner, loss_fn, data_iter, device)
     if rng_to_restore is not None:
         set_rng_state(rng_to_restore)
     elif resume and start_step:

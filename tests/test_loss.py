@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mgll_train.loss import MGLLLoss, logit_bias_prior, pair_targets, soft_targets
+from mgll_train.loss import MGLLLoss, label_levels, logit_bias_prior, pair_targets, soft_targets
 
 TERMS = ("soft_clip", "point", "skl")
 
@@ -147,6 +147,24 @@ def test_each_granularity_takes_its_targets_from_its_own_items():
     assert torch.allclose(shared[0], want_disease) and torch.allclose(shared[1], want_disease)
     abc = torch.tensor([[1.0, 1, 0], [0, 1, 1]])  # {a, b} and {b, c}: Jaccard 1/3
     assert pair_targets(abc, None, torch.ones(1, 2, dtype=torch.bool))[0, 0, 1] == pytest.approx(third)
+
+
+def test_labels_are_the_items_of_the_label_levels_only():
+    # A dataset with labels only: "disease" takes the label sets, "description" identical text alone.
+    labels = torch.tensor([[1.0, 0], [1, 1], [0, 1]])
+    ids = torch.tensor([[1, 2, 3], [7, 8, 7]])
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    assert label_levels(["disease", "description"]) == [True, False]
+    t = pair_targets(labels, ids, mask, levels=label_levels(["disease", "description"]))
+    assert torch.allclose(t[0], torch.tensor([[1, 0.5, 0], [0.5, 1, 0.5], [0, 0.5, 1]]))
+    assert torch.equal(t[1], torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 0, 1]]))
+    batch = _random_batch(seed=19, per_level=False, k=2)
+    loss = MGLLLoss(label_levels=[True, False])
+    per_level = dict(batch, items=batch["items"].unsqueeze(0) * torch.tensor([1.0, 0.0])[:, None, None])
+    for name, value in loss(**batch).items():
+        assert torch.allclose(value, MGLLLoss()(**per_level)[name]), name
+    with pytest.raises(ValueError, match="label_levels has 3 entries"):
+        MGLLLoss(label_levels=[True, False, True])(**batch)
 
 
 def test_identical_text_is_the_fallback_and_masked_samples_have_no_targets():
