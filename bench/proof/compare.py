@@ -28,19 +28,24 @@ def component_values(component: Component, weights: np.ndarray) -> np.ndarray:
         return (counted @ component.y) / counted.sum(axis=1)
 
 
-def metric_values(run: RunScores, name: str, weights: np.ndarray) -> np.ndarray:
-    """[B]: the metric `name` (mean of its components; probe_mean of the four probe metrics)."""
-    if name == PRIMARY:
-        parts = [metric_values(run, part, weights) for part in PROBE_PARTS if part in run.components]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(np.stack(parts), axis=0) if parts else np.full(len(weights), np.nan)
-    components = run.components.get(name) or []
-    if not components:
-        return np.full(len(weights), np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+def metric_values(run: RunScores, name: str, weights: np.ndarray, memo: dict | None = None) -> np.ndarray:
+    """[B]: the metric `name` (mean of its components; probe_mean of the four probe metrics). `memo`
+    keeps each run's metrics for these weights, so probe_mean reuses its parts."""
+    memo = {} if memo is None else memo
+    key = (id(run), name)
+    if key in memo:
+        return memo[key]
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a resample where every component is undefined
-        return np.nanmean(np.stack([component_values(c, weights) for c in components]), axis=0)
+        if name == PRIMARY:
+            parts = [metric_values(run, part, weights, memo) for part in PROBE_PARTS if part in run.components]
+            value = np.nanmean(np.stack(parts), axis=0) if parts else np.full(len(weights), np.nan)
+        elif run.components.get(name):
+            value = np.nanmean(np.stack([component_values(c, weights) for c in run.components[name]]), axis=0)
+        else:
+            value = np.full(len(weights), np.nan)
+    memo[key] = value
+    return value
 
 
 def metric_names(runs: dict[str, list[RunScores]]) -> list[str]:
@@ -59,18 +64,19 @@ def compare(
     seeds = len(runs[baseline])
     seed_draws = np.random.default_rng([seed, 1]).multinomial(seeds, [1 / seeds] * seeds, size=len(weights))
     out: dict[str, dict[str, dict]] = {}
+    at_ones, at_weights = {}, {}
     for name in metric_names(runs):
-        base_point = np.array([metric_values(r, name, ones)[0] for r in runs[baseline]])
-        base_reps = np.stack([metric_values(r, name, weights) for r in runs[baseline]], axis=1) if replicates else None
+        base_point = np.array([metric_values(r, name, ones, at_ones)[0] for r in runs[baseline]])
+        base_reps = np.stack([metric_values(r, name, weights, at_weights) for r in runs[baseline]], axis=1) if replicates else None
         for variant, seeded in runs.items():
-            point = np.array([metric_values(r, name, ones)[0] for r in seeded])
+            point = np.array([metric_values(r, name, ones, at_ones)[0] for r in seeded])
             if not np.isfinite(point).any():
                 continue
             entry = {"mean": float(np.nanmean(point)), "seed_sd": float(np.nanstd(point, ddof=1)) if len(point) > 1 else 0.0}
             if variant != baseline and np.isfinite(base_point).all() and len(point) == seeds:
                 diff = {"value": float(np.mean(point - base_point)), "ci95": None}
                 if replicates:
-                    reps = np.stack([metric_values(r, name, weights) for r in seeded], axis=1)
+                    reps = np.stack([metric_values(r, name, weights, at_weights) for r in seeded], axis=1)
                     drawn = (seed_draws * (reps - base_reps)).sum(axis=1) / seeds
                     finite = drawn[np.isfinite(drawn)]
                     diff["ci95"] = [float(v) for v in np.percentile(finite, [2.5, 97.5])] if finite.size else None

@@ -15,7 +15,7 @@ The answers (presence, side, size, severity of each finding) are drawn first and
 made from them, so the benchmark can ask how much of each a representation learnt. The per-level
 items (what MGLL's targets are built from) are the same answers, written as strings:
 category = the systems, disease = the findings, description = finding|side|size, explanation =
-finding|severity.
+finding|severity; a normal study has the item "normal" at every level.
 """
 
 from __future__ import annotations
@@ -122,7 +122,11 @@ def level_texts(rng: np.random.Generator, findings: tuple[Finding, ...]) -> dict
 
 
 def level_items(findings: tuple[Finding, ...]) -> dict[str, tuple[str, ...]]:
-    """What each level says, as items (normal studies have none: identical text decides)."""
+    """What each level says, as items; a normal study says "normal" at every level, whichever paraphrase
+    it is written in (without that item, two normal studies described in different words would be
+    strangers at description and explanation)."""
+    if not findings:
+        return {level: ("normal",) for level in LEVELS}
     return {
         "category": tuple(sorted({SYSTEM[f.name] for f in findings})),
         "disease": tuple(f.name for f in findings),

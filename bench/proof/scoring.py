@@ -49,6 +49,7 @@ class Component:
 @dataclass
 class RunScores:
     components: dict[str, list[Component]] = field(default_factory=dict)
+    diagnostics: dict[str, float] = field(default_factory=dict)  # plain numbers, not bootstrapped
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> LogisticRegression:
@@ -139,6 +140,17 @@ def _zero_shot(image_emb, text_emb, table: TextTable, data: ProofData, test, lev
     return out
 
 
+def prompt_spread(text_emb: np.ndarray, table: TextTable, data: ProofData, levels) -> dict[str, float]:
+    """Cosines between the zero-shot prompts (each finding's and the normal one) in the shared space: near 1
+    when the text side has collapsed onto one direction."""
+    pairs = [p for p in data.prompts[CONCAT if levels == (CONCAT,) else "disease"] if p]
+    texts = list(dict.fromkeys([p[0] for p in pairs] + [pairs[0][1]]))
+    emb = text_emb[[table.row_of(t) for t in texts]]
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
+    off = (emb @ emb.T)[~np.eye(len(texts), dtype=bool)]
+    return {"prompt_cos_mean": float(off.mean()), "prompt_cos_max": float(off.max())}
+
+
 def _retrieval(image_emb, text_emb, table: TextTable, level: str, test) -> Component:
     own = table.index[level][test]
     has = own >= 0
@@ -165,6 +177,7 @@ def score_run(
         few = dict(rows, train=_few_shot_rows(data, share, seed))
         out.components[name] = _disease_components(_standardised(backbone, few), data.labels, few, seed)
     if image_emb is not None:
+        out.diagnostics = prompt_spread(text_emb, table, data, levels)
         out.components["zero_shot"] = _zero_shot(image_emb, text_emb, table, data, rows["test"], levels)
         for level in data.texts:
             out.components[f"retrieval_{level}"] = [_retrieval(image_emb, text_emb, table, level, rows["test"])]
