@@ -72,8 +72,8 @@ def run_benchmark(data: ProofData, names: list[str], settings: protocol.Settings
     return runs
 
 
-def table(results: dict[str, dict[str, dict]], metrics: tuple[str, ...]) -> str:
-    baseline = f"diff_vs_{protocol.BASELINE}"
+def table(results: dict[str, dict[str, dict]], metrics: tuple[str, ...], baseline: str = protocol.BASELINE) -> str:
+    baseline = f"diff_vs_{baseline}"
     lines = [f"{'variant':<18} " + " ".join(f"{m:>25}" for m in metrics), "-" * (19 + 26 * len(metrics))]
     for variant, entries in results.items():
         cells = []
@@ -183,6 +183,12 @@ def main() -> None:
     print(f"\nMGLL proof ({args.tower}, {args.image_size} px, {args.steps} steps x {args.batch_size}, {args.seeds} seeds, "
           f"test {len(test_groups)} images); mean, then difference vs {protocol.BASELINE} [paired 95% CI]")  # fmt: skip
     print(table(results, TABLE_METRICS))
+    ablations = {name: seeded for name, seeded in runs.items() if name == "mgll" or name.startswith("mgll-")}
+    if "mgll" in ablations and len(ablations) > 1:
+        record["ablations_vs_mgll"] = compare.compare(ablations, "mgll", test_groups, args.replicates)
+        print("\nablations: mean, then difference vs mgll [paired 95% CI]")
+        print(table(record["ablations_vs_mgll"], ("probe_mean", "zero_shot", "retrieval_description", "retrieval_explanation"),
+                    baseline="mgll"))  # fmt: skip
     if not args.no_control:
         control = generate_control(args, settings)
         record["negative_control"] = control
