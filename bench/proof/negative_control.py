@@ -1,6 +1,6 @@
-"""Today's demo generator as the negative control: the same studies `mgll demo export` draws, through the
-same de-identification and report pipeline `mgll build` runs, but drawn straight into small arrays (no
-DICOM, no build).
+"""Today's demo generator as the negative control: studies from the demo's own planner, drawing and report
+writer (as `mgll demo export` makes them), through the same de-identification and report pipeline
+`mgll build` runs, but drawn straight into small arrays (no DICOM, no build).
 
 Here the levels are (nearly) functions of the label set -- category from it, disease its names,
 explanation the vocabulary's sentence per finding -- and the dataset carries no per-level items, so MGLL
