@@ -10,8 +10,8 @@ levels concatenated (clip-concat) -- the same information MGLL gets, in one stri
 comes with a paired 95% interval over test patients and seeds (bench/proof/compare.py). The negative
 control repeats the key variants on today's demo generator, whose levels are functions of the labels.
 
-    python bench/bench_proof.py --quick                       # smoke run, ~2 min on 2 CPU cores
-    python bench/bench_proof.py                               # the README numbers (CPU, 2 cores: ~40 min)
+    python bench/bench_proof.py --quick       # smoke run: ~1 CPU-minute (6 min wall on a loaded 2-core box)
+    python bench/bench_proof.py               # the README numbers: ~16 CPU-minutes (48 min wall when loaded)
     python bench/bench_proof.py --device cuda --image-size 128 --tower resnet18 --steps 3000 --batch-size 256
 
 Writes docs/proof/results.json (--out): per variant and metric the mean over seeds, the seeds' standard
