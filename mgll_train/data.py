@@ -10,7 +10,7 @@ Per-sample work is kept to the decode and one resampling (`transform.load_pixels
 be done once per row group is: the split filter (one small column read first), the label matrix, the
 text ids and the tokenisation of each distinct text. The collator hands each distinct token sequence of
 a batch to the model once (`text_index` points every sample and granularity at its row), with 8-bit
-pixels that `transform.normalize_batch` finishes on the device.
+pixels and the views' draws, which `transform.finish_batch` applies on the device.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mgll_data import schema
-from mgll_train.transform import CorruptImage, load_pixels, stack_pixels
+from mgll_train.transform import CorruptImage, load_pixels, stack_pixels, view_tensor
 
 
 class DatasetError(Exception):
@@ -206,7 +206,7 @@ class Row:
 
 
 class ParquetImageText(IterableDataset):
-    """Samples {pixels, jitter, labels, texts, tokens, text_ids, image_id, corrupt_before, position} streamed
+    """Samples {pixels, view, labels, texts, tokens, text_ids, image_id, corrupt_before, position} streamed
     from the shards; corrupt_before lists the ids of undecodable rows skipped just before this sample.
 
     `position` is (slot, rows of the stream handed out so far): what a checkpoint stores so a resumed run
@@ -349,7 +349,7 @@ class ParquetImageText(IterableDataset):
                     continue
                 yield {
                     "pixels": pixels,
-                    "jitter": (view.contrast, view.brightness),
+                    "view": view,
                     "labels": row.labels,
                     "texts": row.texts,
                     "tokens": row.tokens,
@@ -411,7 +411,7 @@ class Collator:
         positions = [s["position"] for s in samples]
         return {
             "pixels": stack_pixels([s["pixels"] for s in samples]),
-            "jitter": torch.tensor([s["jitter"] for s in samples], dtype=torch.float32),
+            "views": view_tensor([s["view"] for s in samples]),
             "labels": torch.stack([s["labels"] for s in samples]),
             **self._texts(samples),
             "image_ids": [s["image_id"] for s in samples],

@@ -1,7 +1,7 @@
 """One training micro-step as a single module: batch pixels -> normalised images -> both towers -> loss.
 
 Keeping the whole forward in one `nn.Module` is what lets `torch.compile` capture it as one graph
-(pixel normalisation and jitter fuse with the vision stem, the loss with the projections) and lets DDP
+(the batch's rotation, jitter and normalisation fuse with the vision stem, the loss with the projections) and lets DDP
 wrap exactly what runs. Nothing in it branches on tensor values or reads a value back to Python, so
 it compiles without graph breaks and never waits for the GPU (tests/test_step.py checks both on CPU).
 """
@@ -16,10 +16,10 @@ from torch import nn
 
 from mgll_train.loss import MGLLLoss
 from mgll_train.model import MGLLModel
-from mgll_train.transform import normalize_batch
+from mgll_train.transform import finish_batch
 
 # What a batch must carry onto the device for the step; the rest (ids, positions) stays on the host.
-STEP_KEYS = ("pixels", "jitter", "labels", "input_ids", "attention_mask", "text_index", "text_mask", "text_ids")
+STEP_KEYS = ("pixels", "views", "labels", "input_ids", "attention_mask", "text_index", "text_mask", "text_ids")
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -39,11 +39,13 @@ class TrainStep(nn.Module):
         mean: Sequence[float],
         std: Sequence[float],
         autocast: torch.dtype | None = None,
+        augment: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
         self.loss_fn = loss_fn
         self.autocast = autocast
+        self.augment = augment
         # Plain attributes, not buffers: DDP would broadcast buffers on every forward.
         self.mean = torch.tensor(tuple(mean), dtype=torch.float32)
         self.std = torch.tensor(tuple(std), dtype=torch.float32)
@@ -53,7 +55,7 @@ class TrainStep(nn.Module):
         return super()._apply(fn, recurse)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        pixels = normalize_batch(batch["pixels"], batch["jitter"], self.mean, self.std)
+        pixels = finish_batch(batch["pixels"], batch["views"], self.mean, self.std, rotate=self.augment)
         device_type = pixels.device.type
         cast = torch.autocast(device_type=device_type, dtype=self.autocast) if self.autocast else nullcontext()
         with cast:

@@ -333,7 +333,8 @@ def _step_module(model: MGLLModel, config: TrainConfig, image_cfg, device, dist_
     """The micro-step (pixels to loss terms), DDP-wrapped under torchrun and compiled when asked."""
     world = dist_info.world_size
     loss_fn = MGLLLoss(config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1)
-    step: torch.nn.Module = TrainStep(model, loss_fn, image_cfg["mean"], image_cfg["std"], autocast_dtype(device, config.precision))
+    cast = autocast_dtype(device, config.precision)
+    step: torch.nn.Module = TrainStep(model, loss_fn, image_cfg["mean"], image_cfg["std"], cast, augment=config.augment)
     step.to(device)
     if world > 1:
         step = DistributedDataParallel(step, device_ids=[dist_info.local_rank] if device.type == "cuda" else None)

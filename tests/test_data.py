@@ -122,7 +122,7 @@ def test_resume_from_a_recorded_position_continues_the_stream_exactly(dataset):
     slot, position = full[19]["position"]
     resumed = list(ParquetImageText(info, TEXTS, image_size=16, epochs=2, seed=4, resume_positions={slot: position}))
     assert _ids(resumed) == _ids(full[20:])
-    assert all(torch.equal(a["pixels"], b["pixels"]) and a["jitter"] == b["jitter"] for a, b in zip(resumed, full[20:]))
+    assert all(torch.equal(a["pixels"], b["pixels"]) and a["view"] == b["view"] for a, b in zip(resumed, full[20:]))
 
 
 def test_resume_by_batch_count_when_no_position_was_recorded(tmp_path):
@@ -146,7 +146,7 @@ def test_collator_sends_each_distinct_text_once_and_masks_missing_ones(dataset):
     samples = list(ParquetImageText(info, granularities, image_size=16, tokens=tokens, epochs=1, shuffle_buffer=0))[:8]
     batch = Collator(tokens.pad_id)(samples)
     assert batch["pixels"].shape == (8, 1, 16, 16) and batch["pixels"].dtype == torch.uint8
-    assert batch["jitter"].shape == (8, 2) and batch["labels"].shape == (8, len(VOCABULARY))
+    assert batch["views"].shape == (8, 3) and batch["labels"].shape == (8, len(VOCABULARY))
     texts = [[s["texts"][k] for s in samples] for k in range(4)]
     assert batch["text_mask"].tolist() == [[t is not None for t in column] for column in texts]
     assert ((batch["text_ids"] == -1) == ~batch["text_mask"]).all()

@@ -9,10 +9,11 @@ from mgll_train.transform import (
     CorruptImage,
     View,
     decode_image,
+    finish_batch,
     load_pixels,
-    normalize_batch,
     random_view,
     stack_pixels,
+    view_tensor,
 )
 
 
@@ -63,17 +64,24 @@ def test_workers_hand_over_8_bit_pixels_one_channel_for_grey():
     assert deep.dtype == torch.float32 and 0.0 <= float(deep.min()) and float(deep.max()) <= 1.0
 
 
-def test_one_pass_equals_crop_then_rotate_then_resize():
-    """The single affine resampling shows what the three-step Pillow pipeline shows, inside the crop."""
+def test_the_worker_crops_and_resizes_in_one_step():
     data = _encode(_radiograph())
     pixels, view = load_pixels(data, 128, np.random.default_rng(5))
-    left, top, width, height = map(int, view.box)
+    left, top, width, height = view.box
     image = Image.open(io.BytesIO(data))
-    steps = image.crop((left, top, left + width, top + height)).rotate(view.angle, resample=Image.BILINEAR)
-    reference = np.asarray(steps.resize((128, 128), Image.BILINEAR), dtype=np.float64)
-    centre = slice(24, 104)  # the rotated-in corners differ on purpose: real pixels instead of black
-    difference = np.abs(reference - pixels[0].numpy())[centre, centre]
-    assert view.angle != 0.0 and difference.mean() < 2.0
+    reference = image.crop((int(left), int(top), int(left + width), int(top + height))).resize((128, 128), Image.BILINEAR)
+    assert np.abs(np.asarray(reference, dtype=float) - pixels[0].numpy()).mean() < 1.0
+
+
+def test_batch_rotation_matches_pillow_rotate():
+    image = Image.fromarray(_radiograph((96, 96)))
+    pixels = torch.from_numpy(np.array(image)).view(1, 1, 96, 96)
+    views = torch.tensor([[6.0, 1.0, 1.0]])
+    rotated = finish_batch(pixels, views, torch.zeros(3), torch.ones(3))[0, 0] * 255
+    reference = np.asarray(image.rotate(6.0, resample=Image.BILINEAR), dtype=float)
+    centre = slice(16, 80)
+    assert np.abs(rotated.numpy()[centre, centre] - reference[centre, centre]).mean() < 2.0
+    assert float(rotated[0, 0]) == 0.0  # corners turned in from outside the image are black
 
 
 def test_reduced_jpeg_decode_matches_the_full_decode():
@@ -95,16 +103,19 @@ def test_random_views_stay_inside_the_image_and_within_the_augmentation_ranges()
         assert abs(view.angle) <= 7.0 and 0.8 <= view.contrast <= 1.2 and 0.8 <= view.brightness <= 1.2
 
 
-def test_batch_normalisation_applies_jitter_per_sample_and_expands_grey():
+def test_batch_finishing_applies_each_samples_jitter_and_expands_grey():
     pixels = torch.stack([torch.full((1, 4, 4), 100, dtype=torch.uint8), torch.arange(16, dtype=torch.uint8).view(1, 4, 4) * 10])
-    plain = normalize_batch(pixels, torch.ones(2, 2), torch.zeros(3), torch.ones(3))
+    plain = finish_batch(pixels, torch.tensor([[0.0, 1.0, 1.0]] * 2), torch.zeros(3), torch.ones(3), rotate=False)
     assert plain.shape == (2, 3, 4, 4) and torch.allclose(plain[1, 0], pixels[1, 0].float() / 255)
-    jittered = normalize_batch(pixels, torch.tensor([[1.0, 1.0], [2.0, 0.5]]), torch.zeros(3), torch.ones(3))
+    views = view_tensor([View((0, 0, 4, 4)), View((0, 0, 4, 4), contrast=2.0, brightness=0.5)])
+    jittered = finish_batch(pixels, views, torch.zeros(3), torch.ones(3), rotate=False)
     torch.testing.assert_close(jittered[0], plain[0])
     x = pixels[1, 0].float() / 255
     torch.testing.assert_close(jittered[1, 2], (((x - x.mean()) * 2.0 + x.mean()) * 0.5).clamp(0, 1))
-    normalised = normalize_batch(pixels, torch.ones(2, 2), torch.tensor([0.5, 0.4, 0.3]), torch.tensor([0.2, 0.2, 0.1]))
+    normalised = finish_batch(pixels, views[:1].repeat(2, 1), torch.tensor([0.5, 0.4, 0.3]), torch.tensor([0.2, 0.2, 0.1]), rotate=False)
     torch.testing.assert_close(normalised[0, 2], (plain[0, 2] - 0.3) / 0.1)
+    unrotated = finish_batch(pixels, views[:1].repeat(2, 1), torch.zeros(3), torch.ones(3), rotate=True)
+    torch.testing.assert_close(unrotated, plain, atol=1e-6, rtol=0)
 
 
 def test_stacking_keeps_uint8_and_widens_only_mixed_batches():
