@@ -94,7 +94,8 @@ def build_dataset(
 
     vocabulary = reports.vocabulary_names(pipeline.reports.vocabulary)
     arrow_schema = schema.arrow_schema(
-        list(pipeline.granularities), vocabulary, pipeline.name, pipeline_hash=pipeline.content_hash
+        list(pipeline.granularities), vocabulary, pipeline.name, pipeline_hash=pipeline.content_hash,
+        training_image=pipeline.image.training_format is not None,
     )
     journal = writer.LinkageJournal(linkage_path)
     shards = writer.ShardWriter(out, arrow_schema, first_shard=state.next_shard, before_commit=journal.flush)

@@ -23,6 +23,8 @@ META_VOCABULARY = b"mgll.label_vocabulary"
 META_GRANULARITIES = b"mgll.granularities"
 META_PIPELINE = b"mgll.pipeline"
 META_PIPELINE_HASH = b"mgll.pipeline_hash"
+# Optional column: a lossy copy of `image` for fast training loaders (pipeline `image.training_format`).
+TRAINING_IMAGE = "image_train"
 
 _SCALARS = {
     "string": pa.string(),
@@ -96,9 +98,14 @@ def arrow_schema(
     pipeline: str,
     version: str = CURRENT_VERSION,
     pipeline_hash: str = "",
+    training_image: bool = False,
 ) -> pa.Schema:
-    """The Arrow schema of the data shards, with the contract's file metadata attached."""
+    """The Arrow schema of the data shards, with the contract's file metadata attached; `training_image`
+    adds the optional `image_train` column (the image column's type)."""
     fields = [pa.field(c.name, c.type, nullable=c.nullable) for c in columns(granularities, version)]
+    if training_image:
+        image = next(f for f in fields if f.name == "image")
+        fields.append(pa.field(TRAINING_IMAGE, image.type, nullable=False))
     metadata = {
         META_SCHEMA_VERSION: schema_version(version).encode(),
         META_VOCABULARY: json.dumps(list(vocabulary)).encode(),

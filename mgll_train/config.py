@@ -54,6 +54,7 @@ class TrainConfig:
     compile: bool = False
     workers: int = 0
     max_corrupt_fraction: float = 0.01
+    image_column: str = "auto"
     shuffle_buffer: int = 256
     max_text_tokens: int = 128
     augment: bool = True

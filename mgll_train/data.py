@@ -145,6 +145,19 @@ def row_group_units(info: DatasetInfo, slots: int) -> list[Unit]:
     return [Unit(shard, rg, p, parts) for shard, rg in groups for p in range(parts)]
 
 
+def image_column(info: DatasetInfo, requested: str = "auto") -> str:
+    """The column the loader decodes: "auto" takes the training copy (`image_train`, JPEG, written when the
+    pipeline sets image.training_format) when every shard has it, else the archival `image`."""
+    if requested not in ("auto", "image", schema.TRAINING_IMAGE):
+        raise DatasetError(f"image column must be auto, image or {schema.TRAINING_IMAGE}, got {requested!r}")
+    everywhere = all(schema.TRAINING_IMAGE in pq.ParquetFile(s).schema_arrow.names for s in info.shards)
+    if requested == schema.TRAINING_IMAGE and not everywhere:
+        raise DatasetError(f"the dataset has no {schema.TRAINING_IMAGE} column in every shard; build it with image.training_format: jpeg")
+    if requested == "auto":
+        return schema.TRAINING_IMAGE if everywhere else "image"
+    return requested
+
+
 def text_id(text: str | None) -> int:
     """A stable 63-bit id for a text so identical strings (after case and whitespace folding) share soft targets."""
     if text is None:
@@ -225,6 +238,7 @@ class ParquetImageText(IterableDataset):
         *,
         image_size: int,
         tokens: TextTokens | None = None,
+        image_column: str = "image",
         split: str | None = "train",
         train: bool = True,
         shuffle_buffer: int = 256,
@@ -241,6 +255,7 @@ class ParquetImageText(IterableDataset):
         self.granularities = tuple(granularities)
         self.image_size = image_size
         self.tokens = tokens
+        self.image_column = image_column
         self.split = split
         self.train = train
         self.shuffle_buffer = shuffle_buffer
@@ -286,10 +301,10 @@ class ParquetImageText(IterableDataset):
         wanted = wanted[unit.part :: unit.parts]
         if len(wanted) == 0:
             return []
-        columns = ["image_id", "image", "labels", *self.text_columns]
+        columns = ["image_id", self.image_column, "labels", *self.text_columns]
         table = parquet.read_row_group(unit.row_group, columns=columns, use_threads=False)
-        images = table.column("image").combine_chunks().field("bytes")
-        small = table.drop_columns(["image"]).take(pa.array(wanted))
+        images = table.column(self.image_column).combine_chunks().field("bytes")
+        small = table.drop_columns([self.image_column]).take(pa.array(wanted))
         labels = label_matrix(small.column("labels").to_pylist(), self.info.vocabulary)
         texts = list(zip(*(small.column(c).to_pylist() for c in self.text_columns))) or [()] * len(wanted)
         distinct = list(dict.fromkeys(t for row in texts for t in row if t is not None))

@@ -53,6 +53,7 @@ from mgll_train.data import (
     DatasetError,
     DatasetInfo,
     ParquetImageText,
+    image_column,
     TextTokens,
     build_loader,
     open_dataset,
@@ -112,6 +113,7 @@ class Plan:
     split_rows: int
     steps: int
     warmup: int
+    image_column: str
 
 
 @dataclass
@@ -183,7 +185,7 @@ def _plan(config: TrainConfig, world: int) -> Plan:
         raise TrainError(f"the dataset has no rows in split {config.split!r}; choose another --split")
     steps = total_steps(config, split_rows, world)
     warmup = config.warmup_steps if config.warmup_steps is not None else max(1, steps // 20)
-    return Plan(info, granularities, split_rows, steps, warmup)
+    return Plan(info, granularities, split_rows, steps, warmup, image_column(info, config.image_column))
 
 
 def _find_resume(run_dir: Path, steps: int, echo: Callable[[str], None]) -> Resume | None:
@@ -222,6 +224,7 @@ def _start_loader(
         plan.granularities,
         image_size=config.image_size,
         tokens=tokens,
+        image_column=plan.image_column,
         split=config.split,
         train=config.augment,
         shuffle_buffer=config.shuffle_buffer,
@@ -270,6 +273,7 @@ def _run_record(config: TrainConfig, plan: Plan, image_cfg: dict[str, Any]) -> d
         granularities=plan.granularities,
         label_vocabulary=list(plan.info.vocabulary),
         dataset_fingerprint=plan.info.fingerprint,
+        trained_on_column=plan.image_column,
         dataset_pipeline=plan.info.pipeline,
         schema_version=plan.info.schema_version,
         mean=image_cfg["mean"],
@@ -458,7 +462,8 @@ def train(
     if dist_info.is_main:
         echo(
             f"pretraining {config.model} + {config.text_model or 'minilm'} ({count_parameters(model) / 1e6:.1f}M params) "
-            f"with {config.loss} on {plan.split_rows} {config.split} rows, granularities {', '.join(plan.granularities)}; "
+            f"with {config.loss} on {plan.split_rows} {config.split} rows ({plan.image_column}), "
+            f"granularities {', '.join(plan.granularities)}; "
             f"steps {start_step}->{plan.steps}, {loop.samples_per_step} samples/step, device {device}"
             + (f", {dist_info.world_size} ranks" if dist_info.world_size > 1 else "")
         )

@@ -27,6 +27,8 @@ from mgll_train.config import ConfigError, parse_granularities
 @click.option("--embed-dim", type=int, help="Shared embedding size (default 256).")
 @click.option("--image-size", type=int, help="Square input size in pixels (default 224).")
 @click.option("--workers", type=int, help="DataLoader worker processes (default 0: load in the training process).")
+@click.option("--image-column", type=click.Choice(["auto", "image", "image_train"]),
+              help="Images to train on: auto (default) takes the JPEG training copy when the dataset has one.")
 @click.option("--max-corrupt-fraction", type=float,
               help="Stop when clearly more than this share of the images read does not decode (default 0.01).")
 @click.option("--seed", type=int, help="Seed for weights, data order and augmentation (default 0).")
