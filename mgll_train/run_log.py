@@ -66,6 +66,13 @@ class StreamState:
         self.positions.update(batch["positions"])
         self.read += len(batch["image_ids"]) + len(batch["corrupt"])
 
+    def all_positions(self) -> dict[int, int]:
+        """Every rank's positions (slots are global, so the dicts do not overlap); collective under DDP."""
+        return {slot: pos for part in distributed.all_gather_objects(self.positions) for slot, pos in part.items()}
+
+    def all_corrupt(self) -> set[str]:
+        return set().union(*distributed.all_gather_objects(self.corrupt))
+
     def check_corrupt(self, split_rows: int, cap: float) -> None:
         """StopRun when the corrupt share over all ranks is, beyond reasonable doubt, above `cap`. Collective
         under DDP (every rank must take the same decision), so call it on every rank at the same step."""
@@ -77,6 +84,15 @@ class StreamState:
                 f"{int(corrupt)} of the {distinct} images read so far do not decode, more than "
                 f"--max-corrupt-fraction {cap:g} allows; check the data with `mgll validate --full`"
             )
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop lines logged after the checkpoint a run resumes from, so metrics.jsonl has each step once."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= last_step]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 @dataclass

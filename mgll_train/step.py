@@ -13,7 +13,9 @@ from contextlib import nullcontext
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from mgll_train.config import TrainConfig
 from mgll_train.loss import MGLLLoss
 from mgll_train.model import MGLLModel
 from mgll_train.transform import finish_batch
@@ -65,6 +67,20 @@ class TrainStep(nn.Module):
         return self.loss_fn(
             image_emb.float(), text_emb.float(), batch["text_mask"], batch["labels"], batch["text_ids"], scale.float()
         )
+
+
+def build_step(
+    model: MGLLModel, config: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device, local_rank: int, world: int
+) -> nn.Module:
+    """The micro-step for a run's config, on its device, DDP-wrapped across ranks and compiled when asked."""
+    loss_fn = MGLLLoss(config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1)
+    step: nn.Module = TrainStep(model, loss_fn, mean, std, autocast_dtype(device, config.precision), augment=config.augment)
+    step.to(device)
+    if world > 1:
+        step = DistributedDataParallel(step, device_ids=[local_rank] if device.type == "cuda" else None)
+    if config.compile:
+        step = torch.compile(step)
+    return step
 
 
 def to_device(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:

@@ -19,59 +19,50 @@ A damaged newest checkpoint is skipped with a warning (checkpoint.load_newest_in
 
 from __future__ import annotations
 
-import json
-import math
 import random
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from mgll_train import distributed
 from mgll_train.checkpoint import (
-    CheckpointError,
     TOKENIZER_DIR,
     load_newest_intact,
     load_training_state,
     load_weights,
     readable_weights,
-    save_run,
     save_tokenizer,
     set_rng_state,
 )
 from mgll_train.config import DEFAULT_EXCLUDED_GRANULARITIES, TrainConfig, save_config
 from mgll_train.data import (
     Collator,
-    DatasetError,
     DatasetInfo,
     ParquetImageText,
-    image_column,
     TextTokens,
     build_loader,
+    image_column,
     open_dataset,
     split_counts,
 )
-from mgll_train.loss import MGLLLoss
+from mgll_train.loop import Loop
 from mgll_train.model import (
-    MAX_LOGIT_SCALE,
-    MGLLModel,
     build_model,
     count_parameters,
     load_tokenizer,
     parameter_groups,
     tokenizer_folder,
 )
-from mgll_train.run_log import MetricsLog, StopRun, StreamState
+from mgll_train.run_log import MetricsLog, StopRun, StreamState, truncate_metrics
 from mgll_train.schedule import WarmupCosine
-from mgll_train.step import TrainStep, autocast_dtype, to_device
+from mgll_train.step import build_step
 
 
 class TrainError(Exception):
@@ -287,142 +278,9 @@ def _run_record(config: TrainConfig, plan: Plan, image_cfg: dict[str, Any]) -> d
 
 def _write_run_files(run_dir: Path, config: TrainConfig, record: dict[str, Any], start_step: int) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    _truncate_metrics(run_dir / "metrics.jsonl", start_step)
+    truncate_metrics(run_dir / "metrics.jsonl", start_step)
     save_config(config, record, run_dir / "config.yaml")
     save_tokenizer(run_dir, tokenizer_folder(config.text_model))
-
-
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop lines logged after the checkpoint a run resumes from, so metrics.jsonl has each step once."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= last_step]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def _gather_positions(positions: dict[int, int], world: int) -> dict[int, int]:
-    """Every rank's data-stream positions (slots are global, so the dicts do not overlap)."""
-    if world == 1:
-        return dict(positions)
-    parts: list[dict[int, int] | None] = [None] * world
-    torch.distributed.all_gather_object(parts, positions)
-    return {slot: pos for part in parts for slot, pos in (part or {}).items()}
-
-
-def _gather_ids(ids: set[str], world: int) -> set[str]:
-    if world == 1:
-        return ids
-    parts: list[set[str] | None] = [None] * world
-    torch.distributed.all_gather_object(parts, ids)
-    return set().union(*(p or set() for p in parts))
-
-
-def _next_batch(batches: Iterator, stream: StreamState, split: str) -> dict[str, Any]:
-    try:
-        batch = next(batches)
-    except StopIteration:
-        raise TrainError(
-            f"the {split} split yielded no decodable images for this worker ({len(stream.corrupt)} corrupt); "
-            "check the data with `mgll validate --full`"
-        ) from None
-    except DatasetError as exc:
-        # Raised inside a loader worker, the DataLoader re-raises it with the worker's traceback around it.
-        raise TrainError(str(exc).strip().splitlines()[-1].split(": ", 1)[-1]) from None
-    stream.consume(batch)
-    return batch
-
-
-def _step_module(model: MGLLModel, config: TrainConfig, image_cfg, device, dist_info) -> torch.nn.Module:
-    """The micro-step (pixels to loss terms), DDP-wrapped under torchrun and compiled when asked."""
-    world = dist_info.world_size
-    loss_fn = MGLLLoss(config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1)
-    cast = autocast_dtype(device, config.precision)
-    step: torch.nn.Module = TrainStep(model, loss_fn, image_cfg["mean"], image_cfg["std"], cast, augment=config.augment)
-    step.to(device)
-    if world > 1:
-        step = DistributedDataParallel(step, device_ids=[dist_info.local_rank] if device.type == "cuda" else None)
-    if config.compile:
-        step = torch.compile(step)
-    return step
-
-
-@dataclass
-class _Loop:
-    """The optimizer-step loop over a started batch iterator; see `train` for how it is set up."""
-
-    config: TrainConfig
-    plan: Plan
-    run_dir: Path
-    model: MGLLModel
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    step_fn: torch.nn.Module
-    batches: Iterator
-    dist_info: distributed.DistInfo
-    device: torch.device
-    record: dict[str, Any]
-    checkpoint: str = ""
-    world: int = field(init=False)
-    samples_per_step: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.world = self.dist_info.world_size
-        self.samples_per_step = self.config.batch_size * self.config.grad_accum * self.world
-
-    def accumulate(self, stream: StreamState) -> dict[str, torch.Tensor]:
-        """Forward and backward `grad_accum` micro-batches (DDP syncs gradients on the last only); the mean terms."""
-        terms: dict[str, torch.Tensor] = {}
-        accum = self.config.grad_accum
-        for micro in range(accum):
-            batch = to_device(_next_batch(self.batches, stream, self.config.split), self.device)
-            no_sync = self.world > 1 and micro < accum - 1
-            with self.step_fn.no_sync() if no_sync else nullcontext():
-                out = self.step_fn(batch)
-                (out["loss"] / accum).backward()
-            for key, value in out.items():
-                terms[key] = terms.get(key, 0.0) + value.detach() / accum
-        return terms
-
-    def optimizer_step(self, terms: dict[str, torch.Tensor]) -> None:
-        if self.config.grad_clip > 0:
-            terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip).detach()
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            self.model.logit_scale.clamp_(0.0, math.log(MAX_LOGIT_SCALE))
-
-    def save(self, step: int, stream: StreamState) -> None:
-        positions = _gather_positions(stream.positions, self.world)
-        if self.dist_info.is_main:
-            extra = {"workers": self.config.workers, "world_size": self.world, "positions": positions}
-            saved = save_run(
-                self.run_dir, self.model, self.optimizer, self.scheduler, step, self.record, extra, keep=self.config.keep_checkpoints
-            )
-            self.checkpoint = str(saved)
-        if self.world > 1:
-            torch.distributed.barrier()
-
-    def run(self, start_step: int, stream: StreamState, log: MetricsLog, entered: float) -> float | None:
-        """Steps start_step+1 .. plan.steps; returns the seconds from `entered` to the first optimizer step."""
-        first_step_seconds = None
-        config, steps = self.config, self.plan.steps
-        for step in range(start_step + 1, steps + 1):
-            terms = self.accumulate(stream)
-            self.optimizer_step(terms)
-            first_step_seconds = first_step_seconds or time.perf_counter() - entered
-            log.add(terms)
-            if step % config.log_every == 0 or step == steps or step == start_step + 1:
-                log.flush(step, {
-                    "lr": self.scheduler.get_last_lr()[0],
-                    "logit_scale": float(self.model.clamped_logit_scale().detach()),
-                    "corrupt_images": len(stream.corrupt),
-                })
-                stream.check_corrupt(self.plan.split_rows, config.max_corrupt_fraction)
-            if step % config.save_every == 0 or step == steps:
-                self.save(step, stream)
-        return first_step_seconds
 
 
 def _restore_rng(resume: Resume | None, config: TrainConfig, rank: int) -> None:
@@ -457,8 +315,9 @@ def train(
     record = _run_record(config, plan, image_cfg)
     if dist_info.is_main:
         _write_run_files(run_dir, config, record, start_step)
-    step_fn = _step_module(model, config, image_cfg, device, dist_info)
-    loop = _Loop(config, plan, run_dir, model, optimizer, scheduler, step_fn, batches, dist_info, device, record)
+    step_fn = build_step(model, config, image_cfg["mean"], image_cfg["std"], device, dist_info.local_rank, dist_info.world_size)
+    loop = Loop(config, model, optimizer, scheduler, step_fn, batches, device, dist_info.world_size, dist_info.is_main,
+                run_dir, record, plan.steps, plan.split_rows)  # fmt: skip
     if dist_info.is_main:
         echo(
             f"pretraining {config.model} + {config.text_model or 'minilm'} ({count_parameters(model) / 1e6:.1f}M params) "
@@ -482,6 +341,7 @@ def train(
 
 
 def _summary(run_dir, plan, start_step, stream, log, loop, seconds, first_step_seconds, device, model) -> TrainSummary:
+    corrupt = stream.all_corrupt()
     done = plan.steps - start_step
     first, last = log.first, log.last
     return TrainSummary(
@@ -495,7 +355,7 @@ def _summary(run_dir, plan, start_step, stream, log, loop, seconds, first_step_s
         first_loss=first.values["loss"] if first else None,
         last_loss=last.values["loss"] if last else None,
         last_loss_steps=(last.first_step, last.step) if last else None,
-        corrupt_images=len(_gather_ids(stream.corrupt, loop.world)),
+        corrupt_images=len(corrupt),
         checkpoint=loop.checkpoint,
         device=str(device),
         world_size=loop.world,
