@@ -16,6 +16,7 @@ pixels and the views' draws, which `transform.finish_batch` applies on the devic
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -132,7 +133,16 @@ def open_dataset(path: Path) -> DatasetInfo:
 
 
 def split_counts(info: DatasetInfo) -> dict[str, int]:
-    """Rows per split, from the `split` column only (cheap: no image bytes are read)."""
+    """Rows per split: from manifest.json's `splits` when it covers every row (what `mgll build` writes, so
+    start-up reads no shard), else from the `split` column (no image bytes are read, but every shard is)."""
+    manifest = info.root / "manifest.json"
+    if manifest.is_file():
+        try:
+            splits = json.loads(manifest.read_text(encoding="utf-8")).get("splits")
+        except (OSError, ValueError, AttributeError):
+            splits = None
+        if isinstance(splits, dict) and sum(int(n) for n in splits.values()) == info.num_rows:
+            return {str(name): int(n) for name, n in splits.items()}
     table = pads.dataset([str(s) for s in info.shards], format="parquet").to_table(columns=["split"])
     counts = table.column("split").value_counts().to_pylist()
     return {c["values"]: int(c["counts"]) for c in counts}

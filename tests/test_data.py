@@ -1,3 +1,4 @@
+import json
 import pickle
 from functools import partial
 
@@ -185,3 +186,14 @@ def test_a_split_whose_images_all_fail_stops_instead_of_looping_forever(tmp_path
     stream = ParquetImageText(info, TEXTS, image_size=16)
     with pytest.raises(UndecodableShare, match="none of the 9 train images"):
         next(iter(stream))
+
+
+def test_split_counts_come_from_the_manifest_when_it_covers_every_row(tmp_path):
+    root = write_dataset(tmp_path, rows=8)
+    info = open_dataset(root)
+    assert split_counts(info) == {"train": 6, "val": 2}  # the fixture's manifest lists no splits: column scan
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "splits": {"train": 5, "test": 3}}))
+    assert split_counts(open_dataset(root)) == {"train": 5, "test": 3}
+    (root / "manifest.json").write_text(json.dumps({**manifest, "splits": {"train": 5}}))
+    assert split_counts(open_dataset(root)) == {"train": 6, "val": 2}  # stale: does not add up to the rows
