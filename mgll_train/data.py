@@ -448,8 +448,9 @@ class Collator:
 def build_loader(
     dataset: ParquetImageText, collator: Collator, *, batch_size: int, workers: int, pin_memory: bool = False
 ) -> DataLoader:
-    """A DataLoader over the stream; batches are formed per worker, so each is one slot's rows. Workers
-    persist across iterators and pin batches for non-blocking copies when asked."""
+    """A DataLoader over the stream; batches are formed per worker, so each is one slot's rows, pinned for
+    non-blocking copies when asked. The trainer's stream never ends, so one iterator (and its workers)
+    lives for the whole run: `persistent_workers` would only keep them alive after it is dropped."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -457,6 +458,5 @@ def build_loader(
         num_workers=workers,
         pin_memory=pin_memory,
         drop_last=dataset.epochs is None,
-        persistent_workers=workers > 0,
         prefetch_factor=2 if workers > 0 else None,
     )
