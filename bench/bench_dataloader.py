@@ -131,17 +131,27 @@ def fidelity(png: list[bytes], other: list[bytes]) -> tuple[float, float]:
     return (float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)), worst
 
 
-def measure(variants: dict[str, Path], args) -> dict[str, dict[str, float]]:
-    png_images = stored_images(variants["png"], "train")
-    samples = {"bare png": [], **{f"bare {n}": [] for n in variants}, **{f"loader {n}": [] for n in variants}}
-    for _ in range(args.rounds):  # interleaved, so load on the shared machine hits every row alike
-        samples["bare png"].append(bare_rate(png_images, args.image_size))
+def measure(variants: dict[str, Path], args) -> dict:
+    """Rates (median over rounds) and ratios (median of each round's ratio: the rounds are interleaved and
+    the ratio is taken between neighbouring measurements, so drifting load on a shared machine cancels)."""
+    images = {name: stored_images(path, "train") for name, path in variants.items()}
+    rounds = []
+    for _ in range(args.rounds):
+        measured = {}
         for name, path in variants.items():
-            samples[f"bare {name}"].append(bare_rate(stored_images(path, "train"), args.image_size))
-            samples[f"loader {name}"].append(loader_rate(path, 0, args.batch, args.image_size, args.batches))
-    rates = {key: statistics.median(values) for key, values in samples.items()}
+            measured[f"bare {name}"] = bare_rate(images[name], args.image_size)
+            measured[f"loader {name}"] = loader_rate(path, 0, args.batch, args.image_size, args.batches)
+        rounds.append(measured)
+    rates = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    ratios = {
+        name: {
+            "own": statistics.median(r[f"loader {name}"] / r[f"bare {name}"] for r in rounds),
+            "png": statistics.median(r[f"loader {name}"] / r["bare png"] for r in rounds),
+        }
+        for name in variants
+    }
     workers = {name: {n: loader_rate(path, n, args.batch, args.image_size, args.batches) for n in (1, 2)} for name, path in variants.items()}
-    return {"rates": rates, "workers": workers, "finish": finish_rate(args.batch, args.image_size)}
+    return {"rates": rates, "ratios": ratios, "workers": workers, "finish": finish_rate(args.batch, args.image_size)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -151,8 +161,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--studies", type=int, default=120)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -178,16 +188,16 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def report(result: dict, sizes: dict, psnr: float, worst: int, args) -> None:
-    rates, workers = result["rates"], result["workers"]
+    rates, ratios, workers = result["rates"], result["ratios"], result["workers"]
     print(f"\nstored images as built (PNG baseline: the same pixels as PNG); model input {args.image_size} px, batch {args.batch}, 4 granularities, MiniLM tokenizer, torch threads 1; "
-          f"median of {args.rounds} interleaved rounds")  # fmt: skip
+          f"median of {args.rounds} interleaved rounds (ratios: median of each round's ratio)")  # fmt: skip
     print(f"{'stored as':10} {'KB/img':>7} {'bare decode+resize/s':>21} {'loader 1 proc/s':>16} "
           f"{'x bare own':>11} {'x bare PNG':>15} {'per worker, 1 / 2 workers':>26}")  # fmt: skip
     for name in workers:
         loader = rates[f"loader {name}"]
         per_worker = f"{workers[name][1]:.0f} / {workers[name][2] / 2:.0f}"
         print(f"{name:10} {sizes[name] / 1024:7.0f} {rates[f'bare {name}']:21.0f} {loader:16.0f} "
-              f"{loader / rates[f'bare {name}']:11.2f} {loader / rates['bare png']:15.2f} {per_worker:>26}")  # fmt: skip
+              f"{ratios[name]['own']:11.2f} {ratios[name]['png']:15.2f} {per_worker:>26}")  # fmt: skip
     print(f"goals: loader >= 0.80x its own bare decode, >= 1.50x the bare 512-px PNG decode; "
           f"JPEG q95 vs PNG pixels: PSNR {psnr:.1f} dB, largest error {worst}/255")  # fmt: skip
     print(f"batch side (rotation, jitter, normalisation; on the GPU in training): {result['finish']:.0f} samples/s "
