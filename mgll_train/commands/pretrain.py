@@ -37,8 +37,9 @@ from mgll_train.config import ConfigError, parse_granularities
 @click.option("--save-every", type=int, help="Checkpoint every N steps (default 500; always at the end).")
 @click.option("--log-every", type=int, help="Write metrics every N steps (default 10).")
 @click.option("--grad-checkpointing", is_flag=True, default=None, help="Recompute activations to save GPU memory.")
-@click.option("--compile", "compile_model", is_flag=True, default=None, help="torch.compile the model.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--compile", "compile_model", is_flag=True, default=None,
+              help="torch.compile the whole step (augmentation, towers, loss); pays a warm-up of minutes on CPU.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its newest intact checkpoint.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs and CI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON on stdout.")
 def pretrain(dataset, out, config_file, resume, no_progress, as_json, compile_model, **flags) -> None:
