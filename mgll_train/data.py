@@ -277,10 +277,6 @@ class ParquetImageText(IterableDataset):
         self.resume_positions = dict(resume_positions or {})
         self.batch_size = batch_size
         self.text_columns = [schema.text_column(g) for g in self.granularities]
-        self._files: dict[str, pq.ParquetFile] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_files": {}}
 
     def _slot(self) -> tuple[int, int, int]:
         worker = get_worker_info()
@@ -295,24 +291,26 @@ class ParquetImageText(IterableDataset):
         batches = max(0, self.resume_batches - worker_id + workers - 1) // workers
         return batches * self.batch_size
 
-    def _file(self, shard: str) -> pq.ParquetFile:
-        if shard not in self._files:
-            self._files[shard] = pq.ParquetFile(shard, memory_map=True)
-        return self._files[shard]
+    def _read_table(self, unit: Unit) -> tuple[pa.Table | None, np.ndarray]:
+        """(the row group's columns, the indices of this unit's rows of the split). The split column is read
+        first, so a row group without any of them costs no image read. Memory-mapped, threads off: a loader
+        worker is one process per core already, and pyarrow's threads only fight the others."""
+        with pq.ParquetFile(unit.shard, memory_map=True) as parquet:
+            wanted = np.arange(parquet.metadata.row_group(unit.row_group).num_rows)
+            if self.split:
+                split = parquet.read_row_group(unit.row_group, columns=["split"], use_threads=False).column(0)
+                wanted = np.flatnonzero(pc.equal(split, self.split).to_numpy(zero_copy_only=False))
+            wanted = wanted[unit.part :: unit.parts]
+            if len(wanted) == 0:
+                return None, wanted
+            columns = ["image_id", self.image_column, "labels", *self.text_columns]
+            return parquet.read_row_group(unit.row_group, columns=columns, use_threads=False), wanted
 
     def _read_unit(self, unit: Unit) -> list[Row]:
-        """The unit's rows of this split. The split column is read first, so a row group without any of
-        them costs no image read; threads stay off (a loader worker is one process per core already)."""
-        parquet = self._file(unit.shard)
-        wanted = np.arange(parquet.metadata.row_group(unit.row_group).num_rows)
-        if self.split:
-            split = parquet.read_row_group(unit.row_group, columns=["split"], use_threads=False).column(0)
-            wanted = np.flatnonzero(pc.equal(split, self.split).to_numpy(zero_copy_only=False))
-        wanted = wanted[unit.part :: unit.parts]
-        if len(wanted) == 0:
+        """The unit's rows of this split, with labels, text ids and token ids made once per row group."""
+        table, wanted = self._read_table(unit)
+        if table is None:
             return []
-        columns = ["image_id", self.image_column, "labels", *self.text_columns]
-        table = parquet.read_row_group(unit.row_group, columns=columns, use_threads=False)
         images = table.column(self.image_column).combine_chunks().field("bytes")
         small = table.drop_columns([self.image_column]).take(pa.array(wanted))
         labels = label_matrix(small.column("labels").to_pylist(), self.info.vocabulary)
