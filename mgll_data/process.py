@@ -130,7 +130,7 @@ def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: di
         "manufacturer_model": metadata.get("manufacturer_model"),
         "source_format": rendered.source_format,
         "source_key": source_key,
-        "labels": [{"name": name, "status": status} for name, status in understood.labels],
+        "labels": [{"name": name, "status": status, "certainty": certainty} for name, status, certainty in understood.labels],
         "report_text": understood.report_text,
     }
     for granularity in ctx.pipeline.granularities:
