@@ -27,11 +27,12 @@ PSEUDO = "PSEUDO"
 CONJ = "CONJ"
 COMMA = "COMMA"
 CLAUSE = "CLAUSE"
+DEVICE_PLAN = "DEVICE_PLAN"  # hypothetical for devices only; it cuts no other cue
 
 _FORWARD_NEGATION = [
     "no", "not", "without", "no evidence of", "no evidence for", "no signs of", "no sign of", "no convincing",
     "no radiographic evidence of", "no findings of", "no findings to suggest", "negative for", "free of", "clear of",
-    "absence of", "absent", "resolution of", "interval resolution of", "near complete resolution of",
+    "absence of", "absent", "resolution of", "resolved", "interval resolution of", "near complete resolution of",
     "complete resolution of", "denies", "denied", "deny", "denying", "never", "neither", "nor", "ruled out for",
     "not demonstrate", "low suspicion for", "no findings suggesting", "no evidence suggesting",
     "does not demonstrate", "fails to reveal", "failed to reveal", "without evidence of", "without any", "no longer",
@@ -62,9 +63,11 @@ _FORWARD_PROBABLE = [
     "likely", "most likely", "more likely", "probable", "probably", "presumably", "presumed", "suggestive of",
     "suggests", "suggesting", "suggestion of", "favored", "favor", "favoring", "borderline", "likely representing",
     "likely represents", "likely reflects", "likely reflecting", "most compatible with", "most consistent with",
+    "favour", "favoured", "favouring",
 ]
 _BACKWARD_PROBABLE = ["is likely", "are likely", "is favored", "is suggested", "is probable", "are probable",
-                      "is favored", "are favored", "is presumed", "likely present", "are likely present",
+                      "is favored", "are favored", "is favoured", "are favoured", "is presumed", "likely present",
+                      "are likely present",
                       "is likely present", "is most likely", "is probably present"]
 _FORWARD_POSSIBLE = [
     "may", "might", "could", "may represent", "might represent", "could represent", "may be", "could be",
@@ -89,7 +92,9 @@ _BACKWARD_POSSIBLE = [
     "is in the differential", "could be considered", "is difficult to exclude", "is questioned",
     "are questioned", "is a possibility", "are a possibility", "is unlikely", "are unlikely", "unlikely",
     "is suspected", "is considered", "are considered", "is not favored", "may be present", "might be present",
-    "is possibly present", "is in the differential diagnosis", "less likely", "may account for",
+    "is possibly present", "is in the differential diagnosis", "less likely", "cant be excluded",
+    "can't be excluded", "is the primary concern", "is the main concern", "is a concern", "remains a concern",
+    "is of concern", "may account for",
     "might account for", "could account for", "could have a similar appearance", "may have a similar appearance",
 ]
 # Differentials name every alternative: "effusion versus thickening", "atelectasis or pneumonia"; they
@@ -102,11 +107,17 @@ _FORWARD_HYPOTHETICAL = [
     "evaluate for", "evaluation for", "assess for", "to exclude", "eval for", "r / o", "r/o", "rule out",
     "to rule out", "rule - out", "if", "in case of", "risk of", "at risk for", "screening for", "check for",
     "look for", "query", "correlate for", "monitor for", "concern is", "question is", "indication",
-    "reason for exam", "assessment for", "to look for", "to assess for",
+    "reason for exam", "assessment for", "to look for", "to assess for", "if there is", "if there are",
     "to evaluate for", "exclude", "excluding",
 ]
 # "history of", "s/p" reach to the end of their clause; "prior", "old" only the next few words ("prior
 # granulomatous infection"), so "compared to prior, new effusion" keeps its effusion.
+# A device taken out is gone ("after pigtail catheter removal"); one recommended is not in the chest yet
+# ("recommend chest tube placement"). Other findings are not removed by these words ("pneumothorax after
+# chest tube removal").
+_DEVICE_REMOVED = ["removal", "removed", "withdrawn", "discontinued"]
+_DEVICE_PLANS = ["recommend", "recommended", "recommends", "would recommend", "suggest", "suggested", "consider"]
+_DEVICES = {"Support Devices"}
 _HISTORICAL = ["history of", "h / o", "hx of", "known history of", "remote history of", "status post", "s / p",
                "prior history of", "past history of"]
 _HISTORICAL_NEAR = ["prior", "previous", "old", "remote", "past", "treated"]
@@ -115,9 +126,11 @@ _HISTORICAL_SCOPE = 4
 _HISTORICAL_EXCLUDED = {"Fracture", "Support Devices"}
 _TERMINATE = [
     "but", "however", "although", "though", "except", "with the exception of", "aside from", "apart from",
-    "which", "whereas", "yet", "nevertheless", "other than", "otherwise", "as well as", "there is", "there are",
-    "while", "and the", "and a", "and an", "and there is", "and there are", ";", ":",
+    "which", "whereas", "yet", "nevertheless", "other than", "otherwise", "as well as", "while", "and the", "and a",
+    "and an", "and there is", "and there are", ";",
 ]
+# Words that start a new clause for what looks forward, but leave a question open: "if there is".
+_CLAUSE_STARTS = ["there is", "there are"]
 # Phrases that contain a trigger word but do not negate or hedge what follows.
 _PSEUDO = [
     "no increase", "no change", "no significant change", "no interval change", "not only", "no further change",
@@ -167,6 +180,7 @@ _DIFFERENTIAL_SCOPE = 3
 _VERBS = frozenset({"is", "are", "was", "were", "has", "have", "had", "shows", "show", "demonstrates", "remains",
                     "remain", "appears", "appear"})
 _CLAUSE_JOINS = frozenset({"and", ",", "but", "with", "while", "whereas"})
+_SINGULAR = frozenset({"is", "was", "has"})
 _PREDICATE_FILLERS = frozenset({"all", "now", "both", "been", "since", "each", "also", "in", "the", "interval"})
 
 
@@ -202,8 +216,11 @@ def _two_way(forward: list[str], backward: list[str], category: str, forward_sco
     both = [lit for lit in forward if lit in backward]
     rules = _rules([lit for lit in forward if lit not in both], category, "FORWARD", forward_scope,
                    terminated_by=set(cut_by | {CLAUSE}))
-    rules += _rules([lit for lit in backward if lit not in both], category, "BACKWARD", backward_scope,
-                    on_modifies=_same_clause, terminated_by=set(cut_by))
+    for literal in (lit for lit in backward if lit not in both):
+        # "X is likely" has one subject: the mention right before it ("infiltrate, pneumonia is favored")
+        one_subject = 1 if literal.split()[0] in _SINGULAR else None
+        rules.append(ConTextRule(literal, category, direction="BACKWARD", max_scope=backward_scope,
+                                 max_targets=one_subject, on_modifies=_same_clause, terminated_by=set(cut_by)))
     rules += _rules(both, category, "BIDIRECTIONAL", backward_scope, on_modifies=_same_clause,
                     terminated_by=set(cut_by | both_cut_by | {CLAUSE}))
     return rules
@@ -218,22 +235,27 @@ def context_rules() -> list[ConTextRule]:
     atelectasis or pneumonia" hedges both alternatives.
     """
     negation_cut = frozenset({POSSIBLE, PROBABLE, HYPOTHETICAL})
-    resolved = [lit for lit in _BACKWARD_RESOLVED if lit not in _FORWARD_NEGATION]
     rules = _two_way([lit for lit in _FORWARD_NEGATION if lit not in _BACKWARD_RESOLVED],
                      [lit for lit in _BACKWARD_NEGATION if lit not in _BACKWARD_RESOLVED], NEGATED, None,
                      cut_by=negation_cut)
-    rules += _two_way([], resolved, NEGATED, None, backward_scope=None, cut_by=negation_cut)
+    # "have resolved" reaches back over a whole list, clause breaks included ("the effusion, left atelectasis
+    # and mild edema have resolved"); "Resolved infiltrate" also reads forward
+    rules += [ConTextRule(lit, NEGATED, direction="BIDIRECTIONAL" if lit in _FORWARD_NEGATION else "BACKWARD",
+                          on_modifies=_same_clause, terminated_by=set(negation_cut)) for lit in _BACKWARD_RESOLVED]
+    rules += _rules(_DEVICE_REMOVED, NEGATED, "BACKWARD", _DIFFERENTIAL_SCOPE + 2, allowed_types=_DEVICES)
     rules += _two_way(_FORWARD_PROBABLE, _BACKWARD_PROBABLE, PROBABLE, _FORWARD_HEDGE_SCOPE,
                       cut_by=frozenset({NEGATED, POSSIBLE}), both_cut_by=frozenset({COMMA}))
     rules += _two_way(_FORWARD_POSSIBLE, _BACKWARD_POSSIBLE, POSSIBLE, _FORWARD_HEDGE_SCOPE,
                       cut_by=frozenset({NEGATED, PROBABLE}), both_cut_by=frozenset({COMMA}))
     rules += _rules(_DIFFERENTIAL, DIFFERENTIAL, "BIDIRECTIONAL", _DIFFERENTIAL_SCOPE, terminated_by={COMMA, CLAUSE})
     rules += _rules(_FORWARD_HYPOTHETICAL, HYPOTHETICAL, "FORWARD", terminated_by={CLAUSE})
+    rules += _rules(_DEVICE_PLANS, DEVICE_PLAN, "BIDIRECTIONAL", _DIFFERENTIAL_SCOPE + 2, allowed_types=_DEVICES)
     rules += _rules(_HISTORICAL, HISTORICAL, "FORWARD", excluded_types=_HISTORICAL_EXCLUDED,
                     terminated_by={COMMA, CLAUSE})
     rules += _rules(_HISTORICAL_NEAR, HISTORICAL, "FORWARD", _HISTORICAL_SCOPE,
                     excluded_types=_HISTORICAL_EXCLUDED, terminated_by={COMMA, CLAUSE})
     rules += _rules(_TERMINATE, CONJ, "TERMINATE", _CUT_SCOPE)
+    rules += _rules(_CLAUSE_STARTS, CLAUSE, "PSEUDO", _CUT_SCOPE)
     rules += _rules(_PSEUDO, PSEUDO, "PSEUDO")
     rules += [ConTextRule(",", COMMA, direction="PSEUDO", max_scope=_CUT_SCOPE)]
     rules += _CLAUSE_BREAKS

@@ -31,7 +31,7 @@ from mgll_data.reports.certainty import (
     is_asserted,
     strongest,
 )
-from mgll_data.reports.nlp import KIND, NORMAL, PROBABLE_TERM, PSEUDO_TARGET, RELATED
+from mgll_data.reports.nlp import ALSO, KIND, NORMAL, PROBABLE_TERM, PSEUDO_TARGET, RELATED
 from mgll_data.reports.vocabulary import Vocabulary
 
 __all__ = ["Label", "Mention", "NEGATIVE", "POSITIVE", "UNCERTAIN", "aggregate", "sentence_mentions", "statuses"]
@@ -48,6 +48,7 @@ QUESTION_SECTIONS = frozenset({"indication", "history", "notification", "techniq
 _BY_CATEGORY = (
     (assertion.NEGATED, NEGATED),
     (assertion.HYPOTHETICAL, HYPOTHETICAL),
+    (assertion.DEVICE_PLAN, HYPOTHETICAL),
     (assertion.HISTORICAL, HISTORICAL),
     (assertion.POSSIBLE, POSSIBLE),
     (assertion.PROBABLE, PROBABLE),
@@ -101,10 +102,9 @@ def _modifiers(ent: Span) -> list:
     return found
 
 
-def _certainty(ent: Span) -> tuple[str | None, str]:
+def _certainty(ent: Span, kind: str | None) -> tuple[str | None, str]:
     """Certainty of one mention and the rule that set it."""
-    rule = ent._.target_rule
-    kind = ((rule.metadata or {}) if rule is not None else {}).get(KIND)
+    literal = ent._.target_rule.literal if ent._.target_rule is not None else ent.text
     by_category: dict[str, str] = {}
     for modifier in _modifiers(ent):
         by_category.setdefault(modifier.category.upper(), modifier.rule.literal)
@@ -112,13 +112,13 @@ def _certainty(ent: Span) -> tuple[str | None, str]:
         # "heart size is normal" states the finding's absence; hedged, it states nothing. A negation
         # reaching it from a list before ("no effusion, and normal heart size") does not turn it around.
         if by_category.keys() & (_HEDGES - {assertion.DIFFERENTIAL}):
-            return None, f"qualified normal statement '{rule.literal}'"
-        return NEGATED, f"normal statement '{rule.literal}'"
+            return None, f"qualified normal statement '{literal}'"
+        return NEGATED, f"normal statement '{literal}'"
     for category, level in _BY_CATEGORY:
         if category in by_category:
             return level, f"{level} by '{by_category[category]}'"
     if kind == PROBABLE_TERM:
-        return PROBABLE, f"probable form '{rule.literal}'"
+        return PROBABLE, f"probable form '{literal}'"
     return DEFINITE, "affirmed"
 
 
@@ -129,15 +129,15 @@ def sentence_mentions(doc: Doc, section: str | None, offset: int, policy: Policy
     for ent in doc.ents:
         if ent.label_ == PSEUDO_TARGET:
             continue
-        certainty, rule = _certainty(ent)
-        if question and certainty not in (None, HISTORICAL):
-            certainty, rule = HYPOTHETICAL, f"clinical question ({section} section)"
-        rule_kind = ((ent._.target_rule.metadata or {}) if ent._.target_rule is not None else {}).get(KIND)
-        related = rule_kind == RELATED
-        counted = not related and certainty not in (None, HISTORICAL)
-        found.append(
-            Mention(
-                finding=ent.label_,
+        metadata = (ent._.target_rule.metadata or {}) if ent._.target_rule is not None else {}
+        for finding, kind in [(ent.label_, metadata.get(KIND)), *metadata.get(ALSO, ())]:
+            certainty, rule = _certainty(ent, kind)
+            if question and certainty not in (None, HISTORICAL):
+                certainty, rule = HYPOTHETICAL, f"clinical question ({section} section)"
+            related = kind == RELATED
+            counted = not related and certainty not in (None, HISTORICAL)
+            found.append(Mention(
+                finding=finding,
                 text=ent.text,
                 certainty=certainty,
                 status=policy.status(certainty) if counted else None,
@@ -147,8 +147,7 @@ def sentence_mentions(doc: Doc, section: str | None, offset: int, policy: Policy
                 start=offset + ent.start_char,
                 end=offset + ent.end_char,
                 related=related,
-            )
-        )
+            ))
     return found
 
 

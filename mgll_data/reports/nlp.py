@@ -31,13 +31,10 @@ PSEUDO_TARGET = "PSEUDO_TARGET"
 # What a vocabulary phrase says by itself, kept in the TargetRule's metadata.
 KIND = "kind"
 TERM, PROBABLE_TERM, NORMAL, RELATED = "term", "probable", "normal", "related"
+ALSO = "also"  # other (finding, kind) pairs the same phrase names
 ABBREVIATIONS_KEY = "mgll_abbreviations"  # Doc.user_data: {short form: finding} defined elsewhere in the report
 
 _EXTRA_INFIX = r"(?<=[A-Za-z])[-/](?=[A-Za-z])"
-# Compound words that name two findings at once are split so each half can be a mention:
-# "fibronodular" is fibrosis and nodule.
-_COMPOUNDS = {"fibronodular": ["fibro", "nodular"], "hydropneumothorax": ["hydro", "pneumothorax"],
-              "hydropneumothoraces": ["hydro", "pneumothoraces"]}
 _CONJUNCTIONS = {"or", "and", "/", ","}
 
 
@@ -59,29 +56,36 @@ def one_sentence(doc: Doc) -> Doc:
 
 
 def make_tokenizer(nlp: Language):
-    """scispaCy's tokenizer that also splits letters joined by '-' or '/', and two-finding compounds."""
+    """scispaCy's tokenizer that also splits letters joined by '-' or '/'."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # scispaCy's regexes trip a harmless re warning
         tokenizer = combined_rule_tokenizer(nlp)
     infix = tokenizer.infix_finditer.__self__.pattern
     tokenizer.infix_finditer = re.compile(f"{_EXTRA_INFIX}|{infix}").finditer
-    for word, parts in _COMPOUNDS.items():
-        for case in (str.lower, str.capitalize, str.upper):
-            pieces = [case(parts[0]), *(p.upper() if case is str.upper else p for p in parts[1:])]
-            tokenizer.add_special_case(case(word), [{"ORTH": piece} for piece in pieces])
     return tokenizer
 
 
 def target_rules(vocab: Vocabulary) -> list[TargetRule]:
-    """One TargetRule per vocabulary phrase; exclusions become pseudo-targets that win by being longer."""
+    """One TargetRule per vocabulary phrase; exclusions become pseudo-targets that win by being longer.
+
+    A phrase listed under two findings names both ("hydropneumothorax" is effusion and pneumothorax;
+    "normal cardiomediastinal silhouette" negates cardiomegaly and an enlarged cardiomediastinum): it
+    becomes one rule for the first finding, with the others in its metadata (`ALSO`), because spaCy lets
+    only one mention own a stretch of text.
+    """
     prefixes = vocab.prefixes()
-    rules = []
+    owners: dict[str, list[tuple[str, str]]] = {}
     for finding in vocab.mentionable():
         for kind, terms in ((TERM, finding.terms), (PROBABLE_TERM, finding.probable), (NORMAL, finding.normal),
                             (RELATED, finding.related_signs)):
             for term in terms:
-                rules.append(TargetRule(term, finding.name, pattern=compile_term(term, prefixes=prefixes),
-                                        metadata={KIND: kind}))
+                owners.setdefault(term, []).append((finding.name, kind))
+    rules = []
+    for term, named in owners.items():
+        (label, kind), *others = named
+        rules.append(TargetRule(term, label, pattern=compile_term(term, prefixes=prefixes),
+                                metadata={KIND: kind, ALSO: others}))
+    for finding in vocab.mentionable():
         for term in finding.exclusions:
             rules.append(TargetRule(term, PSEUDO_TARGET, pattern=compile_term(term, prefixes=prefixes),
                                     metadata={"excludes": finding.name}))

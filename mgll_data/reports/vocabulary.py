@@ -21,7 +21,7 @@ VOCABULARY_DIR = Path(__file__).resolve().parent.parent / "vocabularies"
 # Words a "~" gap may not cross: a gap through a negation, a clause break or an alternative ("effusion vs.
 # pleural thickening") would join two statements into one long match that hides the shorter, real one.
 GAP_STOP_WORDS = ("no", "not", "without", "but", "however", "although", "and", "or", "nor", "normal", "negative",
-                  "vs", "vs.", "versus", "with", "which", "that", "than", "unlikely", "rather")
+                  "vs", "vs.", "versus", "with", "which", "that", "than", "unlikely", "rather", "ventricular", "atrial")
 GAP_MAX = 4
 
 
