@@ -59,10 +59,13 @@ def test_each_sentence_is_read_as_its_own_document(monkeypatch):
     real = nlp_module.get_nlp("nih14")
 
     class Recorder:
-        def pipe(self, texts, **kwargs):
-            texts = list(texts)
-            seen.extend(len(t) for t in texts)
-            return real.pipe(texts, **kwargs)
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def pipe(self, docs, **kwargs):
+            docs = list(docs)
+            seen.extend(len(d.text) for d in docs)
+            return real.pipe(docs, **kwargs)
 
     monkeypatch.setattr("mgll_data.reports.understanding.get_nlp", lambda _: Recorder())
     line = "No pleural effusion or pneumothorax. Mild cardiomegaly, possible atelectasis at the left base.\n"

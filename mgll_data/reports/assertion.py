@@ -32,7 +32,7 @@ DEVICE_PLAN = "DEVICE_PLAN"  # hypothetical for devices only; it cuts no other c
 _FORWARD_NEGATION = [
     "no", "not", "without", "no evidence of", "no evidence for", "no signs of", "no sign of", "no convincing",
     "no radiographic evidence of", "no findings of", "no findings to suggest", "negative for", "free of", "clear of",
-    "absence of", "absent", "resolution of", "resolved", "interval resolution of", "near complete resolution of",
+    "absence of", "absent", "resolution of", "interval resolution of", "near complete resolution of",
     "complete resolution of", "denies", "denied", "deny", "denying", "never", "neither", "nor", "ruled out for",
     "not demonstrate", "low suspicion for", "no findings suggesting", "no evidence suggesting",
     "does not demonstrate", "fails to reveal", "failed to reveal", "without evidence of", "without any", "no longer",
@@ -107,7 +107,8 @@ _FORWARD_HYPOTHETICAL = [
     "evaluate for", "evaluation for", "assess for", "to exclude", "eval for", "r / o", "r/o", "rule out",
     "to rule out", "rule - out", "if", "in case of", "risk of", "at risk for", "screening for", "check for",
     "look for", "query", "correlate for", "monitor for", "concern is", "question is", "indication",
-    "reason for exam", "assessment for", "to look for", "to assess for", "if there is", "if there are",
+    "reason for exam", "assessment for", "to look for", "to assess for", "if there is", "if there are", "eval",
+    "insensitive for", "not sensitive for", "limited sensitivity for",
     "to evaluate for", "exclude", "excluding",
 ]
 # "history of", "s/p" reach to the end of their clause; "prior", "old" only the next few words ("prior
@@ -240,8 +241,13 @@ def context_rules() -> list[ConTextRule]:
                      cut_by=negation_cut)
     # "have resolved" reaches back over a whole list, clause breaks included ("the effusion, left atelectasis
     # and mild edema have resolved"); "Resolved infiltrate" also reads forward
-    rules += [ConTextRule(lit, NEGATED, direction="BIDIRECTIONAL" if lit in _FORWARD_NEGATION else "BACKWARD",
-                          on_modifies=_same_clause, terminated_by=set(negation_cut)) for lit in _BACKWARD_RESOLVED]
+    rules += _rules([lit for lit in _BACKWARD_RESOLVED if lit != "resolved"], NEGATED, "BACKWARD",
+                    on_modifies=_same_clause, terminated_by=set(negation_cut))
+    # "resolved" reads forward when it opens the sentence ("Resolved right basilar infiltrate"), back otherwise
+    rules += [ConTextRule("resolved", NEGATED, direction="BACKWARD", on_modifies=_same_clause,
+                          terminated_by=set(negation_cut), pattern=[{"LOWER": "resolved", "IS_SENT_START": False}]),
+              ConTextRule("resolved (opening)", NEGATED, direction="FORWARD", terminated_by=set(negation_cut | {CLAUSE}),
+                          pattern=[{"LOWER": "resolved", "IS_SENT_START": True}])]
     rules += _rules(_DEVICE_REMOVED, NEGATED, "BACKWARD", _DIFFERENTIAL_SCOPE + 2, allowed_types=_DEVICES)
     rules += _two_way(_FORWARD_PROBABLE, _BACKWARD_PROBABLE, PROBABLE, _FORWARD_HEDGE_SCOPE,
                       cut_by=frozenset({NEGATED, POSSIBLE}), both_cut_by=frozenset({COMMA}))

@@ -122,11 +122,16 @@ def _certainty(ent: Span, kind: str | None) -> tuple[str | None, str]:
     return DEFINITE, "affirmed"
 
 
-def sentence_mentions(doc: Doc, section: str | None, offset: int, policy: Policy, question: bool = False) -> list[Mention]:
+def sentence_mentions(doc: Doc, section: str | None, offset: int, policy: Policy, question: bool = False,
+                      original: Doc | None = None) -> list[Mention]:
     """Mentions of one sentence Doc; `offset` is where the sentence starts in the report, `question` marks
-    a sentence of the clinical question (indication / history), whose mentions are hypothetical."""
+    a sentence of the clinical question (indication / history), whose mentions are hypothetical, and
+    `original` is the sentence as written when `doc` had misspelt words replaced (same tokens)."""
+    source = original if original is not None else doc
     found = []
     for ent in doc.ents:
+        written = source[ent.start : ent.end]
+        spelling = "" if written.text == ent.text else f" (read '{written.text}' as '{ent.text}')"
         if ent.label_ == PSEUDO_TARGET:
             continue
         metadata = (ent._.target_rule.metadata or {}) if ent._.target_rule is not None else {}
@@ -138,14 +143,14 @@ def sentence_mentions(doc: Doc, section: str | None, offset: int, policy: Policy
             counted = not related and certainty not in (None, HISTORICAL)
             found.append(Mention(
                 finding=finding,
-                text=ent.text,
+                text=written.text,
                 certainty=certainty,
                 status=policy.status(certainty) if counted else None,
-                rule=f"related sign; {rule}" if related else rule,
-                sentence=doc.text,
+                rule=(f"related sign; {rule}" if related else rule) + spelling,
+                sentence=source.text,
                 section=section,
-                start=offset + ent.start_char,
-                end=offset + ent.end_char,
+                start=offset + written.start_char,
+                end=offset + written.end_char,
                 related=related,
             ))
     return found

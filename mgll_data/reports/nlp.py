@@ -25,7 +25,7 @@ from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
 
 from mgll_data.reports import assertion
-from mgll_data.reports.vocabulary import Vocabulary, compile_term, load, stem_key
+from mgll_data.reports.vocabulary import Vocabulary, compile_term, first_word_variants, load, stem_key
 
 PSEUDO_TARGET = "PSEUDO_TARGET"
 # What a vocabulary phrase says by itself, kept in the TargetRule's metadata.
@@ -83,12 +83,12 @@ def target_rules(vocab: Vocabulary) -> list[TargetRule]:
     rules = []
     for term, named in owners.items():
         (label, kind), *others = named
-        rules.append(TargetRule(term, label, pattern=compile_term(term, prefixes=prefixes),
-                                metadata={KIND: kind, ALSO: others}))
+        for pattern in first_word_variants(compile_term(term, prefixes=prefixes)):
+            rules.append(TargetRule(term, label, pattern=pattern, metadata={KIND: kind, ALSO: others}))
     for finding in vocab.mentionable():
         for term in finding.exclusions:
-            rules.append(TargetRule(term, PSEUDO_TARGET, pattern=compile_term(term, prefixes=prefixes),
-                                    metadata={"excludes": finding.name}))
+            for pattern in first_word_variants(compile_term(term, prefixes=prefixes)):
+                rules.append(TargetRule(term, PSEUDO_TARGET, pattern=pattern, metadata={"excludes": finding.name}))
     return rules
 
 

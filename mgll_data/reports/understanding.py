@@ -12,11 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from spacy.language import Language
+from spacy.tokens import Doc
+
 from mgll_data.reports import segment
 from mgll_data.reports.certainty import Policy, policy_from
 from mgll_data.reports.granularity import granularity_texts
 from mgll_data.reports.labels import NON_FINDING_SECTIONS, QUESTION_SECTIONS, Label, Mention, aggregate, sentence_mentions
 from mgll_data.reports.nlp import ABBREVIATIONS_KEY, get_nlp, quiet_matchers
+from mgll_data.reports.spelling import Speller, speller
 from mgll_data.reports.vocabulary import load
 
 # Reports longer than this are not radiology reports (a pasted log, a whole chart): the rest is not read,
@@ -57,14 +61,17 @@ class _Plan:
 
 
 def _wanted_sections(present: set[str | None], sections: tuple[str, ...] | None) -> set[str | None] | None:
-    """Which section names count: the requested ones when the report has any of them, else everything
-    except indication/history/comparison/technique (a report without headings counts whole)."""
+    """Which section names count: the requested ones the report has, and its unheaded text when it has
+    no FINDINGS heading of its own ("Two views. Lungs clear. Impression: normal."); a report with none of
+    the requested headings counts whole, except indication / history / comparison / technique."""
     if not sections:
         return None
-    wanted = set(sections) & present
-    if wanted:
-        return wanted
-    return {None} | (present - NON_FINDING_SECTIONS)
+    wanted: set[str | None] = set(sections) & present
+    if not wanted:
+        return {None} | (present - NON_FINDING_SECTIONS)
+    if "findings" in sections and "findings" not in present:
+        wanted.add(None)
+    return wanted
 
 
 def _plan(text: str, sections: tuple[str, ...] | None) -> _Plan:
@@ -111,21 +118,34 @@ def _abbreviations(plan: _Plan, mentions: list[Mention]) -> dict[str, str]:
     return defined
 
 
+def _sentence_doc(nlp: Language, spell: Speller, text: str) -> tuple[Doc, Doc | None]:
+    """The Doc to read (misspelt finding words replaced, token for token) and the original Doc when any
+    word was replaced, so mentions keep the report's own words and offsets."""
+    doc = nlp.make_doc(text)
+    fixed = [spell.correct(token.text) for token in doc]
+    if not any(fixed):
+        return doc, None
+    words = [new or token.text for new, token in zip(fixed, doc)]
+    return Doc(nlp.vocab, words=words, spaces=[bool(token.whitespace_) for token in doc]), doc
+
+
 def analyse_reports(texts: Sequence[str], vocab_ref: str, sections: tuple[str, ...] | None,
                     policy: Policy | str | None = None) -> list[Analysis]:
     """Labels and mentions of each report, in order."""
     policy = policy_from(policy)
     vocab = load(vocab_ref)
     nlp = get_nlp(vocab_ref)
+    spell = speller(vocab_ref)
     plans = [_plan(text, sections) for text in texts]
     jobs = [(i, sentence, question) for i, plan in enumerate(plans) for sentence, question in plan.sentences]
     found: list[list[Mention]] = [[] for _ in plans]
     per_job: list[list[Mention]] = []
+    prepared = [_sentence_doc(nlp, spell, plans[i].text[s.start : s.end]) for i, s, _ in jobs]
     with quiet_matchers():
-        docs = nlp.pipe((plans[i].text[s.start : s.end] for i, s, _ in jobs), batch_size=SENTENCE_BATCH)
-        for (i, sentence, question), doc in zip(jobs, docs):
-            per_job.append(sentence_mentions(doc, sentence.section, sentence.start, policy, question))
-        _apply_abbreviations(plans, jobs, per_job, nlp, policy)
+        docs = nlp.pipe((doc for doc, _ in prepared), batch_size=SENTENCE_BATCH)
+        for (i, sentence, question), doc, (_, original) in zip(jobs, docs, prepared):
+            per_job.append(sentence_mentions(doc, sentence.section, sentence.start, policy, question, original))
+        _apply_abbreviations(plans, jobs, per_job, nlp, spell, policy)
     for (i, _, _), mentions in zip(jobs, per_job):
         found[i].extend(mentions)
     results = []
@@ -141,7 +161,8 @@ def analyse_reports(texts: Sequence[str], vocab_ref: str, sections: tuple[str, .
     return results
 
 
-def _apply_abbreviations(plans: list[_Plan], jobs: list, per_job: list[list[Mention]], nlp, policy: Policy) -> None:
+def _apply_abbreviations(plans: list[_Plan], jobs: list, per_job: list[list[Mention]], nlp: Language, spell: Speller,
+                         policy: Policy) -> None:
     """Re-read the sentences that use a short form their report defined elsewhere (rare: most reports
     define none, and they cost one regular-expression search)."""
     by_report: dict[int, list[int]] = {}
@@ -158,9 +179,9 @@ def _apply_abbreviations(plans: list[_Plan], jobs: list, per_job: list[list[Ment
             _, sentence, question = jobs[j]
             text = plan.text[sentence.start : sentence.end]
             if uses.search(text):
-                doc = nlp.make_doc(text)
+                doc, original = _sentence_doc(nlp, spell, text)
                 doc.user_data[ABBREVIATIONS_KEY] = defined
-                per_job[j] = sentence_mentions(nlp(doc), sentence.section, sentence.start, policy, question)
+                per_job[j] = sentence_mentions(nlp(doc), sentence.section, sentence.start, policy, question, original)
 
 
 def understand(report_text: str | None, metadata: Mapping[str, Any] | None, pipeline: Any) -> ReportResult:
