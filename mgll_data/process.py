@@ -33,8 +33,9 @@ def process_item(item: SourceItem, ctx: BuildContext) -> Outcome:
         "source_path": item.image_path,
         "report_path": item.report_path,
     }
+    warnings: list[str] = []
     try:
-        row = _build_row(item, ctx, source_key, linkage)
+        row = _build_row(item, ctx, source_key, linkage, warnings)
     except StageError as exc:
         linkage["error_detail"] = exc.reject.error
         return Outcome(source_key, reject=exc.reject, linkage=linkage)
@@ -42,7 +43,7 @@ def process_item(item: SourceItem, ctx: BuildContext) -> Outcome:
         linkage["error_detail"] = f"{type(exc).__name__}: {exc}"
         reject = Reject(stage="internal", reason="internal-error", error=f"unexpected {type(exc).__name__}")
         return Outcome(source_key, reject=reject, linkage=linkage)
-    return Outcome(source_key, row=row, linkage=linkage)
+    return Outcome(source_key, row=row, linkage=linkage, warnings=tuple(warnings))
 
 
 def read_report(item: SourceItem, export_root: Path) -> str:
@@ -79,7 +80,8 @@ _REPORT_ERRORS = {
 }
 
 
-def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: dict[str, Any]) -> dict[str, Any]:
+def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: dict[str, Any],
+               warnings: list[str]) -> dict[str, Any]:
     raw_report = read_report(item, ctx.export_root)
     rendered = imaging.render_file(ctx.export_root / item.image_path, ctx.pipeline.image)
     deid.refuse_burned_in_text(rendered.header, ctx.pipeline.image.burned_in_annotation)
@@ -104,6 +106,8 @@ def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: di
     try:
         report_text = deid.scrub_text(raw_report, known_phi)
         understood = reports.understand(report_text, metadata, ctx.pipeline)
+        if understood.truncated_chars:
+            warnings.append("report-truncated")
     except StageError:
         raise
     except Exception as exc:

@@ -59,3 +59,5 @@ class Outcome:
     row: dict[str, Any] | None = None
     reject: Reject | None = None
     linkage: dict[str, Any] = field(default_factory=dict)
+    # things a stage did to a row that the build summary counts ("report-truncated")
+    warnings: tuple[str, ...] = ()

@@ -55,3 +55,31 @@ def test_pipeline_uncertain_policy_is_used():
                           "reports": {"vocabulary": "nih14", "uncertain_policy": "chexpert"}})
     assert statuses(understand(report, {}, default).labels) == {}
     assert statuses(understand(report, {}, chexpert).labels) == {"Effusion": -1}
+
+
+def test_build_summary_counts_truncated_reports(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from mgll_data.build import build_dataset
+
+    monkeypatch.setattr("mgll_data.reports.understanding.MAX_REPORT_CHARS", 60)
+    export = tmp_path / "export"
+    export.mkdir()
+    for name, report in (("short", "Small left pleural effusion."),
+                         ("long", "Small left pleural effusion. " + "The lungs are clear. " * 20)):
+        Image.fromarray(np.full((32, 32), 128, np.uint8), "L").save(export / f"{name}.png")
+        (export / f"{name}.txt").write_text(report, encoding="utf-8")
+    summary = build_dataset(export, tmp_path / "out", "folder", salt_file=tmp_path / "salt", progress=False)
+    assert summary.rows == 2
+    assert summary.warnings == {"report-truncated": 1}
+    assert summary.to_dict()["warnings"] == {"report-truncated": 1}
+
+
+def test_bad_uncertain_policy_in_a_pipeline_is_a_one_line_error():
+    import pytest
+
+    from mgll_data.pipeline import PipelineError
+
+    with pytest.raises(PipelineError, match=r"^pipeline reports.uncertain_policy: unknown uncertain policy 'lenient'"):
+        from_dict({"source": {"layout": "folder"}, "reports": {"uncertain_policy": "lenient"}})

@@ -70,6 +70,8 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
     echo("  splits " + ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
     if summary.rejects_by_reason:
         echo("  rejects by reason: " + ", ".join(f"{k} {v}" for k, v in summary.rejects_by_reason.items()))
+    if summary.warnings:
+        echo("  warnings (rows kept): " + ", ".join(f"{k} {v}" for k, v in summary.warnings.items()))
     echo(f"  {summary.processed} processed in {summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s, "
          f"{workers} worker{'s' if workers > 1 else ''}, engine {engine})")
     echo(f"  private linkage table: {summary.linkage} (keep it away from the dataset)")
