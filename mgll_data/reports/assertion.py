@@ -5,7 +5,10 @@ medspaCy's default ConText rules target general clinical notes. Radiology report
 ask questions ("to evaluate for", "rule out") and recommend; and they list findings with commas, so one
 "No" reaches every item up to the sentence end or a word that starts a new statement. The cue words are
 our own list, checked against NegBio's and the CheXpert labeler's patterns (docs/vocabulary-comparison.md
-says where they differ and why).
+says where they differ and why); the cues adopted from them (maybe, disappearance of, no / without
+development of, incompletely evaluated, not well visualized, could / may have this appearance, correlate
+clinically for) come from NegBio (a US Government work, public domain; Peng et al., AMIA 2018) and the
+CheXpert labeler (MIT licence, Copyright (c) 2018 Stanford Machine Learning Group).
 
 Categories map to the certainty levels of `certainty.py`: NEGATED -> negated, PROBABLE -> probable,
 POSSIBLE -> possible, HYPOTHETICAL -> hypothetical, HISTORICAL -> historical (not counted).
@@ -82,6 +85,8 @@ _FORWARD_POSSIBLE = [
     "poorly evaluated", "obscured", "obscuring", "cannot be ruled out", "in the differential", "perhaps",
     "?", "rather than", "not favored", "unlikely", "may account for", "might account for", "could account for",
     "suspicion for", "suspicion of", "could have a similar appearance", "may have a similar appearance",
+    "maybe", "incompletely evaluated", "not well visualized", "may have this appearance",
+    "could have this appearance",
 ]
 _BACKWARD_POSSIBLE = [
     "cannot be excluded", "can not be excluded", "cannot be ruled out", "can not be ruled out", "not excluded",
@@ -108,7 +113,8 @@ _FORWARD_HYPOTHETICAL = [
     "to rule out", "rule - out", "if", "in case of", "risk of", "at risk for", "screening for", "check for",
     "look for", "query", "correlate for", "monitor for", "concern is", "question is", "indication",
     "reason for exam", "assessment for", "to look for", "to assess for", "if there is", "if there are", "eval",
-    "insensitive for", "not sensitive for", "limited sensitivity for",
+    "insensitive for", "not sensitive for", "limited sensitivity for", "correlate clinically for",
+    "clinical correlation for",
     "to evaluate for", "exclude", "excluding",
 ]
 # "history of", "s/p" reach to the end of their clause; "prior", "old" only the next few words ("prior
