@@ -99,11 +99,11 @@ def description_text(labels: list[Label], found: list[Mention], section_texts: M
     ("hyperinflated lungs" beside emphysema); when none do, the impression (the radiologist's own summary
     of a normal study), else the findings, else the whole report."""
     asserted = {label.name for label in labels if is_asserted(label.certainty)}
-    sentences: list[str] = []
+    sentences: dict[str, None] = {}  # ordered, each sentence once
     for mention in found:
         sign = mention.related and mention.finding in asserted and mention.certainty in (DEFINITE, PROBABLE)
-        if ((mention.counts() and is_asserted(mention.certainty)) or sign) and mention.sentence not in sentences:
-            sentences.append(mention.sentence)
+        if (mention.counts() and is_asserted(mention.certainty)) or sign:
+            sentences.setdefault(mention.sentence)
     if sentences:
         return " ".join(sentences)
     for section in ("impression", "findings"):

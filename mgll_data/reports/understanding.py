@@ -105,13 +105,15 @@ def sectioned(texts: Mapping[str, str], sections: tuple[str, ...], whole: str) -
 
 def _abbreviations(plan: _Plan, mentions: list[Mention]) -> dict[str, str]:
     """Short forms the report defines right after a finding's mention: "pleural effusion (PE)" -> PE."""
+    by_end: dict[int, list[Mention]] = {}
+    for mention in mentions:
+        if not mention.related:
+            by_end.setdefault(mention.end, []).append(mention)
     defined = {}
     for match in _DEFINED_ABBREVIATION.finditer(plan.text):
         short = match.group(1)
-        before = plan.text[: match.start()].rstrip()
-        for mention in mentions:
-            if mention.related or mention.end != len(before):
-                continue
+        end = len(plan.text[: match.start()].rstrip())
+        for mention in by_end.get(end, ()):
             words = plan.text[max(0, mention.start - 40) : mention.end].lower().split()[-4:]
             if any(word.startswith(short[0].lower()) for word in words):
                 defined[short] = mention.finding
