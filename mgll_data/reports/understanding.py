@@ -112,7 +112,9 @@ def _abbreviations(plan: _Plan, mentions: list[Mention]) -> dict[str, str]:
     defined = {}
     for match in _DEFINED_ABBREVIATION.finditer(plan.text):
         short = match.group(1)
-        end = len(plan.text[: match.start()].rstrip())
+        end = match.start()
+        while end > 0 and plan.text[end - 1].isspace():
+            end -= 1
         for mention in by_end.get(end, ()):
             words = plan.text[max(0, mention.start - 40) : mention.end].lower().split()[-4:]
             if any(word.startswith(short[0].lower()) for word in words):
