@@ -48,11 +48,14 @@ _INITIALS = rf"{_UPPER}\.(?:[ \t]?{_UPPER}\.){{0,2}}"  # A.  A.K.  A. K.
 _PARTICLE = r"(?:van|von|de|del|della|der|den|da|das|do|dos|di|du|le|la|st\.?|ter|ten|af|zu)"
 NAME_TOKEN = (
     rf"(?!{_STOP})(?!{_TITLE}(?:\.|\b))"
-    rf"(?:\[NAME\]|{_INITIALS}|{_UPPER}{_LETTER}+|(?:{_PARTICLE}[ \t]+){{1,2}}{_UPPER}{_LETTER}+"
+    rf"(?:\[NAME\]|{_INITIALS}|{_UPPER}{_LETTER}+(?!\d)|(?:{_PARTICLE}[ \t]+){{1,2}}{_UPPER}{_LETTER}+(?!\d)"
     rf"|{_UPPER}(?![\w.'’-]))"
 )
 # A bare capital letter is a middle initial ("MATTHEW M"), never the start of a name ("R/O", "H pylori").
-NAME_SEQ = rf"(?![A-Z](?![\w.'’-])){NAME_TOKEN}(?:(?:[ \t]|,[ \t]?){NAME_TOKEN}){{0,4}}"
+# A comma only follows the surname, in "LAST, FIRST" ("DA COSTA, SÉBASTIEN"); after that it ends the name.
+NAME_SEQ = (
+    rf"(?![A-Z](?![\w.'’-])){NAME_TOKEN}(?:[ \t]{NAME_TOKEN})?(?:,[ \t]?{NAME_TOKEN})?(?:[ \t]{NAME_TOKEN}){{0,4}}"
+)
 
 _TITLE_NAME_RE = re.compile(
     rf"(?=[DMPdm])\b((?:{_TITLE}\.?[ \t]+|DR\.[ \t]*|MRS?\.[ \t]+|MS\.[ \t]+))({NAME_SEQ})"
@@ -60,14 +63,20 @@ _TITLE_NAME_RE = re.compile(
 )
 # Words and phrases after which a person is named. Verbs of communication may take a few lower-case
 # words before their preposition ("discussed these findings with", "communicated via secure chat to").
-_TO = r"(?:[ \t]+[a-z][a-z/-]*){0,4}?[ \t]+(?:with|to|w/)(?![A-Za-z])"
-_VERBS_TO = r"""discuss(?:ed)? review(?:ed)? communicat(?:ed|e) convey(?:ed)? relay(?:ed)? spoke speak talk(?:ed)?
-    given gave sent text(?:ed)? e-?mail(?:ed)? fax(?:ed)? report(?:ed)? called call forward(?:ed)? copied
-    confirm(?:ed)?""".split()
+# Words that may stand between a verb and its preposition: "scheduled for biopsy on [DATE] with", "reported
+# to [NAME] RN at 2032 by".
+_BETWEEN = r"(?:[ \t]+(?:[a-z][a-z/-]*|\[(?:DATE|NAME)\]|[A-Z]{2,3}|\d{1,2}:?\d{2}(?:[ \t]*(?:AM|PM|hrs))?)){0,5}?"
+_TO = rf"{_BETWEEN}[ \t]+(?:with|to|w/)(?![A-Za-z])"
+_BY = rf"{_BETWEEN}[ \t]+by"
+_VERBS_TO = r"""discuss(?:ed|ion)? review(?:ed)? communicat(?:ed|e|ion) convey(?:ed)? relay(?:ed)? spoke speak
+    talk(?:ed)? given gave sent text(?:ed)? e-?mail(?:ed)? fax(?:ed)? report(?:ed)? called call forward(?:ed)? copied
+    confirm(?:ed)? present(?:ed)? conversation consult(?:ed|ation)? schedul(?:ed|e) read""".split()
 _VERBS_BY = r"""seen read report(?:ed)? signed co-?signed dictated interpreted reviewed verified approved acknowledged
     ordered referred requested transcribed performed prepared authenticated examined evaluated attested witnessed
-    scanned supervised edited prelim(?:inary)?(?:\s+read)? final(?:\s+read)?""".split()
-_DIRECT = r"d/w per notified informed paged telephoned phoned contacted contact obtained\s+from attn\.?".split()
+    scanned supervised edited prelim(?:inary)?(?:\s+read)? final(?:\s+read)? finali[sz]ed completed assisted
+    read-?back entered released validated addended amended""".split()
+_DIRECT = r"""d/w per notified informed paged telephoned phoned contacted contact obtained\s+from attn\.?
+    voicemail\s+(?:of|for) message\s+(?:for|to) in\s+conjunction\s+with""".split()
 # Roles name the person next to them ("Nurse Kelly Brown", "resident E. Payet", "PCP: Ann Lee").
 _ROLES = r"""nurse rn np resident attending fellow intern physician radiologist technologist sonographer provider
     clinician doctor surgeon hospitalist pcp patient pt\.? daughter son wife husband mother father sister brother
@@ -77,13 +86,11 @@ _ROLES = r"""nurse rn np resident attending fellow intern physician radiologist 
 ]
 # Labels that name a person only before a colon or dash ("Tech: JS", but "10 cc Omnipaque").
 _LABELS = r"""name patient\s+name pt\.?\s+name signature signed e-?signed co-?signed dictated transcribed cc tech
-    radiology""".split()
+    radiology cop(?:y|ies)\s+to staff operator assistant surgeon proceduralist performing initials by""".split()
 _CUE = _by_first_letter(
-    [f"{verb}{_TO}" for verb in _VERBS_TO] + [rf"{verb}\s+by(?:[ \t]*[:\-])?" for verb in _VERBS_BY]
+    [f"{verb}{_TO}" for verb in _VERBS_TO] + [rf"{verb}{_BY}(?:[ \t]*[:\-])?" for verb in _VERBS_BY]
     + [rf"{cue}(?![A-Za-z])(?:[ \t]*[:\-,])?" for cue in _DIRECT + _ROLES] + [rf"{label}[ \t]*[:\-]" for label in _LABELS]
 )
-# A role or "per" before words in capitals is often a report written in capitals ("the patient SMOKES",
-# "PER DAY"): there, only a label (with its colon) or a verb of communication introduces a name.
 _ROLE_OR_PER_RE = re.compile(_by_first_letter(_ROLES + ["per"]) + r"[ \t,]*")
 _CUE_NAME_RE = re.compile(rf"(?=[A-Za-z])(?<![\w/-])({_CUE}[ \t]*)({NAME_SEQ})")
 # "I, Priya Ramachandran, have personally reviewed the images": the US attestation line.
@@ -91,15 +98,22 @@ _ATTESTATION_RE = re.compile(rf"(?<!\w)(I,[ \t]+)({NAME_SEQ})(?=,?[ \t]+(?i:have
 # Cues after the name: a degree, or a verb only people take.
 _DEGREE = r"(?:M\.?D\.?|D\.O\.|DO|Ph\.?D\.?|MBBS|FRCR|FRCPC|DMRD|R\.?N\.?|N\.?P\.?|PA-C|RDMS|RT\s*\(R\))"
 _AFTER_CUE_RE = re.compile(
-    rf",?[ \t]+{_DEGREE}(?![A-Za-z])"
-    r"|[ \t]+(?:was|were|has[ \t]+been|had[ \t]+been)[ \t]+(?:notified|informed|paged|called|contacted|updated"
+    rf"(?=[ \t,(])(?:,?[ \t]+{_DEGREE}(?![A-Za-z])"
+    rf"|[ \t]*\((?:{_DEGREE}|(?i:attending|resident|fellow|radiologist|physician|nurse|rn|np|pa|tech|technologist"
+    r"|referring|ordering|pcp|patient)|(?:\d{1,3}|\[AGE\])[ \t]?[FM])\)"  # "Moura, Tammy (Attending)", "PERSSON, LIDIA (92 F)"
+    r"|(?:[ \t]+(?:from|of)[ \t]+(?:the[ \t]+)?[a-z]+(?:[ \t]+[a-z]+)?)?"  # "X from cardiology was informed"
+    r"[ \t]+(?:was|were|has[ \t]+been|had[ \t]+been)[ \t]+(?:notified|informed|paged|called|contacted|updated"
     r"|made[ \t]+aware|told)\b"
     r"|[ \t]+(?:agrees|agreed|concurs|concurred|acknowledged|verbalized)\b"
-    r"|,?[ \t]+\(?(?:DOB|D\.O\.B\.|MRN|(?i:date[ \t]+of[ \t]+birth))\b"  # the patient, named before their identifiers
+    r"|,?[ \t]+\(?(?:DOB|D\.O\.B\.|MRN|(?i:date[ \t]+of[ \t]+birth))\b)"  # the patient, named before their identifiers
 )
 _NAME_AT_END_RE = re.compile(rf"(?<![A-Za-z'’.-])({NAME_SEQ})$")
 AFTER_CUE_WINDOW = 120
-_AFTER_NAME_RE = re.compile(rf"(\[NAME\](?:,?[ \t]+(?:and|&|or)[ \t]+|;[ \t]*|,[ \t]*))({NAME_SEQ})")
+# After a name: another one in a list ("[NAME] and Jake Lo"), or the one "by" whom it was done in the same
+# clause ("reported to [NAME] RN at 2032 by K. Faherty").
+_AFTER_NAME_RE = re.compile(
+    rf"(\[NAME\](?:,?[ \t]+(?:and|&|or)[ \t]+|;[ \t]*|,[ \t]*|{_BY}[ \t]+))({NAME_SEQ})"
+)
 _LINE_RE = re.compile(rf"(?m)^([ \t]*)({NAME_SEQ})([ \t]*)$")
 # Transcription stamps: "JBL/ej", "M. S./as" (the radiologist's and the typist's initials).
 _TRANSCRIPTION_RE = re.compile(r"(?m)^([ \t]*)((?:[A-Z]\.?[ \t]?){2,3})/([a-z]{2,3})\b")
@@ -135,7 +149,12 @@ _NOT_NAME_WORDS = frozenset(
     otolaryngology plastics endocrinology rheumatology palliative hospice pharmacy telemetry pacu micu sicu
     ccu picu labor delivery dialysis cath echo ultrasound sonography nuclear mammography assistant
     practitioner notes note name names diagnosis nutrition dietary social work therapy wound speech
-    respiratory management chaplain chart record records request requisition consult consultant consults
+    respiratory management chaplain review interpretation read summary comments comment transport escort
+    security registration scheduling billing records outside medical yes agrees agree pending self-referred
+    referred same see above below limited voice recognition dictation mychart epic cerner powerchart powerscribe
+    dragon vocera perfectserve tigertext pacs ris lunit aidoc icad annalise qure gleamer insight acr nccn who
+    ajcc rsna sru aium acog uspstf
+    chart record records request requisition consult consultant consults
     desk room reading main front the er ed icu ir gi ent ob obgyn ct mri mr xr us pet spect ecg ekg
     findings impression comparison indication history technique examination exam views view normal abnormal
     negative positive stable unchanged improved worse none clinical chest lungs lung heart left right
@@ -154,7 +173,7 @@ _EPONYM_HEADS = frozenset(
     nodes nodule nodules cyst cysts tumor tumors tumour sarcoma lymphoma carcinoma malformation anomaly
     deformity phenomenon effect pattern appearance triad sequence body bodies system society unit units
     department service team clinic hospital center centre foundation institute university college network
-    rule rules formula equation circle vein artery arteries sinus ring band bands lobe pole column columns
+    rule rules formula equation circle reference references article website textbook vein artery arteries sinus ring band bands lobe pole column columns
     plexus nerve duct diverticulum thyroiditis encephalopathy palsy arteritis pneumonia disorder
     """.split()
 )
@@ -165,8 +184,12 @@ def _words(candidate: str) -> list[str]:
     return [w.strip(".,") for w in re.split(r"[\s,]+", candidate) if w.strip(".,")]
 
 
+# Names of specialties and departments by their ending: Teleradiology, Nephrology, Psychiatry, Pediatrics.
+_SPECIALTY = re.compile(r"(?i)\w+(?:olog(?:y|ist|ists)|iatry|iatrics|iatrist)")
+
+
 def _not_name_word(word: str) -> bool:
-    return (word.lower() in _NOT_NAME_WORDS or word.upper() in _CLINICAL_CAPS or word.upper() in DESCRIPTION_WORDS
+    return (word.lower() in _NOT_NAME_WORDS or bool(_SPECIALTY.fullmatch(word)) or word.upper() in _CLINICAL_CAPS or word.upper() in DESCRIPTION_WORDS
             or word.upper().endswith("RADS"))
 
 
@@ -179,7 +202,8 @@ def _trim(candidate: str) -> str:
 
 
 def _next_word(text: str, end: int) -> str:
-    match = re.match(r"[ \t]*([A-Za-z]+)", text[end : end + 40])
+    """The word after a candidate, past a year or version ("Bosniak 2019 classification")."""
+    match = re.match(r"(?:[ \t]+v?\d[\d.]*)?[ \t]*([A-Za-z]+)", text[end : end + 40])
     return match.group(1).lower() if match else ""
 
 
@@ -196,16 +220,27 @@ def person(candidate: str, text: str, end: int) -> bool:
 _LEADING_WORD_RE = re.compile(r"([^\s,]+)([ \t]+|,[ \t]?)")
 
 
+def _shouted(cue: str, name: str) -> bool:
+    """Whether words in capitals after a cue are a report written in capitals ("the patient SMOKES",
+    "PER DAY", "REVIEW OF SYSTEMS") rather than a name: after a role or "per", or after a cue itself in
+    capitals, only a label (with its colon) or the "LAST, FIRST" shape introduces a name."""
+    if cue.rstrip().endswith((":", "-")) or "," in name:
+        return False
+    return bool(_ROLE_OR_PER_RE.fullmatch(cue)) or not any(ch.islower() for ch in cue)
+
+
 def _replace_after_cue(match: re.Match[str]) -> str:
     # A rule has two groups (cue, name), or two such pairs as alternatives (see _TITLE_NAME_RE).
     cue_group = 1 if match.group(2) is not None else 3
     text, start = match.string, match.start(cue_group + 1)
     end = start + len(match.group(cue_group + 1))
     while (word := _LEADING_WORD_RE.match(text, start, end)) and word.group(1).strip(".").lower() in _NOT_NAME_WORDS:
+        if "," in word.group(2):
+            return match.group(0)  # "Per Cardiology, TAVR planned": the comma ends the clause
         start = word.end()  # "communicated to Nurse Kelly Brown": the role is not the name
     kept = _trim(text[start:end])
     cue = text[match.start(cue_group) : start]
-    if not person(kept, text, start + len(kept)) or (kept.isupper() and _ROLE_OR_PER_RE.fullmatch(cue)):
+    if not person(kept, text, start + len(kept)) or (kept.isupper() and _shouted(cue, kept)):
         return match.group(0)
     return f"{cue}[NAME]{text[start + len(kept) : end]}"
 
@@ -222,9 +257,13 @@ def _names_before_cues(text: str) -> str:
         name = _NAME_AT_END_RE.search(text, max(done, start - AFTER_CUE_WINDOW), start)
         if name is None:
             continue
-        candidate = name.group(1)
-        name_start = start - len(candidate)
-        if not person(candidate, text, start):
+        name_start = name.start(1)
+        # "Informed Charge RN", "Paged Nurse Kelly RN": a leading cue or role word is not the name.
+        while (word := _LEADING_WORD_RE.match(text, name_start, start)) and (
+            word.group(1).lower() in _NOT_NAME_WORDS or _CUE_WORD_RE.fullmatch(word.group(1))
+        ):
+            name_start = word.end()
+        if name_start >= start or not person(text[name_start:start], text, start):
             continue
         pieces += [text[done:name_start], "[NAME]"]
         done = start

@@ -93,6 +93,7 @@ _LONG_ID_RE = re.compile(
     r"(?<![\w.])(?=[\w-]*\d)(?:[A-Za-z]{1,6}[-_#]?)?(?:\d[-_]?){6,}(?:[A-Za-z]{1,3})?(?!\w|\.\w)"
     r"|(?<![\w.])[A-Za-z]{1,6}[-_#]?\d{5,}[A-Za-z]{0,3}(?!\w|\.\w)"
 )
+_UPPER = "[A-ZÀ-ÖØ-ÞĀ-ž]"
 _STREET_SUFFIX = (
     r"(?:Street|St|Road|Rd|Avenue|Ave|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Terrace|Ter|Parkway|Pkwy"
     r"|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl|Pike|Route|Rte)"
@@ -106,7 +107,7 @@ _CITY_STATE_ZIP = (
 )
 _ADDRESS_RE = re.compile(
     rf"(?=[0-9A-Zz])"
-    rf"(?:(?<![\w.])\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][A-Za-z'-]*\.?\s+){{1,4}}{_STREET_SUFFIX}\b\.?"
+    rf"(?:(?<![\w.])\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:{_UPPER}[\w'-]*\.?\s+){{1,4}}{_STREET_SUFFIX}\b\.?"
     rf"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|#)\.?\s*#?\w+)?"
     rf"(?:,?\s+{_CITY_STATE_ZIP})?"
     rf"|(?<![\w.]){_CITY_STATE_ZIP}(?![\w-])"
@@ -116,17 +117,18 @@ _ADDRESS_RE = re.compile(
     rf"|(?i:\bzip(?:\s*code)?\s*:?\s*)\d{{5}}(?:-\d{{4}})?\b)"
 )
 _AGE_RE = re.compile(
-    r"(?=[19Aa])(?:(?<![\w.])(9\d|1[0-4]\d)(?=\s*-?\s*(?:years?|yrs?|y/o|y\.o\.|yo|y)\b|-year|-yr|\s*-?\s*y/o"
-    r"|(?-i:[ ]?[FM])(?![\w'’.-]|\.\w))"  # "97F", "100 M": an age with the sex letter
-    r"|\b(age[ds]?\s*:?\s*)(9\d|1[0-4]\d)(?!\d|\.\d))",
+    r"(?=[019Aa])(?:(?<![\w.])(?P<age>9\d|1[0-4]\d)(?=\s*-?\s*(?:years?|yrs?|y/o|y\.o\.|yo|y)\b|-year|-yr|\s*-?\s*y/o"
+    r"|(?-i:[ ]?[FM])(?![\w'’.-]|\.\w)"  # "97F", "100 M": an age with the sex letter
+    r"|[ ]?/[ ]?(?-i:[FM])\b)"  # "Age/Sex: 97/F"
+    r"|(?<![\w.])0?(?P<dicom>9\d|1[0-4]\d)(?-i:Y)\b"  # a DICOM age string, "094Y"
+    r"|\b(?P<label>age[ds]?\s*:?\s*)(?:9\d|1[0-4]\d)(?!\d|\.\d))",
     re.IGNORECASE,
 )
 
-_UPPER = "[A-ZÀ-ÖØ-ÞĀ-ž]"
 # "seen at Springfield General Hospital": the institution, when the header did not name it.
 _INSTITUTION_RE = re.compile(
     rf"(?=[A-ZÀ-ÞĀ-ž])(?<![\w'’-])"
-    rf"(?:(?!(?:The|At|In|From|To|Of|And|For|On)\b){_UPPER}(?:[\w'’-]*|[a-z]{{0,2}}\.)[ \t]+){{1,4}}"
+    rf"(?:(?!(?:The|At|In|From|To|Of|And|For|On|Per|By|With|Via|Outside|Other|Another|Local|Referring|This|Our|Any)\b){_UPPER}(?:[\w'’-]*|[a-z]{{0,2}}\.)[ \t]+){{1,4}}"
     r"(?:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Center|Centre|System)|Clinic|Infirmary|Hospice)s?\b"
 )
 _INSTITUTION_HINT = re.compile(r"Hospi|Medical|Health|Clinic|Infirmary")
@@ -249,10 +251,12 @@ _TEMPERATURE_BEFORE = re.compile(r"(?i)(?:temp\w*|fever\w*|febrile|tmax|t)\W*(?:
 
 
 def _age_placeholder(match: re.Match[str]) -> str:
-    if match.group(1) is not None:
+    if match.group("dicom") is not None:
+        return "[AGE]Y"
+    if match.group("age") is not None:
         if match.string[match.end() : match.end() + 2].strip()[:1] in ("F", "M") and _TEMPERATURE_BEFORE.search(
             match.string, max(0, match.start() - 20), match.start()
         ):
             return match.group(0)  # "fever to 101F" is a temperature
         return "[AGE]"
-    return f"{match.group(2)}[AGE]"
+    return f"{match.group('label')}[AGE]"

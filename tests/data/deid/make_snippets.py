@@ -5,8 +5,9 @@ they are the data's own truth, written without running any de-identifier. Names 
 gazetteers (several Latin-script locales, so "Piaścik", "Cañizares", "van Dijk" and "O'Neil" appear),
 numbers and dates from a seeded random generator. The frames are the lines real radiology reports use
 for people (communication, roles, signatures, transcription), dates, ages, phone / pager numbers and
-record numbers; each frame is used several times with fresh values. Frames alternate between the
-`dev` split (what the rules were tuned on) and the `heldout` split (measured, not tuned on).
+record numbers; each frame is used several times with fresh values. FRAMES are the `tuned` split (the
+rules were developed looking at their misses); HELDOUT_FRAMES, the `heldout` split, were written after
+that and measured before any rule was changed for them.
 
 Gold conventions: a NAME span is the whole name as written ("PETTIGREW, AMBROSE", "J. S. Okafor"),
 without titles or degrees; DATE is the calendar date (a time of day alone is not PHI, a year alone is
@@ -198,6 +199,69 @@ FRAMES = [
     "Morgagni hernia again seen, unchanged since {date}. Reviewed with {name}.",
     "IMPRESSION: Westermark sign; CTA recommended. Paged {name} ({pager}) at {time} on {date}.",
 ]
+# Written after the rules were tuned on FRAMES, and measured before any rule was changed for them.
+HELDOUT_FRAMES = [
+    "Dr. {last}'s office was called with the results.",
+    "Results were left on the voicemail of {name}.",
+    "{name} (PA-C) was informed at {time}.",
+    "Case discussed at tumor board; presenting physician {name}.",
+    "The patient's wife, {first}, reports a fall on {date}.",
+    "Comparison: outside CT from {inst} dated {date}.",
+    "ATTENDING RADIOLOGIST: {caps}",
+    "Dictated: {date} {time}   Transcribed: {date} {time}   By: {initials}",
+    "Report electronically signed: {lastfirst}, M.D. {date}",
+    "Referring MD: Dr. {last}",
+    "Copy to: {name}, {name}",
+    "Exam ordered by {name} for hemoptysis.",
+    "Images reviewed in conjunction with {name}.",
+    "{name} from cardiology was informed at {time}.",
+    "Spoke to the patient's nurse, {name}, at {time}.",
+    "Per discussion with {name}, the drain will be removed.",
+    "Verbal read-back by {name}.",
+    "Clinical question per ordering physician {name}: r/o PE.",
+    "Assisted by {name}, RT(R).",
+    "Technologist initials: {initials}",
+    "{date}: CT chest performed without complication.",
+    "Scheduled for biopsy on {date} with {name}.",
+    "Prior exams: {date} (CT), {date} (MRI).",
+    "Birth date {date}",
+    "{age90} y.o. female with syncope.",
+    "Age/Sex: {age90}/{sex1}",
+    "Age/Sex: {age}/{sex1}",
+    "PATIENT AGE: {age90y}",
+    "MRN#{mrn}",
+    "Acc. No. {acc}",
+    "CSN {mrn}",
+    "Visit #{mrn}",
+    "Ph: {phone}",
+    "Tel. {phone}",
+    "Seen at {inst} ED on {date}.",
+    "Lives at {street}, {csz}.",
+    "Email: {email}",
+    "{name} M.D.",
+    "Electronically signed on {date} by {name}.",
+    "This report was finalized by {name} on {date}.",
+    "Resident: {name}\nStaff: {name}",
+    "Radiology Resident {name}",
+    "Interpreting physician: {name}",
+    "{lastfirst} (Attending)",
+    "History obtained from {first}, the patient's son.",
+    "Pt's daughter {first} {last} at bedside.",
+    "Findings reviewed with Drs. {last} and {last}.",
+    "Case presented to {name} at conference.",
+    "Report faxed to {name}'s office at {phone}.",
+    "Findings discussed directly with the patient, {name}, who verbalized understanding.",
+    "PROCEDURE DATE: {date}\nOPERATOR: {name}, MD\nASSISTANT: {name}",
+    "Critical value reported to {name} RN at {time} by {name}.",
+    "notified dr. {lower} at {time}",
+    "Ultrasound performed by {first} {last}, RDMS, on {date}.",
+    "Study requested by Dr {initial_last} (pager {pager}).",
+    "Read with fellow {name}.",
+    "Stat read given to {name} in the trauma bay.",
+    "{caps} ({age90}{sex1})",
+    "Interval follow-up since {monthyear}; prior study {date}.",
+    "Reason: {age90} yo w/ dyspnea. Ordering: {lastfirst}",
+]
 FRAME_TRIGGERS = re.compile(r"\{(\w+)\}")
 
 TITLES = ["Mr.", "Mrs.", "Ms.", "Mr", "Mrs", "Ms", "Miss"]
@@ -310,6 +374,9 @@ class Filler:
     def age90(self) -> list:
         return [(str(self.rng.randint(90, 104)), "AGE")]
 
+    def age90y(self) -> list:
+        return [(f"{self.rng.randint(90, 104):03d}", "AGE"), ("Y", None)]
+
     def age(self) -> list:
         return [(str(self.rng.randint(18, 89)), None)]
 
@@ -359,7 +426,7 @@ class Filler:
         return [(f"{self.fake['en_US'].city()}, {self.rng.choice(STATES)} {self.rng.randint(10000, 99999)}", "ADDRESS")]
 
     def email(self) -> list:
-        first, last = self._first().lower(), self._last().lower().replace("'", "")
+        first, last = self._first().lower(), self._last().lower().replace("'", "").replace(" ", "")
         return [(f"{first}.{last}@{self.rng.choice(['hospital.org', 'med.example.edu', 'clinic.com'])}", "EMAIL")]
 
     def url(self) -> list:
@@ -388,18 +455,19 @@ def render(frame: str, filler: Filler) -> dict:
 def main() -> None:
     filler = Filler(SEED)
     rows = []
-    for repeat in range(REPEATS):
-        for index, frame in enumerate(FRAMES):
-            row = render(frame, filler)
-            row["id"] = f"f{index:03d}-{repeat}"
-            row["split"] = "dev" if index % 2 == 0 else "heldout"
-            rows.append(row)
+    for frames, split, prefix in ((FRAMES, "tuned", "f"), (HELDOUT_FRAMES, "heldout", "h")):
+        for repeat in range(REPEATS):
+            for index, frame in enumerate(frames):
+                row = render(frame, filler)
+                row["id"] = f"{prefix}{index:03d}-{repeat}"
+                row["split"] = split
+                rows.append(row)
     out = HERE / "phi_snippets.jsonl"
     with out.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps({"id": row["id"], "split": row["split"], "text": row["text"], "spans": row["spans"]},
                                ensure_ascii=False) + "\n")
-    print(f"wrote {len(rows)} snippets from {len(FRAMES)} frames to {out}")
+    print(f"wrote {len(rows)} snippets from {len(FRAMES) + len(HELDOUT_FRAMES)} frames to {out}")
 
 
 if __name__ == "__main__":
