@@ -37,7 +37,7 @@ from mgll_data.deid.metadata import (
 )
 from mgll_data.deid.phi import MIN_PHI_CHARS, header_ids, header_phi
 from mgll_data.deid.names import AFTER_CUE_WINDOW, NAME_NEIGHBOUR_PASSES
-from mgll_data.deid.text import scrub_text
+from mgll_data.deid.text import scrub_text, strip_control_characters
 
 __all__ = [
     "AFTER_CUE_WINDOW",
@@ -60,4 +60,5 @@ __all__ = [
     "pseudonym",
     "refuse_burned_in_text",
     "scrub_text",
+    "strip_control_characters",
 ]

@@ -92,7 +92,8 @@ _CUE = _by_first_letter(
     + [rf"{cue}(?![A-Za-z])(?:[ \t]*[:\-,])?" for cue in _DIRECT + _ROLES] + [rf"{label}[ \t]*[:\-]" for label in _LABELS]
 )
 _ROLE_OR_PER_RE = re.compile(_by_first_letter(_ROLES + ["per"]) + r"[ \t,]*")
-_CUE_NAME_RE = re.compile(rf"(?=[A-Za-z])(?<![\w/-])({_CUE}[ \t]*)({NAME_SEQ})")
+# A report wrapped at a fixed width may break the line between the cue and the name.
+_CUE_NAME_RE = re.compile(rf"(?=[A-Za-z])(?<![\w/-])({_CUE}[ \t]*(?:\r?\n[ \t]*)?)({NAME_SEQ})")
 # "I, Priya Ramachandran, have personally reviewed the images": the US attestation line.
 _ATTESTATION_RE = re.compile(rf"(?<!\w)(I,[ \t]+)({NAME_SEQ})(?=,?[ \t]+(?i:have|has|attest|personally|as|the)\b)")
 # Cues after the name: a degree, or a verb only people take.
@@ -295,7 +296,8 @@ _CUE_WORD_RE = re.compile(_by_first_letter(_VERBS_TO + _VERBS_BY + _DIRECT + _RO
 
 def _neighbour_is_name(word: str) -> bool:
     # Words in capitals beside a name are as often a shouted heading ("SB/tf SOURCE OF SPECIMEN").
-    return not (word.isupper() and len(word) > 2) and bool(_TOKEN_RE.fullmatch(word)) and not _not_name_word(word) and not _CUE_WORD_RE.fullmatch(word)
+    # A lone capital is a label ("D: [DATE]"), not a name's initial, which has its dot.
+    return len(word) > 1 and not (word.isupper() and len(word) > 2) and bool(_TOKEN_RE.fullmatch(word)) and not _not_name_word(word) and not _CUE_WORD_RE.fullmatch(word)
 
 
 def _absorb_neighbours(text: str) -> tuple[str, bool]:

@@ -134,6 +134,35 @@ _INSTITUTION_RE = re.compile(
 _INSTITUTION_HINT = re.compile(r"Hospi|Medical|Health|Clinic|Infirmary")
 
 
+# Terminal escape sequences (colour codes a copy-paste from a console leaves, cursor moves) and the control and
+# invisible format characters that can hide text from a reader or split a name from the rules (NUL, bidi
+# overrides, zero-width spaces). Line-breaking controls become a newline; tabs and newlines stay.
+_ANSI_ESCAPE = r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])"
+_INVISIBLE = "[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+_CONTROL_RE = re.compile(rf"{_ANSI_ESCAPE}|{_INVISIBLE}+|(?P<newline>\r\n?|[\x0b\x0c\x85\u2028\u2029])")
+_CONTROL_HINT = re.compile(r"[^\t\n\x20-\x7e\xa0-\u200a\u2010-\u2027\u2030-\u205f\u2070-\ufefe\uff00-\U0010ffff]")
+
+
+def strip_control_characters(text: str) -> tuple[str, int]:
+    """The report without terminal escapes and control / invisible characters, and how many it lost.
+
+    Tabs and newlines are kept; CR, CRLF, vertical tab, form feed and Unicode line separators become a
+    newline (and are not counted). Runs before scrubbing, so an escape inside a name cannot hide it.
+    """
+    if not _CONTROL_HINT.search(text):
+        return text, 0
+    removed = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal removed
+        if match.group("newline") is not None:
+            return "\n"
+        removed += len(match.group(0))
+        return ""
+
+    return _CONTROL_RE.sub(replace, text), removed
+
+
 def scrub_text(text: str, known_phi: Iterable[str] = ()) -> str:
     """Replace identifiers with typed placeholders ([NAME] [DATE] [PHONE] [ID] [ADDRESS] [EMAIL] [AGE] [URL]).
 
