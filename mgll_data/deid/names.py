@@ -108,7 +108,9 @@ _AFTER_CUE_RE = re.compile(
     r"|[ \t]+(?:agrees|agreed|concurs|concurred|acknowledged|verbalized)\b"
     r"|,?[ \t]+\(?(?:DOB|D\.O\.B\.|MRN|(?i:date[ \t]+of[ \t]+birth))\b)"  # the patient, named before their identifiers
 )
-_NAME_AT_END_RE = re.compile(rf"(?<![A-Za-z'’.-])({NAME_SEQ})$")
+_NAME_RE = re.compile(NAME_SEQ)
+_WORD_START_RE = re.compile(r"(?:^|(?<=[\s(]))\S")
+_MAX_NAME_WORDS = 7
 AFTER_CUE_WINDOW = 120
 # After a name: another one in a list ("[NAME] and Jake Lo"), or the one "by" whom it was done in the same
 # clause ("reported to [NAME] RN at 2032 by K. Faherty").
@@ -246,6 +248,16 @@ def _replace_after_cue(match: re.Match[str]) -> str:
     return f"{cue}[NAME]{text[start + len(kept) : end]}"
 
 
+def _name_ending_at(text: str, window_start: int, end: int) -> int | None:
+    """Where the longest name-shaped run of words ending exactly at `end` starts (words start after a
+    space or bracket): a handful of anchored matches instead of a search through the whole window."""
+    starts = [m.start() for m in _WORD_START_RE.finditer(text, window_start, end)][-_MAX_NAME_WORDS:]
+    for start in starts:
+        if _NAME_RE.fullmatch(text, start, end):
+            return start
+    return None
+
+
 def _names_before_cues(text: str) -> str:
     # Find the (rare) cue first, then look back for the name: far cheaper than trying a name pattern at
     # every position of every report.
@@ -255,10 +267,9 @@ def _names_before_cues(text: str) -> str:
         start = cue.start()
         if start < done:
             continue
-        name = _NAME_AT_END_RE.search(text, max(done, start - AFTER_CUE_WINDOW), start)
-        if name is None:
+        name_start = _name_ending_at(text, max(done, start - AFTER_CUE_WINDOW), start)
+        if name_start is None:
             continue
-        name_start = name.start(1)
         # "Informed Charge RN", "Paged Nurse Kelly RN": a leading cue or role word is not the name.
         while (word := _LEADING_WORD_RE.match(text, name_start, start)) and (
             word.group(1).lower() in _NOT_NAME_WORDS or _CUE_WORD_RE.fullmatch(word.group(1))
