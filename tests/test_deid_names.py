@@ -71,6 +71,7 @@ NOT_NAMES = [
     "REVIEW OF SYSTEMS: negative. The patient SMOKES CIGARETTES. Call for weight gain of FIVE POUNDS PER WEEK.",
     "Informed Charge RN.",
     "10 cc Omnipaque was given.",
+    "Seen by me after she presented with SYNCOPE.",  # a clinical "presented with", not a case presented to
 ]
 
 

@@ -70,13 +70,13 @@ _TO = rf"{_BETWEEN}[ \t]+(?:with|to|w/)(?![A-Za-z])"
 _BY = rf"{_BETWEEN}[ \t]+by"
 _VERBS_TO = r"""discuss(?:ed|ion)? review(?:ed)? communicat(?:ed|e|ion) convey(?:ed)? relay(?:ed)? spoke speak
     talk(?:ed)? given gave sent text(?:ed)? e-?mail(?:ed)? fax(?:ed)? report(?:ed)? called call forward(?:ed)? copied
-    confirm(?:ed)? present(?:ed)? conversation consult(?:ed|ation)? schedul(?:ed|e) read""".split()
+    confirm(?:ed)? conversation consult(?:ed|ation)? schedul(?:ed|e) read""".split()
 _VERBS_BY = r"""seen read report(?:ed)? signed co-?signed dictated interpreted reviewed verified approved acknowledged
     ordered referred requested transcribed performed prepared authenticated examined evaluated attested witnessed
     scanned supervised edited prelim(?:inary)?(?:\s+read)? final(?:\s+read)? finali[sz]ed completed assisted
     read-?back entered released validated addended amended""".split()
 _DIRECT = r"""d/w per notified informed paged telephoned phoned contacted contact obtained\s+from attn\.?
-    voicemail\s+(?:of|for) message\s+(?:for|to) in\s+conjunction\s+with""".split()
+    voicemail\s+(?:of|for) message\s+(?:for|to) in\s+conjunction\s+with presented\s+to""".split()
 # Roles name the person next to them ("Nurse Kelly Brown", "resident E. Payet", "PCP: Ann Lee").
 _ROLES = r"""nurse rn np resident attending fellow intern physician radiologist technologist sonographer provider
     clinician doctor surgeon hospitalist pcp patient pt\.? daughter son wife husband mother father sister brother
