@@ -33,7 +33,8 @@ LEAKS = [
     # roles and labels
     ("Ordered by CASA GRANDE, TYMON", "Ordered by [NAME]"),
     ("Technologist: J.S.", "Technologist: [NAME]"),
-    ("Prelim by resident E. Payet; final read by Gabrielle Bastida.", "Prelim by resident [NAME]; final read by [NAME]."),
+    ("Prelim by resident E. Payet; final read by Gabrielle Bastida.",
+     "Prelim by resident [NAME]; final read by [NAME]."),
     ("Daughter Marcela at bedside; consent obtained from Noëlle Martin.",
      "Daughter [NAME] at bedside; consent obtained from [NAME]."),
     ("Copy to: Ilija Rios, A. Stewart", "Copy to: [NAME]"),  # a list read as one name: all of it goes

@@ -59,12 +59,12 @@ NAME_SEQ = (
 
 _TITLE_NAME_RE = re.compile(
     rf"(?=[DMPdm])\b((?:{_TITLE}\.?[ \t]+|DR\.[ \t]*|MRS?\.[ \t]+|MS\.[ \t]+))({NAME_SEQ})"
-    rf"|\b([Dd]r\.?[ \t]+)({_LOWER}[a-zß-öø-ÿ'’-]{{2,}})(?![\w'’-])"  # "d/w dr smith": a lower-case name after a lower-case title
+    # "d/w dr smith": a lower-case name after a lower-case title
+    rf"|\b([Dd]r\.?[ \t]+)({_LOWER}[a-zß-öø-ÿ'’-]{{2,}})(?![\w'’-])"
 )
-# Words and phrases after which a person is named. Verbs of communication may take a few lower-case
-# words before their preposition ("discussed these findings with", "communicated via secure chat to").
-# Words that may stand between a verb and its preposition: "scheduled for biopsy on [DATE] with", "reported
-# to [NAME] RN at 2032 by".
+# Words and phrases after which a person is named. A verb of communication may have a few words before its
+# preposition: "discussed these findings with", "scheduled for biopsy on [DATE] with", "reported to [NAME]
+# RN at 2032 by".
 _BETWEEN = r"(?:[ \t]+(?:[a-z][a-z/-]*|\[(?:DATE|NAME)\]|[A-Z]{2,3}|\d{1,2}:?\d{2}(?:[ \t]*(?:AM|PM|hrs))?)){0,5}?"
 _TO = rf"{_BETWEEN}[ \t]+(?:with|to|w/)(?![A-Za-z])"
 _BY = rf"{_BETWEEN}[ \t]+by"
@@ -82,14 +82,16 @@ _ROLES = r"""nurse rn np resident attending fellow intern physician radiologist 
     clinician doctor surgeon hospitalist pcp patient pt\.? daughter son wife husband mother father sister brother
     niece nephew friend caregiver guardian spouse partner""".split() + [
     rf"{role}(?:\s+(?:provider|physician|doctor|md|clinician|radiologist|nurse))?"
-    for role in ("primary\\s+care", "referring", "ordering", "requesting", "consulting", "covering", "reading", "dictating")
+    for role in (r"primary\s+care", "referring", "ordering", "requesting", "consulting", "covering", "reading",
+                 "dictating")
 ]
 # Labels that name a person only before a colon or dash ("Tech: JS", but "10 cc Omnipaque").
 _LABELS = r"""name patient\s+name pt\.?\s+name signature signed e-?signed co-?signed dictated transcribed cc tech
     radiology cop(?:y|ies)\s+to staff operator assistant surgeon proceduralist performing initials by""".split()
 _CUE = _by_first_letter(
     [f"{verb}{_TO}" for verb in _VERBS_TO] + [rf"{verb}{_BY}(?:[ \t]*[:\-])?" for verb in _VERBS_BY]
-    + [rf"{cue}(?![A-Za-z])(?:[ \t]*[:\-,])?" for cue in _DIRECT + _ROLES] + [rf"{label}[ \t]*[:\-]" for label in _LABELS]
+    + [rf"{cue}(?![A-Za-z])(?:[ \t]*[:\-,])?" for cue in _DIRECT + _ROLES]
+    + [rf"{label}[ \t]*[:\-]" for label in _LABELS]
 )
 _ROLE_OR_PER_RE = re.compile(_by_first_letter(_ROLES + ["per"]) + r"[ \t,]*")
 # A report wrapped at a fixed width may break the line between the cue and the name.
@@ -101,7 +103,7 @@ _DEGREE = r"(?:M\.?D\.?|D\.O\.|DO|Ph\.?D\.?|MBBS|FRCR|FRCPC|DMRD|R\.?N\.?|N\.?P\
 _AFTER_CUE_RE = re.compile(
     rf"(?=[ \t,(])(?:,?[ \t]+{_DEGREE}(?![A-Za-z])"
     rf"|[ \t]*\((?:{_DEGREE}|(?i:attending|resident|fellow|radiologist|physician|nurse|rn|np|pa|tech|technologist"
-    r"|referring|ordering|pcp|patient)|(?:\d{1,3}|\[AGE\])[ \t]?[FM])\)"  # "Moura, Tammy (Attending)", "PERSSON, LIDIA (92 F)"
+    r"|referring|ordering|pcp|patient)|(?:\d{1,3}|\[AGE\])[ \t]?[FM])\)"  # "Moura, Tammy (Attending)", "(92 F)"
     r"|(?:[ \t]+(?:from|of)[ \t]+(?:the[ \t]+)?[a-z]+(?:[ \t]+[a-z]+)?)?"  # "X from cardiology was informed"
     r"[ \t]+(?:was|were|has[ \t]+been|had[ \t]+been)[ \t]+(?:notified|informed|paged|called|contacted|updated"
     r"|made[ \t]+aware|told)\b"
@@ -176,8 +178,9 @@ _EPONYM_HEADS = frozenset(
     nodes nodule nodules cyst cysts tumor tumors tumour sarcoma lymphoma carcinoma malformation anomaly
     deformity phenomenon effect pattern appearance triad sequence body bodies system society unit units
     department service team clinic hospital center centre foundation institute university college network
-    rule rules formula equation circle reference references article website textbook vein artery arteries sinus ring band bands lobe pole column columns
-    plexus nerve duct diverticulum thyroiditis encephalopathy palsy arteritis pneumonia disorder
+    rule rules formula equation circle reference references article website textbook vein artery arteries
+    sinus ring band bands lobe pole column columns plexus nerve duct diverticulum thyroiditis encephalopathy
+    palsy arteritis pneumonia disorder
     """.split()
 )
 _CLINICAL_CAPS = frozenset("PA AP CT MR MRI XR CXR ICU ED ER OR NG ET IJ PICC US KUB AM PM IV IR GI".split())
@@ -192,8 +195,9 @@ _SPECIALTY = re.compile(r"(?i)\w+(?:olog(?:y|ist|ists)|iatry|iatrics|iatrist)")
 
 
 def _not_name_word(word: str) -> bool:
-    return (word.lower() in _NOT_NAME_WORDS or bool(_SPECIALTY.fullmatch(word)) or word.upper() in _CLINICAL_CAPS or word.upper() in DESCRIPTION_WORDS
-            or word.upper().endswith("RADS"))
+    upper = word.upper()
+    return (word.lower() in _NOT_NAME_WORDS or upper in _CLINICAL_CAPS or upper in DESCRIPTION_WORDS
+            or upper.endswith("RADS") or bool(_SPECIALTY.fullmatch(word)))
 
 
 def _trim(candidate: str) -> str:
@@ -308,7 +312,9 @@ _CUE_WORD_RE = re.compile(_by_first_letter(_VERBS_TO + _VERBS_BY + _DIRECT + _RO
 def _neighbour_is_name(word: str) -> bool:
     # Words in capitals beside a name are as often a shouted heading ("SB/tf SOURCE OF SPECIMEN").
     # A lone capital is a label ("D: [DATE]"), not a name's initial, which has its dot.
-    return len(word) > 1 and not (word.isupper() and len(word) > 2) and bool(_TOKEN_RE.fullmatch(word)) and not _not_name_word(word) and not _CUE_WORD_RE.fullmatch(word)
+    if len(word) < 2 or (word.isupper() and len(word) > 2) or not _TOKEN_RE.fullmatch(word):
+        return False
+    return not _not_name_word(word) and not _CUE_WORD_RE.fullmatch(word)
 
 
 def _absorb_neighbours(text: str) -> tuple[str, bool]:

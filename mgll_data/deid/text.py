@@ -125,10 +125,14 @@ _AGE_RE = re.compile(
     re.IGNORECASE,
 )
 
-# "seen at Springfield General Hospital": the institution, when the header did not name it.
+# "seen at Springfield General Hospital": the institution, when the header did not name it ("Outside
+# Hospital" and "Per Mayo Clinic" start with words that are not part of the name).
+_NOT_INSTITUTION_START = (
+    "(?:The|At|In|From|To|Of|And|For|On|Per|By|With|Via|Outside|Other|Another|Local|Referring|This|Our|Any)"
+)
 _INSTITUTION_RE = re.compile(
     rf"(?=[A-ZÀ-ÞĀ-ž])(?<![\w'’-])"
-    rf"(?:(?!(?:The|At|In|From|To|Of|And|For|On|Per|By|With|Via|Outside|Other|Another|Local|Referring|This|Our|Any)\b){_UPPER}(?:[\w'’-]*|[a-z]{{0,2}}\.)[ \t]+){{1,4}}"
+    rf"(?:(?!{_NOT_INSTITUTION_START}\b){_UPPER}(?:[\w'’-]*|[a-z]{{0,2}}\.)[ \t]+){{1,4}}"
     r"(?:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Center|Centre|System)|Clinic|Infirmary|Hospice)s?\b"
 )
 _INSTITUTION_HINT = re.compile(r"Hospi|Medical|Health|Clinic|Infirmary")
