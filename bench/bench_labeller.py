@@ -8,7 +8,8 @@ probable -1, the rest blank or 0); "uncertain = positive" counts 1 and -1 as pos
 negative" only 1. Peers:
   medspaCy  `medspacy.load()` (PyRuSH sentences + TargetMatcher + default ConText) with one TargetRule per
             finding's common names (its vocabulary name and plain name); negated -> 0, uncertain -> -1.
-  negspacy  NegEx (negspacy 1.0.4, en_clinical termset) over the same names: negated -> 0, else 1.
+  negspacy  NegEx (negspacy 1.0.4, en_clinical termset) over the same names: negated -> 0, else 1
+            (`pip install -e '.[bench]'`; the column is left out without it).
 NegBio and the CheXpert labeler are not peers here: neither is on the package index (both need the BLLIP
 parser and Stanford CoreNLP models downloaded at run time).
 
@@ -55,9 +56,14 @@ def medspacy_nlp(vocab_name: str):
 
 
 def negspacy_nlp(vocab_name: str):
+    """The NegEx peer, or None when negspacy (the bench extra) is not installed."""
     import spacy
-    from negspacy.negation import Negex  # noqa: F401  (registers the negex factory)
-    from negspacy.termsets import termset
+
+    try:
+        from negspacy.negation import Negex  # noqa: F401  (registers the negex factory)
+        from negspacy.termsets import termset
+    except ImportError:
+        return None
 
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
@@ -138,8 +144,9 @@ def quality(splits: list[str]) -> None:
             items = read_gold(DATA / f"{stem}_{split}.jsonl", key)
             texts = [i.text for i in items]
             gold = [gold_statuses(i.gold) for i in items]
-            predicted = {"ours": ours_labels(texts, vocab), "medspaCy": medspacy_labels(peers[vocab][0], texts, vocab),
-                         "negspacy": negspacy_labels(peers[vocab][1], texts, vocab)}
+            predicted = {"ours": ours_labels(texts, vocab), "medspaCy": medspacy_labels(peers[vocab][0], texts, vocab)}
+            if peers[vocab][1] is not None:
+                predicted["negspacy"] = negspacy_labels(peers[vocab][1], texts, vocab)
             for uncertain_positive in (True, False):
                 scores = {who: score(p, gold, names, uncertain_positive) for who, p in predicted.items()}
                 _print_table(f"{stem}_{split} ({key}, {vocab}, {len(items)} items), uncertain = "
@@ -155,9 +162,9 @@ def _print_table(title: str, names: list[str], scores: dict) -> None:
         if ours is None:
             continue
         base = scores["medspaCy"].per_finding[name]
-        neg = scores["negspacy"].per_finding[name]
+        neg = f"{scores['negspacy'].per_finding[name]['f1']:>11.3f}" if "negspacy" in scores else f"{'-':>11}"
         print(f"{name:<27}{ours['support']:>4} | {ours['precision']:>6.3f} {ours['recall']:>5.3f} {ours['f1']:>5.3f} | "
-              f"{base['precision']:>10.3f} {base['recall']:>5.3f} {base['f1']:>5.3f} | {neg['f1']:>11.3f} | "
+              f"{base['precision']:>10.3f} {base['recall']:>5.3f} {base['f1']:>5.3f} | {neg} | "
               f"{ours['f1'] - base['f1']:>+16.3f}")
     row = " | ".join(f"{who} {s.micro_f1:.3f} / {s.macro_f1:.3f}" for who, s in scores.items())
     print(f"{'micro / macro F1':<31} {row}")

@@ -33,17 +33,17 @@ def process_item(item: SourceItem, ctx: BuildContext) -> Outcome:
         "source_path": item.image_path,
         "report_path": item.report_path,
     }
-    warnings: list[str] = []
+    counts: dict[str, int] = {}
     try:
-        row = _build_row(item, ctx, source_key, linkage, warnings)
+        row = _build_row(item, ctx, source_key, linkage, counts)
     except StageError as exc:
         linkage["error_detail"] = exc.reject.error
-        return Outcome(source_key, reject=exc.reject, linkage=linkage)
+        return Outcome(source_key, reject=exc.reject, linkage=linkage, counts=counts)
     except Exception as exc:  # a bug or an input no stage anticipated: still one reject, never a crash
         linkage["error_detail"] = f"{type(exc).__name__}: {exc}"
         reject = Reject(stage="internal", reason="internal-error", error=f"unexpected {type(exc).__name__}")
         return Outcome(source_key, reject=reject, linkage=linkage)
-    return Outcome(source_key, row=row, linkage=linkage, warnings=tuple(warnings))
+    return Outcome(source_key, row=row, linkage=linkage, counts=counts)
 
 
 def read_report(item: SourceItem, export_root: Path) -> str:
@@ -80,9 +80,14 @@ _REPORT_ERRORS = {
 }
 
 
-def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: dict[str, Any],
-               warnings: list[str]) -> dict[str, Any]:
-    raw_report = read_report(item, ctx.export_root)
+def _build_row(
+    item: SourceItem, ctx: BuildContext, source_key: str, linkage: dict[str, Any], counts: dict[str, int]
+) -> dict[str, Any]:
+    raw_report, control_chars = deid.strip_control_characters(read_report(item, ctx.export_root))
+    if control_chars:
+        counts.update(reports_with_control_characters=1, control_characters_stripped=control_chars)
+    if not raw_report.strip():
+        raise StageError("reports", "report-empty", "the report is empty")
     rendered = imaging.render_file(ctx.export_root / item.image_path, ctx.pipeline.image)
     deid.refuse_burned_in_text(rendered.header, ctx.pipeline.image.burned_in_annotation)
 
@@ -107,7 +112,7 @@ def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: di
         report_text = deid.scrub_text(raw_report, known_phi)
         understood = reports.understand(report_text, metadata, ctx.pipeline)
         if understood.truncated_chars:
-            warnings.append("report-truncated")
+            counts.update(reports_truncated=1, report_characters_not_read=understood.truncated_chars)
     except StageError:
         raise
     except Exception as exc:

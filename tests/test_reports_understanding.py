@@ -72,8 +72,8 @@ def test_build_summary_counts_truncated_reports(tmp_path, monkeypatch):
         (export / f"{name}.txt").write_text(report, encoding="utf-8")
     summary = build_dataset(export, tmp_path / "out", "folder", salt_file=tmp_path / "salt", progress=False)
     assert summary.rows == 2
-    assert summary.warnings == {"report-truncated": 1}
-    assert summary.to_dict()["warnings"] == {"report-truncated": 1}
+    assert summary.counts == {"reports_truncated": 1, "report_characters_not_read": 29 + 21 * 20 - 60}
+    assert summary.to_dict()["counts"]["reports_truncated"] == 1
 
 
 def test_bad_uncertain_policy_in_a_pipeline_is_a_one_line_error():
