@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mgll_data import __version__, deid, reports, schema, sources, writer
+from mgll_data import __version__, dataset, deid, reports, schema, sources, writer
 from mgll_data.engines import get_engine
 from mgll_data.pipeline import Pipeline
 from mgll_data.pipeline import load as load_pipeline
@@ -154,7 +154,7 @@ def _manifest(summary: BuildSummary, pipeline: Pipeline, vocabulary: list[str], 
         "splits": summary.splits,
         "label_vocabulary": vocabulary,
         "granularities": list(pipeline.granularities),
-        "shards": [f"{writer.DATA_DIR}/{p.name}" for p in writer.shard_paths(summary.out)],
+        "shards": [dataset.relative_name(summary.out, p) for p in dataset.shard_paths(summary.out)],
         "timings": {
             "seconds": round(summary.seconds, 3),
             "images_per_second": round(summary.images_per_second, 3),

@@ -21,18 +21,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mgll_data import schema
-from mgll_data.validate import (
+from mgll_data.dataset import (
     REJECTS_FILE,
     NotADatasetError,
     iter_row_groups,
+    ordered_splits,
     read_manifest,
     require_dataset,
-    shards_on_disk,
+    shard_paths,
 )
 
 CARD_FILE = "README.md"
 CHARTS = ("label_prevalence.png", "granularity_coverage.png", "image_sizes.png")
-SPLIT_ORDER = ("train", "val", "test")
 EXAMPLE_CHARS = 160
 TOP_VALUES = 10
 STATUS_NAMES = {1: "positive", 0: "negative", -1: "uncertain"}
@@ -78,15 +78,14 @@ class CardStats:
         return self.train_examples.get(granularity) or self.any_examples.get(granularity)
 
     def splits(self) -> list[str]:
-        known = [s for s in SPLIT_ORDER if s in self.split_rows]
-        return known + sorted(s for s in self.split_rows if s not in SPLIT_ORDER)
+        return ordered_splits(self.split_rows)
 
 
 def collect(dataset: Path) -> CardStats:
     """Stream the shards (never the image bytes) and the rejects table into CardStats."""
     root = require_dataset(Path(dataset))
     stats = CardStats(manifest=read_manifest(root) or {})
-    shards = shards_on_disk(root)
+    shards = shard_paths(root)
     stats.shards = len(shards)
     if shards:
         metadata = schema.read_metadata(pq.read_schema(shards[0]))

@@ -19,15 +19,11 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from mgll_data import schema
+from mgll_data import dataset, schema
 from mgll_data.records import Outcome
 
 ROW_GROUP_SIZE = 1000
 SHARD_ROWS = 5000
-DATA_DIR = "data"
-REJECTS_FILE = "rejects.parquet"
-MANIFEST_FILE = "manifest.json"
-SHARD_PATTERN = "part-*.parquet"
 
 LINKAGE_SCHEMA = pa.schema(
     [
@@ -50,19 +46,15 @@ class DatasetExistsError(Exception):
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = dataset.temporary_path(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, **kwargs: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = dataset.temporary_path(path)
     pq.write_table(table, tmp, **kwargs)
     os.replace(tmp, path)
-
-
-def shard_paths(out: Path) -> list[Path]:
-    return sorted((out / DATA_DIR).glob(SHARD_PATTERN))
 
 
 def _compression(schema_: pa.Schema) -> dict[str, str]:
@@ -106,18 +98,18 @@ def prepare_output(out: Path, linkage_path: Path, pipeline_hash: str, overwrite:
         raise DatasetExistsError(f"{out} exists and is not a folder")
     if overwrite:
         if out.exists():
-            if any(out.iterdir()) and not (out / DATA_DIR).exists() and not (out / MANIFEST_FILE).exists():
+            if any(out.iterdir()) and not dataset.data_dir(out).exists() and not (out / dataset.MANIFEST_FILE).exists():
                 raise DatasetExistsError(f"refusing to overwrite {out}: it does not look like an mgll dataset")
             shutil.rmtree(out)
         linkage_path.unlink(missing_ok=True)
         journal_path(linkage_path).unlink(missing_ok=True)
-    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    for stale in (out / DATA_DIR).glob(".*.tmp"):
+    dataset.data_dir(out).mkdir(parents=True, exist_ok=True)
+    for stale in dataset.temporary_files(out):
         stale.unlink()
 
     state = ExistingState()
-    shards = shard_paths(out)
-    if not shards and not (out / REJECTS_FILE).exists():
+    shards = dataset.shard_paths(out)
+    if not shards and not (out / dataset.REJECTS_FILE).exists():
         _start_journal(linkage_path, [])
         return state
     previous = _read_pipeline_hash(out)
@@ -127,9 +119,9 @@ def prepare_output(out: Path, linkage_path: Path, pipeline_hash: str, overwrite:
         )
     for shard in shards:
         state.done_keys.update(pq.read_table(shard, columns=["source_key"]).column("source_key").to_pylist())
-    state.next_shard = int(shards[-1].stem.split("-")[1]) + 1 if shards else 0
-    if (out / REJECTS_FILE).exists():
-        state.rejects = pq.read_table(out / REJECTS_FILE).to_pylist()
+    state.next_shard = dataset.shard_index(shards[-1].name) + 1 if shards else 0
+    if (out / dataset.REJECTS_FILE).exists():
+        state.rejects = pq.read_table(out / dataset.REJECTS_FILE).to_pylist()
         state.done_keys.update(r["source_key"] for r in state.rejects)
     _start_journal(linkage_path, _previous_linkage(linkage_path, state.done_keys))
     return state
@@ -152,17 +144,17 @@ def _previous_linkage(linkage_path: Path, done_keys: set[str]) -> list[dict[str,
 
 
 def _read_pipeline_hash(out: Path) -> str | None:
-    manifest = out / MANIFEST_FILE
-    if manifest.exists():
-        return json.loads(manifest.read_text())["pipeline"]["content_hash"]
-    shards = shard_paths(out)
+    manifest = dataset.read_manifest(out)
+    if manifest is not None:
+        return manifest["pipeline"]["content_hash"]
+    shards = dataset.shard_paths(out)
     if shards:
         return schema.read_metadata(pq.read_schema(shards[0])).get("pipeline_hash")
     return None
 
 
 class ShardWriter:
-    """Streams rows into `data/part-NNNNN.parquet`, one row group at a time, renaming each shard into
+    """Streams rows into the dataset's data shards, one row group at a time, renaming each shard into
     place only when it is complete."""
 
     def __init__(
@@ -173,7 +165,7 @@ class ShardWriter:
         shard_rows: int | None = None,
         before_commit: Callable[[], None] = lambda: None,
     ):
-        self.data_dir = out / DATA_DIR
+        self.data_dir = dataset.data_dir(out)
         self.schema = arrow_schema
         self.shard_rows = shard_rows or SHARD_ROWS
         self.before_commit = before_commit
@@ -192,8 +184,8 @@ class ShardWriter:
             self._flush_group()
 
     def _open(self) -> None:
-        self._final = self.data_dir / f"part-{self.next_shard:05d}.parquet"
-        self._tmp = self.data_dir / f".{self._final.name}.tmp"
+        self._final = self.data_dir / dataset.shard_name(self.next_shard)
+        self._tmp = dataset.temporary_path(self._final)
         self.next_shard += 1
         self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=self.compression)
         self._rows_in_shard = 0
@@ -227,7 +219,7 @@ class ShardWriter:
 def write_rejects(out: Path, rejects: list[dict[str, Any]]) -> None:
     rejects_schema = schema.rejects_schema()
     table = pa.Table.from_pylist(rejects, schema=rejects_schema)
-    write_parquet_atomic(table, out / REJECTS_FILE, compression="zstd")
+    write_parquet_atomic(table, out / dataset.REJECTS_FILE, compression="zstd")
 
 
 def journal_path(linkage_path: Path) -> Path:
@@ -239,7 +231,7 @@ def _start_journal(linkage_path: Path, entries: list[dict[str, Any]]) -> None:
     as identifying as the linkage table itself)."""
     journal = journal_path(linkage_path)
     journal.parent.mkdir(parents=True, exist_ok=True)
-    tmp = journal.with_name(f".{journal.name}.tmp")
+    tmp = dataset.temporary_path(journal)
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as file:
         file.writelines(json.dumps(entry) + "\n" for entry in entries)
     os.replace(tmp, journal)
@@ -305,7 +297,7 @@ def dataset_counts(out: Path) -> dict[str, Any]:
     """Rows per split, read back from the shards on disk (so a resumed build counts earlier shards too)."""
     splits: Counter[str] = Counter()
     rows = 0
-    for shard in shard_paths(out):
+    for shard in dataset.shard_paths(out):
         column = pq.read_table(shard, columns=["split"]).column("split").to_pylist()
         splits.update(column)
         rows += len(column)
@@ -313,4 +305,4 @@ def dataset_counts(out: Path) -> dict[str, Any]:
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    atomic_write_bytes(out / MANIFEST_FILE, (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())
+    atomic_write_bytes(out / dataset.MANIFEST_FILE, (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode())

@@ -4,7 +4,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from mgll_data import schema, writer
+from mgll_data import dataset, schema, writer
 from mgll_data.records import Outcome, Reject
 
 GRANULARITIES = ["disease"]
@@ -31,7 +31,7 @@ def test_shards_row_groups_and_compression(tmp_path: Path):
     for i in range(2500):
         w.add(_row(i))
     w.close()
-    shards = writer.shard_paths(tmp_path)
+    shards = dataset.shard_paths(tmp_path)
     assert [p.name for p in shards] == ["part-00000.parquet", "part-00001.parquet"]
     meta = pq.ParquetFile(shards[0]).metadata
     assert meta.num_rows == 2000 and meta.num_row_groups == 2
@@ -48,10 +48,10 @@ def test_an_unfinished_shard_stays_hidden_until_closed(tmp_path: Path):
     w = writer.ShardWriter(tmp_path, _schema(), first_shard=3, shard_rows=5000)
     for i in range(1200):
         w.add(_row(i))
-    assert writer.shard_paths(tmp_path) == []
+    assert dataset.shard_paths(tmp_path) == []
     assert len(list((tmp_path / "data").glob(".*.tmp"))) == 1
     w.close()
-    assert [p.name for p in writer.shard_paths(tmp_path)] == ["part-00003.parquet"]
+    assert [p.name for p in dataset.shard_paths(tmp_path)] == ["part-00003.parquet"]
 
 
 def test_prepare_output_resumes_from_whole_shards_and_rejects(tmp_path: Path):
@@ -72,7 +72,7 @@ def test_prepare_output_resumes_from_whole_shards_and_rejects(tmp_path: Path):
     with pytest.raises(writer.DatasetExistsError, match="different pipeline"):
         writer.prepare_output(out, linkage, "other-hash", overwrite=False)
     state = writer.prepare_output(out, linkage, "other-hash", overwrite=True)
-    assert state.done_keys == set() and writer.shard_paths(out) == []
+    assert state.done_keys == set() and dataset.shard_paths(out) == []
 
 
 def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path):

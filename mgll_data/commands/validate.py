@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mgll_data.validate import NotADatasetError, validate_dataset
+from mgll_data.dataset import NotADatasetError
+from mgll_data.validate import validate_dataset
 
 
 @click.command()

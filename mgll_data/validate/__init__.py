@@ -7,7 +7,7 @@ sample unless `full=True`, and every problem becomes one line naming the check, 
 example image ids (pseudonymous, so safe to print), never a traceback.
 
 The stages, in the order `validate_dataset` runs them:
-- `reading`: the folder, manifest, shards and file metadata as they are on disk (also used by `mgll card`);
+- `reading`: the shards' file metadata as it is on disk (the folder itself is read through `mgll_data.dataset`);
 - `structure`: layout, manifest, shard listing, file metadata and column types, before any row is read;
 - `scan`: one streaming pass over every row group, tallied into a `Scan`;
 - `content`: the row checks judged from those tallies;
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from mgll_data.validate.accounting import check_counts, check_rejects
 from mgll_data.validate.content import report_scan
-from mgll_data.validate.reading import iter_row_groups, read_manifest, require_dataset, shards_on_disk
-from mgll_data.validate.report import Finding, NotADatasetError, Recorder, ValidationReport
+from mgll_data.dataset import NotADatasetError, require_dataset
+from mgll_data.validate.report import Finding, Recorder, ValidationReport
 from mgll_data.validate.scan import image_problem, scan_shards
 from mgll_data.validate.structure import (
     check_columns,
@@ -31,18 +31,12 @@ from mgll_data.validate.structure import (
     check_shards,
     declared_granularities,
 )
-from mgll_data.writer import REJECTS_FILE
 
 __all__ = [
-    "REJECTS_FILE",
     "Finding",
     "NotADatasetError",
     "ValidationReport",
     "image_problem",
-    "iter_row_groups",
-    "read_manifest",
-    "require_dataset",
-    "shards_on_disk",
     "validate_dataset",
 ]
 

@@ -10,7 +10,8 @@ from collections import Counter
 from typing import Any
 
 from mgll_data import schema
-from mgll_data.validate.report import Recorder, examples, plural, split_order, verb
+from mgll_data.dataset import split_order
+from mgll_data.validate.report import Recorder, examples, plural, verb
 from mgll_data.validate.scan import CHANNELS_ALLOWED, Scan
 from mgll_data.validate.structure import UsableColumns
 

@@ -1,0 +1,181 @@
+"""The built dataset folder: the one module that knows its layout, and the one way to read it.
+
+The writer writes through these names, `mgll validate`, `mgll card` and the trainer read through these
+functions, so a change of layout happens here and nowhere else. Numpy and pyarrow only: `mgll_train`
+imports this module, and `mgll build` must not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mgll_data import schema
+
+DATA_DIR = "data"
+MANIFEST_FILE = "manifest.json"
+REJECTS_FILE = "rejects.parquet"
+SHARD_DIGITS = 5
+_SHARD_NAME = re.compile(rf"part-(\d{{{SHARD_DIGITS}}})\.parquet")
+
+READ_BUFFER = 1 << 20  # stream column chunks instead of reading each whole: lower peak memory on image columns
+
+SPLITS = ("train", "val", "test")  # the `split` column's values, in the order every table shows them
+
+
+class NotADatasetError(Exception):
+    """The path is not a built dataset folder at all; the message is one line."""
+
+
+def split_order(split: str) -> tuple[int, str]:
+    """Sort key: train, val, test first, any other split after them by name."""
+    return (SPLITS.index(split) if split in SPLITS else len(SPLITS), split)
+
+
+def ordered_splits(splits: Iterator[str] | Sequence[str] | set[str]) -> list[str]:
+    """The given split names, each once, in `split_order`."""
+    return sorted(set(splits), key=split_order)
+
+
+def shard_name(index: int) -> str:
+    """The file name of the `index`-th data shard."""
+    return f"part-{index:0{SHARD_DIGITS}d}.parquet"
+
+
+def shard_index(name: str) -> int | None:
+    """The index in a shard's file name, or None when the name is not one the writer gives."""
+    match = _SHARD_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def temporary_path(path: Path) -> Path:
+    """Where a file is written before it is renamed into place (hidden, so no reader picks it up)."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def temporary_files(root: Path) -> list[Path]:
+    """Temporary files an interrupted build left in the dataset root or its data folder."""
+    root = Path(root)
+    found = [p for p in (root, data_dir(root)) if p.is_dir() for p in p.glob(".*.tmp")]
+    return sorted(found)
+
+
+def data_dir(root: Path) -> Path:
+    return Path(root) / DATA_DIR
+
+
+def relative_name(root: Path, path: Path) -> str:
+    """A file's name relative to the dataset root, as the manifest lists it ("data/part-00000.parquet")."""
+    return Path(path).relative_to(root).as_posix()
+
+
+def shard_paths(root: Path) -> list[Path]:
+    """The data shards the writer named, whole ones only (temporary files excluded), in index order."""
+    folder = data_dir(root)
+    if not folder.is_dir():
+        return []
+    named = [(shard_index(p.name), p) for p in folder.iterdir() if p.is_file()]
+    return [p for index, p in sorted((i, p) for i, p in named if i is not None)]
+
+
+def data_files(root: Path) -> list[Path]:
+    """Every Parquet file a reader globbing `data/**/*.parquet` would pick up, whoever wrote it
+    (temporary files excluded): what `mgll validate` checks."""
+    folder = data_dir(root)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def require_dataset(path: Path) -> Path:
+    """The dataset root, or NotADatasetError for a path that is no dataset folder at all."""
+    root = Path(path)
+    if not root.exists():
+        raise NotADatasetError(f"{root} does not exist")
+    if not root.is_dir():
+        raise NotADatasetError(f"{root} is a file, not a dataset folder")
+    if not (root / MANIFEST_FILE).is_file() and not data_dir(root).is_dir():
+        raise NotADatasetError(f"{root} is not an mgll dataset (no {MANIFEST_FILE} and no {DATA_DIR}/ folder)")
+    return root
+
+
+def read_manifest(root: Path) -> dict[str, Any] | None:
+    """The manifest as a dict, or None when it is missing or not a JSON object."""
+    try:
+        manifest = json.loads((Path(root) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def manifest_bytes(root: Path) -> bytes | None:
+    """The manifest file's raw bytes (for fingerprints), or None when there is none."""
+    path = Path(root) / MANIFEST_FILE
+    return path.read_bytes() if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a dataset declares about itself: from its first shard's file metadata, else its manifest."""
+
+    vocabulary: tuple[str, ...]
+    granularities: tuple[str, ...]
+    schema_version: str | None
+    pipeline: str | None
+    pipeline_hash: str | None
+
+
+def read_metadata(root: Path) -> Metadata:
+    """The dataset's vocabulary, granularities, schema version and pipeline (shards first, then manifest).
+
+    Raises OSError / pyarrow.ArrowException when the first shard cannot be read."""
+    shards = shard_paths(root)
+    meta = schema.read_metadata(pq.read_schema(shards[0])) if shards else {}
+    manifest = read_manifest(root) or {}
+    pipeline = manifest.get("pipeline") if isinstance(manifest.get("pipeline"), dict) else {}
+    return Metadata(
+        vocabulary=tuple(meta.get("label_vocabulary") or manifest.get("label_vocabulary") or ()),
+        granularities=tuple(meta.get("granularities") or manifest.get("granularities") or ()),
+        schema_version=meta.get("schema_version") or manifest.get("schema_version"),
+        pipeline=meta.get("pipeline") or pipeline.get("name"),
+        pipeline_hash=meta.get("pipeline_hash") or pipeline.get("content_hash"),
+    )
+
+
+def iter_row_groups(root: Path, columns: list[str]) -> Iterator[pa.Table]:
+    """The requested columns (those present) of every row group of every shard, one group at a time."""
+    for path in shard_paths(root):
+        shard = pq.ParquetFile(path, buffer_size=READ_BUFFER)
+        names = set(shard.schema_arrow.names)
+        wanted = [c for c in columns if c.split(".", 1)[0] in names]
+        for group in range(shard.num_row_groups):
+            yield shard.read_row_group(group, columns=wanted)
+
+
+def label_matrix(
+    labels_column: Sequence[Sequence[dict[str, Any]] | None], vocabulary: Sequence[str]
+) -> tuple[np.ndarray, int]:
+    """The `labels` column as an [N, len(vocabulary)] int8 matrix of statuses (1, 0, -1; 0 where a finding
+    is unmentioned), plus how many label entries named a finding outside `vocabulary` (ignored).
+
+    Callers pick their reading: the trainer takes `== 1` as its multi-hot positives (uncertain is not
+    evidence of a finding), evaluation masks `-1` per label."""
+    index = {name: j for j, name in enumerate(vocabulary)}
+    matrix = np.zeros((len(labels_column), len(vocabulary)), dtype=np.int8)
+    outside = 0
+    for i, labels in enumerate(labels_column):
+        for item in labels or ():
+            j = index.get(item["name"])
+            if j is None:
+                outside += 1
+            elif item["status"] in (1, 0, -1):
+                matrix[i, j] = item["status"]
+    return matrix, outside
