@@ -23,6 +23,14 @@ from mgll_data import schema
 DATA_DIR = "data"
 MANIFEST_FILE = "manifest.json"
 REJECTS_FILE = "rejects.parquet"
+CARD_FILE = "README.md"
+CHARTS_DIR = "charts"
+CHART_FILES = ("label_prevalence.png", "granularity_coverage.png", "image_sizes.png")
+# The card's first line after its front matter: how `--overwrite` and `mgll card` tell a card mgll wrote
+# from a README.md a person wrote (which they never delete or overwrite).
+CARD_MARKER = "<!-- dataset card written by `mgll card`; it is rewritten on every run -->"
+# Held (flock) by a build for its whole run; hidden, so neither dataset loaders nor validate read it.
+LOCK_FILE = ".mgll-build.lock"
 SHARD_DIGITS = 5
 _SHARD_NAME = re.compile(rf"part-(\d{{{SHARD_DIGITS}}})\.parquet")
 
@@ -62,10 +70,59 @@ def temporary_path(path: Path) -> Path:
 
 
 def temporary_files(root: Path) -> list[Path]:
-    """Temporary files an interrupted build left in the dataset root or its data folder."""
+    """Temporary files an interrupted build left beside the manifest and rejects or among the shards
+    (only those of names mgll writes: a hidden `.x.tmp` of someone else's is not ours)."""
     root = Path(root)
-    found = [p for p in (root, data_dir(root)) if p.is_dir() for p in p.glob(".*.tmp")]
+    found = [temporary_path(root / name) for name in (MANIFEST_FILE, REJECTS_FILE, CARD_FILE)]
+    if _own_folder(data_dir(root)):
+        found += [p for p in data_dir(root).glob(".*.tmp") if shard_index(p.name[1:-4]) is not None]
+    return sorted(p for p in found if p.is_file())
+
+
+def is_card(path: Path) -> bool:
+    """Whether `path` is a card `mgll card` wrote (it carries CARD_MARKER near its top)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            head = file.read(4096)
+    except OSError:
+        return False
+    return CARD_MARKER in head
+
+
+def written_files(root: Path) -> list[Path]:
+    """The files in `root` that a build or `mgll card` wrote, recognised by name (and the card by its
+    marker): everything `--overwrite` may delete. Anything else is someone else's and stays; so does
+    anything inside a linked folder (deleting there would delete elsewhere)."""
+    root = Path(root)
+    found = [root / name for name in (MANIFEST_FILE, REJECTS_FILE) if (root / name).is_file()]
+    found += temporary_files(root)
+    if _own_folder(data_dir(root)):
+        found += shard_paths(root)
+    if is_card(root / CARD_FILE):
+        found.append(root / CARD_FILE)
+    if _own_folder(root / CHARTS_DIR):
+        found += [root / CHARTS_DIR / name for name in CHART_FILES if (root / CHARTS_DIR / name).is_file()]
     return sorted(found)
+
+
+def foreign_entries(root: Path) -> list[Path]:
+    """What `root` holds that neither a build nor `mgll card` wrote (the lock file and the build's folders
+    are the build's; a folder counts as foreign only through its foreign contents)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    ours = set(written_files(root)) | {root / LOCK_FILE, data_dir(root), root / CHARTS_DIR}
+    foreign = [p for p in root.iterdir() if p not in ours]
+    for folder in (data_dir(root), root / CHARTS_DIR):
+        if _own_folder(folder):
+            foreign += [p for p in folder.iterdir() if p not in ours]
+        elif folder.exists():
+            foreign.append(folder)
+    return sorted(foreign)
+
+
+def _own_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def data_dir(root: Path) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from mgll_data import dataset, schema
+from mgll_data.output_folder import OutputFolderError
 from mgll_data.records import Outcome
 
 ROW_GROUP_SIZE = 1000
@@ -39,10 +39,6 @@ LINKAGE_SCHEMA = pa.schema(
         pa.field("error_detail", pa.string()),
     ]
 )
-
-
-class DatasetExistsError(Exception):
-    """OUT holds something that is not a dataset of this pipeline; the message is one line."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -88,43 +84,61 @@ class ExistingState:
     next_shard: int = 0
 
 
-def prepare_output(out: Path, linkage_path: Path, pipeline_hash: str, overwrite: bool) -> ExistingState:
-    """Make OUT ready and return what can be skipped.
+def read_existing(out: Path, pipeline_hash: str) -> ExistingState:
+    """What an earlier (possibly killed) build of OUT finished, read without changing anything; nothing for
+    a new OUT.
 
-    Refuses to resume into a dataset built with a different pipeline file: mixing settings silently
-    would make rows incomparable.
+    Refuses a dataset built with a different pipeline file: mixing settings silently would make rows
+    incomparable.
     """
-    if out.exists() and not out.is_dir():
-        raise DatasetExistsError(f"{out} exists and is not a folder")
-    if overwrite:
-        if out.exists():
-            if any(out.iterdir()) and not dataset.data_dir(out).exists() and not (out / dataset.MANIFEST_FILE).exists():
-                raise DatasetExistsError(f"refusing to overwrite {out}: it does not look like an mgll dataset")
-            shutil.rmtree(out)
-        linkage_path.unlink(missing_ok=True)
-        journal_path(linkage_path).unlink(missing_ok=True)
-    dataset.data_dir(out).mkdir(parents=True, exist_ok=True)
-    for stale in dataset.temporary_files(out):
-        stale.unlink()
-
     state = ExistingState()
     shards = dataset.shard_paths(out)
-    if not shards and not (out / dataset.REJECTS_FILE).exists():
-        _start_journal(linkage_path, [])
+    rejects_path = out / dataset.REJECTS_FILE
+    if not shards and not rejects_path.exists():
         return state
     previous = _read_pipeline_hash(out)
     if previous is not None and previous != pipeline_hash:
-        raise DatasetExistsError(
+        raise OutputFolderError(
             f"{out} was built with a different pipeline file (hash {previous}); use --overwrite to start over"
         )
     for shard in shards:
         state.done_keys.update(pq.read_table(shard, columns=["source_key"]).column("source_key").to_pylist())
     state.next_shard = dataset.shard_index(shards[-1].name) + 1 if shards else 0
-    if (out / dataset.REJECTS_FILE).exists():
-        state.rejects = pq.read_table(out / dataset.REJECTS_FILE).to_pylist()
+    if rejects_path.exists():
+        state.rejects = pq.read_table(rejects_path).to_pylist()
         state.done_keys.update(r["source_key"] for r in state.rejects)
-    _start_journal(linkage_path, _previous_linkage(linkage_path, state.done_keys))
     return state
+
+
+def start_output(out: Path, linkage_path: Path, state: ExistingState) -> None:
+    """Ready OUT for writing: its data folder, no stale temporary files, and a linkage journal that starts
+    with the entries of the inputs `state` says are done."""
+    dataset.data_dir(out).mkdir(parents=True, exist_ok=True)
+    for stale in dataset.temporary_files(out):
+        stale.unlink()
+    _start_journal(linkage_path, _previous_linkage(linkage_path, state.done_keys) if state.done_keys else [])
+
+
+def check_linkage(linkage_path: Path) -> None:
+    """Refuse a linkage path that holds a file other than an mgll linkage table: a resume would misread
+    it and --overwrite would delete it."""
+    if not linkage_path.exists():
+        return
+    try:
+        names = pq.read_schema(linkage_path).names
+    except (OSError, pa.ArrowException):
+        names = None
+    if names != LINKAGE_SCHEMA.names:
+        raise OutputFolderError(
+            f"{linkage_path} exists and is not an mgll linkage table; choose another --linkage path"
+        )
+
+
+def remove_linkage(linkage_path: Path) -> None:
+    """For --overwrite: the earlier build's linkage table and journal (checked to be mgll's first)."""
+    check_linkage(linkage_path)
+    linkage_path.unlink(missing_ok=True)
+    journal_path(linkage_path).unlink(missing_ok=True)
 
 
 def _previous_linkage(linkage_path: Path, done_keys: set[str]) -> list[dict[str, Any]]:
@@ -139,7 +153,10 @@ def _previous_linkage(linkage_path: Path, done_keys: set[str]) -> list[dict[str,
         # Whole lines only: a build killed mid-write leaves a partial last line, and its input never
         # reached a shard (flush happens before the commit), so it runs again.
         *whole_lines, _partial = journal.read_bytes().split(b"\n")
-        entries.update((e["source_key"], e) for e in map(json.loads, whole_lines))
+        try:
+            entries.update((e["source_key"], e) for e in map(json.loads, whole_lines))
+        except (ValueError, KeyError, TypeError):
+            raise OutputFolderError(f"{journal} is not an mgll linkage journal; move it away") from None
     return [entry for key, entry in entries.items() if key in done_keys]
 
 

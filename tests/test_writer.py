@@ -1,10 +1,12 @@
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from mgll_data import dataset, schema, writer
+from mgll_data.output_folder import OutputFolderError
 from mgll_data.records import Outcome, Reject
 
 GRANULARITIES = ["disease"]
@@ -54,9 +56,15 @@ def test_an_unfinished_shard_stays_hidden_until_closed(tmp_path: Path):
     assert [p.name for p in dataset.shard_paths(tmp_path)] == ["part-00003.parquet"]
 
 
-def test_prepare_output_resumes_from_whole_shards_and_rejects(tmp_path: Path):
+def _start(out: Path, linkage: Path, pipeline_hash: str = "h1") -> writer.ExistingState:
+    state = writer.read_existing(out, pipeline_hash)
+    writer.start_output(out, linkage, state)
+    return state
+
+
+def test_a_resume_skips_whole_shards_and_rejects(tmp_path: Path):
     out, linkage = tmp_path / "ds", tmp_path / "ds.linkage.parquet"
-    state = writer.prepare_output(out, linkage, "h1", overwrite=False)
+    state = _start(out, linkage)
     assert state.done_keys == set() and state.next_shard == 0
     w = writer.ShardWriter(out, _schema(), first_shard=0)
     for i in range(10):
@@ -64,29 +72,28 @@ def test_prepare_output_resumes_from_whole_shards_and_rejects(tmp_path: Path):
     w.close()
     rejected = Outcome("src-bad", reject=Reject("imaging", "empty-file", "the file is empty"))
     writer.write_rejects(out, [writer.reject_entry(rejected)])
-    (out / "data" / ".part-00001.parquet.tmp").write_bytes(b"half a file")
-    state = writer.prepare_output(out, linkage, "h1", overwrite=False)
-    assert state.done_keys == {f"src-{i}" for i in range(10)} | {"src-bad"}
+    half = dataset.temporary_path(dataset.data_dir(out) / dataset.shard_name(1))
+    half.write_bytes(b"half a file")
+    assert writer.read_existing(out, "h1").done_keys == {f"src-{i}" for i in range(10)} | {"src-bad"}
+    assert half.exists(), "reading what is done changes nothing"
+    state = _start(out, linkage)
     assert state.next_shard == 1
-    assert not list((out / "data").glob(".*.tmp")), "stale temporary shards are removed"
-    with pytest.raises(writer.DatasetExistsError, match="different pipeline"):
-        writer.prepare_output(out, linkage, "other-hash", overwrite=False)
-    state = writer.prepare_output(out, linkage, "other-hash", overwrite=True)
-    assert state.done_keys == set() and dataset.shard_paths(out) == []
+    assert not half.exists(), "stale temporary shards are removed"
+    with pytest.raises(OutputFolderError, match="different pipeline"):
+        writer.read_existing(out, "other-hash")
 
 
-def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path):
-    out = tmp_path / "home"
-    out.mkdir()
-    (out / "thesis.tex").write_text("precious")
-    with pytest.raises(writer.DatasetExistsError, match="does not look like"):
-        writer.prepare_output(out, tmp_path / "l.parquet", "h", overwrite=True)
-    assert (out / "thesis.tex").exists()
+def test_a_linkage_path_holding_another_file_is_refused_not_deleted(tmp_path: Path):
+    precious = tmp_path / "results.parquet"
+    pq.write_table(pa.table({"x": [1]}), precious)
+    with pytest.raises(OutputFolderError, match="not an mgll linkage table"):
+        writer.remove_linkage(precious)
+    assert pq.read_table(precious).num_rows == 1
 
 
 def test_linkage_file_and_its_journal_are_private(tmp_path: Path):
     path = tmp_path / "x.linkage.parquet"
-    writer.prepare_output(tmp_path / "ds", path, "h1", overwrite=False)
+    _start(tmp_path / "ds", path)
     journal = writer.LinkageJournal(path)
     assert journal.path.stat().st_mode & 0o777 == 0o600
     outcome = Outcome("src-1", row=_row(1), linkage={"source_path": "files/p1/s1/a.dcm", "original_patient_id": "MRN1"})
@@ -104,7 +111,7 @@ def test_linkage_file_and_its_journal_are_private(tmp_path: Path):
 def test_the_journal_reaches_disk_before_the_shard_it_links(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(writer, "ROW_GROUP_SIZE", 1)
     out, linkage = tmp_path / "ds", tmp_path / "ds.linkage.parquet"
-    writer.prepare_output(out, linkage, "h1", overwrite=False)
+    _start(out, linkage)
     journal = writer.LinkageJournal(linkage)
     committed_with_journal: list[int] = []
 
@@ -118,14 +125,14 @@ def test_the_journal_reaches_disk_before_the_shard_it_links(tmp_path: Path, monk
         w.add(_row(i))
     w.close()
     assert committed_with_journal == [3, 6, 7]
-    state = writer.prepare_output(out, linkage, "h1", overwrite=False)
+    state = _start(out, linkage)
     assert len(state.done_keys) == 7
     assert len(writer.journal_path(linkage).read_text().splitlines()) == 7, "a resumed build starts its journal with the skipped inputs' entries"
 
 
 def test_a_journal_cut_mid_line_by_a_kill_resumes_from_its_whole_lines(tmp_path: Path):
     out, linkage = tmp_path / "ds", tmp_path / "ds.linkage.parquet"
-    writer.prepare_output(out, linkage, "h1", overwrite=False)
+    _start(out, linkage)
     w = writer.ShardWriter(out, _schema(), first_shard=0)
     for i in range(3):
         w.add(_row(i))
@@ -133,7 +140,7 @@ def test_a_journal_cut_mid_line_by_a_kill_resumes_from_its_whole_lines(tmp_path:
     journal = writer.journal_path(linkage)
     whole = [writer.linkage_entry(Outcome(f"src-{i}", row=_row(i), linkage={"source_path": f"a{i}.dcm"})) for i in range(3)]
     journal.write_text("".join(json.dumps(e) + "\n" for e in whole) + '{"kind": "row", "source_key": "src-3", "sou')
-    state = writer.prepare_output(out, linkage, "h1", overwrite=False)
+    state = _start(out, linkage)
     assert state.done_keys == {"src-0", "src-1", "src-2"}
     resumed = writer.LinkageJournal(linkage)
     resumed.finish()

@@ -10,9 +10,9 @@ import click
 
 from mgll_data.build import build_dataset
 from mgll_data.engines import ENGINES
+from mgll_data.output_folder import OutputFolderError
 from mgll_data.pipeline import PipelineError
 from mgll_data.sources import SourceError
-from mgll_data.writer import DatasetExistsError
 
 
 @click.command()
@@ -30,7 +30,9 @@ from mgll_data.writer import DatasetExistsError
 @click.option("--salt-file", type=click.Path(path_type=Path), default=None,
               help="Secret salt for pseudonyms (default ~/.config/mgll/salt or $MGLL_SALT_FILE; created if "
                    "missing). Reuse it so rebuilds and increments link up; never ship it with the dataset.")
-@click.option("--overwrite", is_flag=True, help="Start over instead of resuming into an existing OUT.")
+@click.option("--overwrite", is_flag=True,
+              help="Start over instead of resuming: delete the files an earlier build (or `mgll card`) wrote into "
+                   "OUT, and only those.")
 @click.option("--max-reject-rate", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Exit non-zero when more than this fraction of inputs are rejected.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, allow_dash=True), default=None,
@@ -43,7 +45,8 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
 
     Every image file found in SOURCE becomes a row in OUT/data/*.parquet or a reject in
     OUT/rejects.parquet (with the reason). Re-running the same command resumes: inputs already written
-    are skipped.
+    are skipped. OUT must be new, empty or an mgll dataset, and outside SOURCE; one build at a time
+    writes it (a second is refused).
 
     \b
     Example:
@@ -56,7 +59,7 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
             source, out, pipeline_name, workers=workers, engine=engine, engine_options=engine_options,
             linkage=linkage, salt_file=salt_file, overwrite=overwrite, progress=not quiet,
         )
-    except (PipelineError, SourceError, DatasetExistsError, ValueError, ImportError) as exc:
+    except (PipelineError, SourceError, OutputFolderError, ValueError, ImportError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
 
     to_stderr = json_out is not None and str(json_out) == "-"  # keep stdout pure JSON for scripts
