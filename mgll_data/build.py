@@ -64,10 +64,6 @@ class BuildSummary:
         }
 
 
-def default_linkage_path(out: Path) -> Path:
-    return out.parent / f"{out.name}.linkage.parquet"
-
-
 def build_dataset(
     source: Path,
     out: Path,
@@ -88,7 +84,7 @@ def build_dataset(
     source, out = Path(source).resolve(), Path(out).resolve()
     if not isinstance(pipeline, Pipeline):
         pipeline = load_pipeline(pipeline)
-    linkage_path = Path(linkage).resolve() if linkage else default_linkage_path(out)
+    linkage_path = Path(linkage).resolve() if linkage else dataset.default_linkage_path(out)
     output_folder.check_paths(source, out, linkage_path)  # before anything is created, the salt included
     salt = deid.load_salt(Path(salt_file) if salt_file else deid.default_salt_path())
     items = list(sources.discover(source, pipeline))

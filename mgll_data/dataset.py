@@ -34,6 +34,24 @@ LOCK_FILE = ".mgll-build.lock"
 SHARD_DIGITS = 5
 _SHARD_NAME = re.compile(rf"part-(\d{{{SHARD_DIGITS}}})\.parquet")
 
+# The private linkage table (image ↔ source path and original ids) lives outside the dataset folder,
+# beside it by default; a build journals it line by line and locks it like OUT.
+LINKAGE_SUFFIX = ".linkage.parquet"
+LINKAGE_SCHEMA = pa.schema(
+    [
+        pa.field("kind", pa.string()),  # "row" | "reject"
+        pa.field("source_key", pa.string()),
+        pa.field("source_path", pa.string()),
+        pa.field("report_path", pa.string()),
+        pa.field("image_id", pa.string()),
+        pa.field("patient_id", pa.string()),
+        pa.field("study_id", pa.string()),
+        pa.field("original_patient_id", pa.string()),
+        pa.field("original_study_id", pa.string()),
+        pa.field("error_detail", pa.string()),
+    ]
+)
+
 READ_BUFFER = 1 << 20  # stream column chunks instead of reading each whole: lower peak memory on image columns
 
 SPLITS = ("train", "val", "test")  # the `split` column's values, in the order every table shows them
@@ -119,6 +137,22 @@ def foreign_entries(root: Path) -> list[Path]:
         elif folder.exists():
             foreign.append(folder)
     return sorted(foreign)
+
+
+def default_linkage_path(root: Path) -> Path:
+    """Where the linkage table goes unless --linkage says otherwise: beside the dataset, never inside it."""
+    root = Path(root)
+    return root.parent / f"{root.name}{LINKAGE_SUFFIX}"
+
+
+def linkage_journal_path(linkage: Path) -> Path:
+    """The journal a running (or killed) build appends linkage entries to."""
+    return linkage.with_name(linkage.name + ".journal")
+
+
+def linkage_lock_path(linkage: Path) -> Path:
+    """The lock file guarding a linkage table and its journal (beside them, like the journal)."""
+    return linkage.with_name(linkage.name + ".lock")
 
 
 def _own_folder(path: Path) -> bool:

@@ -89,11 +89,6 @@ def clear(out: Path) -> list[Path]:
     return deleted
 
 
-def lock_path(linkage: Path) -> Path:
-    """The lock file guarding a linkage table and its journal (beside them, like the journal)."""
-    return linkage.with_name(linkage.name + ".lock")
-
-
 @contextlib.contextmanager
 def exclusive_lock(path: Path, what: str) -> Iterator[None]:
     """Hold an exclusive flock on `path` (created, mode 0600) until the block ends, or refuse at once.
@@ -134,5 +129,5 @@ def claim(source: Path, out: Path, linkage: Path, *, overwrite: bool) -> Iterato
     except OSError as exc:
         raise OutputFolderError(f"cannot create {exc.filename}: {exc.strerror}") from None
     with exclusive_lock(out / dataset.LOCK_FILE, str(out)), \
-            exclusive_lock(lock_path(linkage), f"the linkage table {linkage}"):
+            exclusive_lock(dataset.linkage_lock_path(linkage), f"the linkage table {linkage}"):
         yield clear(out) if overwrite else []

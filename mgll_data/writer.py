@@ -25,22 +25,6 @@ from mgll_data.records import Outcome
 ROW_GROUP_SIZE = 1000
 SHARD_ROWS = 5000
 
-LINKAGE_SCHEMA = pa.schema(
-    [
-        pa.field("kind", pa.string()),
-        pa.field("source_key", pa.string()),
-        pa.field("source_path", pa.string()),
-        pa.field("report_path", pa.string()),
-        pa.field("image_id", pa.string()),
-        pa.field("patient_id", pa.string()),
-        pa.field("study_id", pa.string()),
-        pa.field("original_patient_id", pa.string()),
-        pa.field("original_study_id", pa.string()),
-        pa.field("error_detail", pa.string()),
-    ]
-)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = dataset.temporary_path(path)
     tmp.write_bytes(data)
@@ -128,7 +112,7 @@ def check_linkage(linkage_path: Path) -> None:
         names = pq.read_schema(linkage_path).names
     except (OSError, pa.ArrowException):
         names = None
-    if names != LINKAGE_SCHEMA.names:
+    if names != dataset.LINKAGE_SCHEMA.names:
         raise OutputFolderError(
             f"{linkage_path} exists and is not an mgll linkage table; choose another --linkage path"
         )
@@ -138,7 +122,7 @@ def remove_linkage(linkage_path: Path) -> None:
     """For --overwrite: the earlier build's linkage table and journal (checked to be mgll's first)."""
     check_linkage(linkage_path)
     linkage_path.unlink(missing_ok=True)
-    journal_path(linkage_path).unlink(missing_ok=True)
+    dataset.linkage_journal_path(linkage_path).unlink(missing_ok=True)
 
 
 def _previous_linkage(linkage_path: Path, done_keys: set[str]) -> list[dict[str, Any]]:
@@ -148,7 +132,7 @@ def _previous_linkage(linkage_path: Path, done_keys: set[str]) -> list[dict[str,
     entries: dict[str, dict[str, Any]] = {}
     if linkage_path.exists():
         entries.update((e["source_key"], e) for e in pq.read_table(linkage_path).to_pylist())
-    journal = journal_path(linkage_path)
+    journal = dataset.linkage_journal_path(linkage_path)
     if journal.exists():
         # Whole lines only: a build killed mid-write leaves a partial last line, and its input never
         # reached a shard (flush happens before the commit), so it runs again.
@@ -239,14 +223,10 @@ def write_rejects(out: Path, rejects: list[dict[str, Any]]) -> None:
     write_parquet_atomic(table, out / dataset.REJECTS_FILE, compression="zstd")
 
 
-def journal_path(linkage_path: Path) -> Path:
-    return linkage_path.with_name(linkage_path.name + ".journal")
-
-
 def _start_journal(linkage_path: Path, entries: list[dict[str, Any]]) -> None:
     """A fresh journal holding only `entries`, replacing any older one atomically (mode 0600: it is
     as identifying as the linkage table itself)."""
-    journal = journal_path(linkage_path)
+    journal = dataset.linkage_journal_path(linkage_path)
     journal.parent.mkdir(parents=True, exist_ok=True)
     tmp = dataset.temporary_path(journal)
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as file:
@@ -265,7 +245,7 @@ class LinkageJournal:
 
     def __init__(self, linkage_path: Path):
         self.linkage_path = linkage_path
-        self.path = journal_path(linkage_path)
+        self.path = dataset.linkage_journal_path(linkage_path)
         self._file = open(self.path, "a", encoding="utf-8")
         self._pending: list[str] = []
 
@@ -284,17 +264,17 @@ class LinkageJournal:
         self.flush()
         self._file.close()
         if self.path.stat().st_size:
-            options = pa_json.ParseOptions(explicit_schema=LINKAGE_SCHEMA, unexpected_field_behavior="error")
-            table = pa_json.read_json(self.path, parse_options=options).select(LINKAGE_SCHEMA.names)
+            options = pa_json.ParseOptions(explicit_schema=dataset.LINKAGE_SCHEMA, unexpected_field_behavior="error")
+            table = pa_json.read_json(self.path, parse_options=options).select(dataset.LINKAGE_SCHEMA.names)
         else:
-            table = LINKAGE_SCHEMA.empty_table()
+            table = dataset.LINKAGE_SCHEMA.empty_table()
         write_parquet_atomic(table, self.linkage_path, compression="zstd")
         os.chmod(self.linkage_path, 0o600)
         self.path.unlink()
 
 
 def linkage_entry(outcome: Outcome) -> dict[str, Any]:
-    entry = {name: outcome.linkage.get(name) for name in LINKAGE_SCHEMA.names}
+    entry = {name: outcome.linkage.get(name) for name in dataset.LINKAGE_SCHEMA.names}
     entry["kind"] = "row" if outcome.row is not None else "reject"
     entry["source_key"] = outcome.source_key
     return entry

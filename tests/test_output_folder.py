@@ -250,6 +250,7 @@ def test_a_second_concurrent_build_is_refused_and_the_first_keeps_its_linkage(pr
     entries = pq.read_table(linkage).to_pylist()
     rows = {r["image_id"] for shard in dataset.shard_paths(out) for r in pq.read_table(shard, columns=["image_id"]).to_pylist()}
     assert len(entries) == len(list(pristine.rglob("*.dcm"))) and {e["image_id"] for e in entries if e["kind"] == "row"} == rows
+    assert validate_dataset(out, linkage=linkage).ok
 
 
 def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ The stages, in the order `validate_dataset` runs them:
 - `scan`: one streaming pass over every row group, tallied into a `Scan`;
 - `content`: the row checks judged from those tallies;
 - `accounting`: rejects.parquet, and the manifest's counts against the data;
+- `linkage`: with `linkage=PATH`, the private linkage table against the rows and rejects;
 - `report`: the findings, stats and their rendering, in one fixed order of checks.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from mgll_data.validate.accounting import check_counts, check_rejects
 from mgll_data.validate.content import report_scan
+from mgll_data.validate.linkage import check_linkage
 from mgll_data.dataset import NotADatasetError, require_dataset
 from mgll_data.validate.report import Finding, Recorder, ValidationReport
 from mgll_data.validate.scan import image_problem, scan_shards
@@ -41,11 +43,14 @@ __all__ = [
 ]
 
 
-def validate_dataset(path: Path, full: bool = False, sample: int = 200, *, progress: bool = False) -> ValidationReport:
+def validate_dataset(
+    path: Path, full: bool = False, sample: int = 200, *, linkage: Path | None = None, progress: bool = False
+) -> ValidationReport:
     """Check the dataset folder at `path`; never raises for a broken dataset, only for a path that is not one.
 
     `sample` images (evenly spread, so the same rows every run) are decoded, or all with `full=True`;
-    every other check reads every row. Raises NotADatasetError (one-line message) when `path` is not a
+    every other check reads every row. With `linkage`, the private linkage table at that path must hold
+    an entry for every row and reject and none for anything else. Raises NotADatasetError (one-line message) when `path` is not a
     dataset folder.
     """
     root = require_dataset(Path(path))
@@ -63,4 +68,6 @@ def validate_dataset(path: Path, full: bool = False, sample: int = 200, *, progr
     report_scan(scan, usable, out)
     rejects = check_rejects(root, out)
     check_counts(manifest, metadata, scan, rejects, out)
+    if linkage is not None:
+        check_linkage(linkage, scan, rejects, out)
     return out.finish()

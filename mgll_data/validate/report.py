@@ -30,6 +30,7 @@ CHECKS = (
     "granularities",
     "rejects",
     "counts",
+    "linkage",
     "privacy",
 )
 
