@@ -26,6 +26,10 @@ from mgll_data.pipeline import load as load_pipeline
 from mgll_data.process import BuildContext
 from mgll_data.records import SourceItem
 
+# The Hub's value for "no standard licence": the data's terms come from the source institution, so the
+# builder cannot know them; a site passes --license when it does.
+DEFAULT_LICENSE = "other"
+
 
 @dataclass
 class BuildSummary:
@@ -76,9 +80,11 @@ def build_dataset(
     salt_file: Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    license: str = DEFAULT_LICENSE,
 ) -> BuildSummary:
     """Build (or resume building) the dataset of export `source` into `out`.
 
+    `license` (an SPDX id, or "other") is recorded in the manifest for the dataset card's front matter.
     Raises OutputFolderError (one line) for an OUT or linkage path it must not use: see `output_folder`."""
     started = time.perf_counter()
     source, out = Path(source).resolve(), Path(out).resolve()
@@ -115,7 +121,7 @@ def build_dataset(
         if summary.rows + summary.rejects != summary.inputs:  # an invariant, not a user error: see above
             raise RuntimeError(f"accounting error: {summary.rows} rows + {summary.rejects} rejects != "
                                f"{summary.inputs} inputs")
-        writer.write_manifest(out, _manifest(summary, pipeline, engine, workers))
+        writer.write_manifest(out, _manifest(summary, pipeline, engine, workers, license))
     return summary
 
 
@@ -153,7 +159,7 @@ def _write(
         list(pipeline.granularities), _vocabulary(pipeline), pipeline.name, pipeline_hash=pipeline.content_hash
     )
     journal = writer.LinkageJournal(linkage_path)
-    shards = writer.ShardWriter(out, arrow_schema, first_shard=state.next_shard, before_commit=journal.flush)
+    shards = writer.ShardWriter(out, arrow_schema, state.next_shards, before_commit=journal.flush)
     rejects = list(state.rejects)
     run = get_engine(engine, **(engine_options or {}))
     bar = tqdm(total=len(todo), unit="img", desc="build", disable=not progress, dynamic_ncols=True)
@@ -178,7 +184,7 @@ def _vocabulary(pipeline: Pipeline) -> list[str]:
     return reports.vocabulary_names(pipeline.reports.vocabulary)
 
 
-def _manifest(summary: BuildSummary, pipeline: Pipeline, engine: str, workers: int) -> dict[str, Any]:
+def _manifest(summary: BuildSummary, pipeline: Pipeline, engine: str, workers: int, license: str) -> dict[str, Any]:
     return {
         "schema_version": schema.schema_version(),
         "tool_version": __version__,
@@ -193,6 +199,7 @@ def _manifest(summary: BuildSummary, pipeline: Pipeline, engine: str, workers: i
         "splits": summary.splits,
         "label_vocabulary": _vocabulary(pipeline),
         "granularities": list(pipeline.granularities),
+        "license": license,
         "shards": [dataset.relative_name(summary.out, p) for p in dataset.shard_paths(summary.out)],
         "timings": {
             "seconds": round(summary.seconds, 3),

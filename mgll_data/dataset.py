@@ -32,7 +32,6 @@ CARD_MARKER = "<!-- dataset card written by `mgll card`; it is rewritten on ever
 # Held (flock) by a build for its whole run; hidden, so neither dataset loaders nor validate read it.
 LOCK_FILE = ".mgll-build.lock"
 SHARD_DIGITS = 5
-_SHARD_NAME = re.compile(rf"part-(\d{{{SHARD_DIGITS}}})\.parquet")
 
 # The private linkage table (image ↔ source path and original ids) lives outside the dataset folder,
 # beside it by default; a build journals it line by line and locks it like OUT.
@@ -55,6 +54,12 @@ LINKAGE_SCHEMA = pa.schema(
 READ_BUFFER = 1 << 20  # stream column chunks instead of reading each whole: lower peak memory on image columns
 
 SPLITS = ("train", "val", "test")  # the `split` column's values, in the order every table shows them
+# Shards are named by the Hugging Face split their rows belong to (`datasets` maps file names starting
+# with these to its standard splits), so `load_dataset(OUT)` finds the three splits with no card at all.
+HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+_SHARD_NAME = re.compile(rf"({'|'.join(HF_SPLITS.values())})-(\d{{{SHARD_DIGITS}}})\.parquet")
+# Schema 1.0 wrote every split into data/part-NNNNN.parquet: still read, and deleted by --overwrite.
+_LEGACY_SHARD_NAME = re.compile(rf"part-(\d{{{SHARD_DIGITS}}})\.parquet")
 
 
 class NotADatasetError(Exception):
@@ -71,15 +76,27 @@ def ordered_splits(splits: Iterator[str] | Sequence[str] | set[str]) -> list[str
     return sorted(set(splits), key=split_order)
 
 
-def shard_name(index: int) -> str:
-    """The file name of the `index`-th data shard."""
-    return f"part-{index:0{SHARD_DIGITS}d}.parquet"
+def shard_name(split: str, index: int) -> str:
+    """The file name of the `index`-th shard of `split` (a `split` column value: train, val, test)."""
+    if split not in HF_SPLITS:
+        raise ValueError(f"unknown split {split!r}; a dataset has {', '.join(SPLITS)}")
+    return f"{HF_SPLITS[split]}-{index:0{SHARD_DIGITS}d}.parquet"
 
 
-def shard_index(name: str) -> int | None:
-    """The index in a shard's file name, or None when the name is not one the writer gives."""
+def parse_shard_name(name: str) -> tuple[str | None, int] | None:
+    """(split, index) from a shard's file name; split is None for a schema-1.0 shard (`part-NNNNN`, every
+    split mixed); None for a name mgll does not give a shard."""
     match = _SHARD_NAME.fullmatch(name)
-    return int(match.group(1)) if match else None
+    if match:
+        split = next(s for s, hf in HF_SPLITS.items() if hf == match.group(1))
+        return split, int(match.group(2))
+    legacy = _LEGACY_SHARD_NAME.fullmatch(name)
+    return (None, int(legacy.group(1))) if legacy else None
+
+
+def hf_split(split: str) -> str:
+    """The Hugging Face split name of a `split` column value (val → validation)."""
+    return HF_SPLITS.get(split, split)
 
 
 def temporary_path(path: Path) -> Path:
@@ -93,7 +110,7 @@ def temporary_files(root: Path) -> list[Path]:
     root = Path(root)
     found = [temporary_path(root / name) for name in (MANIFEST_FILE, REJECTS_FILE, CARD_FILE)]
     if _own_folder(data_dir(root)):
-        found += [p for p in data_dir(root).glob(".*.tmp") if shard_index(p.name[1:-4]) is not None]
+        found += [p for p in data_dir(root).glob(".*.tmp") if parse_shard_name(p.name[1:-4]) is not None]
     return sorted(p for p in found if p.is_file())
 
 
@@ -168,13 +185,35 @@ def relative_name(root: Path, path: Path) -> str:
     return Path(path).relative_to(root).as_posix()
 
 
-def shard_paths(root: Path) -> list[Path]:
-    """The data shards the writer named, whole ones only (temporary files excluded), in index order."""
+def shard_paths(root: Path, split: str | None = None) -> list[Path]:
+    """The data shards the writer named, whole ones only (temporary files excluded), in split order then
+    index order; with `split`, only that split's (schema-1.0 shards, which mix splits, are then left out)."""
     folder = data_dir(root)
     if not folder.is_dir():
         return []
-    named = [(shard_index(p.name), p) for p in folder.iterdir() if p.is_file()]
-    return [p for index, p in sorted((i, p) for i, p in named if i is not None)]
+    named = []
+    for path in folder.iterdir():
+        parsed = parse_shard_name(path.name)
+        if parsed is not None and path.is_file() and (split is None or parsed[0] == split):
+            shard_split, index = parsed
+            order = split_order(shard_split) if shard_split is not None else (len(SPLITS) + 1, "")
+            named.append((order, index, path))
+    return [path for _, _, path in sorted(named)]
+
+
+def legacy_shards(root: Path) -> list[Path]:
+    """Schema-1.0 shards (`part-NNNNN`, every split in one set of files)."""
+    return [p for p in shard_paths(root) if parse_shard_name(p.name)[0] is None]
+
+
+def next_shard_indices(root: Path) -> dict[str, int]:
+    """Per split, the index the next shard of a resumed build takes (after the last whole one)."""
+    following = {split: 0 for split in SPLITS}
+    for path in shard_paths(root):
+        split, index = parse_shard_name(path.name)
+        if split is not None:
+            following[split] = max(following[split], index + 1)
+    return following
 
 
 def data_files(root: Path) -> list[Path]:

@@ -1,8 +1,10 @@
 """Writing a dataset folder: sharded Parquet, the rejects table, the manifest and the private linkage.
 
 Every file appears atomically (written under a temporary name, then renamed), so a killed build leaves
-only whole shards behind. A resumed build reads the `source_key`s of the shards and rejects already on
-disk and skips those inputs; shard numbering continues after the last whole shard.
+only whole shards behind. Each split has its own shards (the folder's names come from `dataset`), so a
+Hugging Face loader finds the splits by file name. A resumed build reads the `source_key`s of the shards
+and rejects already on disk and skips those inputs; each split's numbering continues after its last whole
+shard.
 """
 
 from __future__ import annotations
@@ -65,21 +67,26 @@ class ExistingState:
 
     done_keys: set[str] = field(default_factory=set)
     rejects: list[dict[str, Any]] = field(default_factory=list)
-    next_shard: int = 0
+    next_shards: dict[str, int] = field(default_factory=dict)  # per split; absent: 0
 
 
 def read_existing(out: Path, pipeline_hash: str) -> ExistingState:
     """What an earlier (possibly killed) build of OUT finished, read without changing anything; nothing for
     a new OUT.
 
-    Refuses a dataset built with a different pipeline file: mixing settings silently would make rows
-    incomparable.
+    Refuses a dataset built with a different pipeline file (mixing settings silently would make rows
+    incomparable) and one in the schema-1.0 layout (one set of shards for every split).
     """
     state = ExistingState()
     shards = dataset.shard_paths(out)
     rejects_path = out / dataset.REJECTS_FILE
     if not shards and not rejects_path.exists():
         return state
+    if dataset.legacy_shards(out):
+        raise OutputFolderError(
+            f"{out} was built by an older mgll (schema 1.0: every split in one set of shards); pass --overwrite "
+            "to rebuild it in the per-split layout"
+        )
     previous = _read_pipeline_hash(out)
     if previous is not None and previous != pipeline_hash:
         raise OutputFolderError(
@@ -87,7 +94,7 @@ def read_existing(out: Path, pipeline_hash: str) -> ExistingState:
         )
     for shard in shards:
         state.done_keys.update(pq.read_table(shard, columns=["source_key"]).column("source_key").to_pylist())
-    state.next_shard = dataset.shard_index(shards[-1].name) + 1 if shards else 0
+    state.next_shards = dataset.next_shard_indices(out)
     if rejects_path.exists():
         state.rejects = pq.read_table(rejects_path).to_pylist()
         state.done_keys.update(r["source_key"] for r in state.rejects)
@@ -154,15 +161,64 @@ def _read_pipeline_hash(out: Path) -> str | None:
     return None
 
 
+class _SplitShards:
+    """One split's shards: rows buffered into row groups, written into a shard under its temporary name,
+    the shard renamed into place only when it is complete."""
+
+    def __init__(self, writer: ShardWriter, split: str, first_index: int):
+        self.writer = writer
+        self.split = split
+        self.next_index = first_index
+        self._parquet: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._final: Path | None = None
+        self._rows_in_shard = 0
+        self._buffer: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= ROW_GROUP_SIZE:
+            self.flush_group()
+
+    def _open(self) -> None:
+        self._final = self.writer.data_dir / dataset.shard_name(self.split, self.next_index)
+        self._tmp = dataset.temporary_path(self._final)
+        self.next_index += 1
+        self._parquet = pq.ParquetWriter(self._tmp, self.writer.schema, compression=self.writer.compression)
+        self._rows_in_shard = 0
+
+    def flush_group(self) -> None:
+        if not self._buffer:
+            return
+        if self._parquet is None:
+            self._open()
+        table = pa.Table.from_pylist(self._buffer, schema=self.writer.schema)
+        self.writer.check_required(table)
+        self._parquet.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        self._rows_in_shard += len(self._buffer)
+        self._buffer = []
+        if self._rows_in_shard >= self.writer.shard_rows:
+            self.close_shard()
+
+    def close_shard(self) -> None:
+        if self._parquet is None:
+            return
+        self._parquet.close()
+        self.writer.before_commit()
+        os.replace(self._tmp, self._final)
+        self.writer.written.append(self._final)
+        self._parquet = None
+
+
 class ShardWriter:
-    """Streams rows into the dataset's data shards, one row group at a time, renaming each shard into
-    place only when it is complete."""
+    """Streams rows into the dataset's data shards, one set of shards per split, one row group at a time;
+    a shard appears under its final name only when it is complete."""
 
     def __init__(
         self,
         out: Path,
         arrow_schema: pa.Schema,
-        first_shard: int,
+        next_shards: dict[str, int] | None = None,
         shard_rows: int | None = None,
         before_commit: Callable[[], None] = lambda: None,
     ):
@@ -170,51 +226,29 @@ class ShardWriter:
         self.schema = arrow_schema
         self.shard_rows = shard_rows or SHARD_ROWS
         self.before_commit = before_commit
-        self.next_shard = first_shard
         self.compression = _compression(arrow_schema)
-        self._writer: pq.ParquetWriter | None = None
-        self._tmp: Path | None = None
-        self._final: Path | None = None
-        self._rows_in_shard = 0
-        self._buffer: list[dict[str, Any]] = []
+        self.next_shards = dict(next_shards or {})
+        self.required = schema.required_columns()
+        self._splits: dict[str, _SplitShards] = {}
         self.written: list[Path] = []
 
+    def check_required(self, table: pa.Table) -> None:
+        """A row with a null where the contract requires a value is a bug upstream: stop before writing it
+        (the shard schema itself is all-nullable, see `schema.arrow_schema`)."""
+        for name in self.required:
+            if table.column(name).null_count:
+                raise ValueError(f"a row without '{name}' reached the writer; the contract requires it")
+
     def add(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
-        if len(self._buffer) >= ROW_GROUP_SIZE:
-            self._flush_group()
-
-    def _open(self) -> None:
-        self._final = self.data_dir / dataset.shard_name(self.next_shard)
-        self._tmp = dataset.temporary_path(self._final)
-        self.next_shard += 1
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=self.compression)
-        self._rows_in_shard = 0
-
-    def _flush_group(self) -> None:
-        if not self._buffer:
-            return
-        if self._writer is None:
-            self._open()
-        table = pa.Table.from_pylist(self._buffer, schema=self.schema)
-        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
-        self._rows_in_shard += len(self._buffer)
-        self._buffer = []
-        if self._rows_in_shard >= self.shard_rows:
-            self._close_shard()
-
-    def _close_shard(self) -> None:
-        if self._writer is None:
-            return
-        self._writer.close()
-        self.before_commit()
-        os.replace(self._tmp, self._final)
-        self.written.append(self._final)
-        self._writer = None
+        split = row["split"]
+        if split not in self._splits:
+            self._splits[split] = _SplitShards(self, split, self.next_shards.get(split, 0))
+        self._splits[split].add(row)
 
     def close(self) -> None:
-        self._flush_group()
-        self._close_shard()
+        for shards in self._splits.values():
+            shards.flush_group()
+            shards.close_shard()
 
 
 def write_rejects(out: Path, rejects: list[dict[str, Any]]) -> None:

@@ -30,11 +30,26 @@ def test_splits_sort_in_contract_order_then_by_name() -> None:
 def test_shard_listing_skips_temporary_and_foreign_files(tmp_path: Path) -> None:
     root = write_dataset(tmp_path / "ds", rows=12, shards=2)
     data = dataset.data_dir(root)
-    dataset.temporary_path(data / dataset.shard_name(2)).write_bytes(b"half a shard")
+    half = dataset.temporary_path(data / dataset.shard_name("val", 2))
+    half.write_bytes(b"half a shard")
     (data / "notes.parquet").write_bytes(b"someone else's file")
-    assert [p.name for p in dataset.shard_paths(root)] == [dataset.shard_name(0), dataset.shard_name(1)]
+    assert [p.name for p in dataset.shard_paths(root)] == [
+        "train-00000.parquet", "train-00001.parquet", "validation-00000.parquet", "validation-00001.parquet",
+        "test-00000.parquet", "test-00001.parquet",
+    ]
+    assert [p.name for p in dataset.shard_paths(root, "val")] == ["validation-00000.parquet", "validation-00001.parquet"]
     assert data / "notes.parquet" in dataset.data_files(root), "validate sees every file a reader would"
-    assert dataset.temporary_files(root) == [dataset.temporary_path(data / dataset.shard_name(2))]
+    assert dataset.temporary_files(root) == [half]
+
+
+def test_shard_names_map_val_to_the_hugging_face_validation_split() -> None:
+    assert dataset.shard_name("val", 7) == "validation-00007.parquet"
+    assert dataset.parse_shard_name("validation-00007.parquet") == ("val", 7)
+    assert dataset.parse_shard_name("part-00003.parquet") == (None, 3), "schema 1.0 shards still read"
+    assert dataset.parse_shard_name("val-00001.parquet") is None
+    assert dataset.parse_shard_name("train-1.parquet") is None
+    with pytest.raises(ValueError, match="unknown split"):
+        dataset.shard_name("holdout", 0)
 
 
 def test_metadata_and_manifest_read_back(tmp_path: Path) -> None:

@@ -155,7 +155,8 @@ def test_clear_deletes_only_what_mgll_wrote(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     data = dataset.data_dir(out)
     data.mkdir(parents=True)
-    ours = [data / dataset.shard_name(0), dataset.temporary_path(data / dataset.shard_name(1)),
+    ours = [data / dataset.shard_name("train", 0), dataset.temporary_path(data / dataset.shard_name("test", 1)),
+            data / "part-00000.parquet",
             out / dataset.MANIFEST_FILE, out / dataset.REJECTS_FILE, out / dataset.CHARTS_DIR / dataset.CHART_FILES[0]]
     (out / dataset.CHARTS_DIR).mkdir()
     for path in ours:

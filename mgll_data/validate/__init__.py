@@ -9,6 +9,7 @@ example image ids (pseudonymous, so safe to print), never a traceback.
 The stages, in the order `validate_dataset` runs them:
 - `reading`: the shards' file metadata as it is on disk (the folder itself is read through `mgll_data.dataset`);
 - `structure`: layout, manifest, shard listing, file metadata and column types, before any row is read;
+- `huggingface`: shards named by split and the `datasets` features in each, as the standard loader needs;
 - `scan`: one streaming pass over every row group, tallied into a `Scan`;
 - `content`: the row checks judged from those tallies;
 - `accounting`: rejects.parquet, and the manifest's counts against the data;
@@ -22,8 +23,9 @@ from pathlib import Path
 
 from mgll_data.validate.accounting import check_counts, check_rejects
 from mgll_data.validate.content import report_scan
+from mgll_data.validate.huggingface import check_huggingface
 from mgll_data.validate.linkage import check_linkage
-from mgll_data.dataset import NotADatasetError, require_dataset
+from mgll_data.dataset import NotADatasetError, data_files, relative_name, require_dataset
 from mgll_data.validate.report import Finding, Recorder, ValidationReport
 from mgll_data.validate.scan import image_problem, scan_shards
 from mgll_data.validate.structure import (
@@ -63,6 +65,8 @@ def validate_dataset(
     if vocabulary is None and manifest and isinstance(manifest.get("label_vocabulary"), list):
         vocabulary = manifest["label_vocabulary"]
     granularities = declared_granularities(metadata, manifest, contract_version)
+    version = metadata.get("mgll.schema_version") or (manifest or {}).get("schema_version")
+    check_huggingface([relative_name(root, p) for p in data_files(root)], shards, granularities, version, out)
     scan = scan_shards(shards, usable, vocabulary, granularities, contract_version,
                        sample=sample, full=full, progress=progress, out=out)
     report_scan(scan, usable, out)

@@ -20,6 +20,7 @@ CHECKS = (
     "shards",
     "metadata",
     "columns",
+    "huggingface",
     "nulls",
     "values",
     "labels",
