@@ -26,10 +26,6 @@ from mgll_data.pipeline import load as load_pipeline
 from mgll_data.process import BuildContext
 from mgll_data.records import SourceItem
 
-# The Hub's value for "no standard licence": the data's terms come from the source institution, so the
-# builder cannot know them; a site passes --license when it does.
-DEFAULT_LICENSE = "other"
-
 
 @dataclass
 class BuildSummary:
@@ -80,7 +76,7 @@ def build_dataset(
     salt_file: Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
-    license: str = DEFAULT_LICENSE,
+    license: str = dataset.DEFAULT_LICENSE,
 ) -> BuildSummary:
     """Build (or resume building) the dataset of export `source` into `out`.
 

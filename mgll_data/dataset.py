@@ -25,10 +25,13 @@ MANIFEST_FILE = "manifest.json"
 REJECTS_FILE = "rejects.parquet"
 CARD_FILE = "README.md"
 CHARTS_DIR = "charts"
-CHART_FILES = ("label_prevalence.png", "granularity_coverage.png", "image_sizes.png")
+CHARTS = {"labels": "label_prevalence.png", "coverage": "granularity_coverage.png", "sizes": "image_sizes.png"}
 # The card's first line after its front matter: how `--overwrite` and `mgll card` tell a card mgll wrote
 # from a README.md a person wrote (which they never delete or overwrite).
 CARD_MARKER = "<!-- dataset card written by `mgll card`; it is rewritten on every run -->"
+# The Hub's licence value for "none of the standard ones": the data's terms come from the source
+# institution, which the builder cannot know; a site records its own with `mgll build --license`.
+DEFAULT_LICENSE = "other"
 # Held (flock) by a build for its whole run; hidden, so neither dataset loaders nor validate read it.
 LOCK_FILE = ".mgll-build.lock"
 SHARD_DIGITS = 5
@@ -59,7 +62,8 @@ SPLITS = ("train", "val", "test")  # the `split` column's values, in the order e
 HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 _SHARD_NAME = re.compile(rf"({'|'.join(HF_SPLITS.values())})-(\d{{{SHARD_DIGITS}}})\.parquet")
 # Schema 1.0 wrote every split into data/part-NNNNN.parquet: still read, and deleted by --overwrite.
-_LEGACY_SHARD_NAME = re.compile(rf"part-(\d{{{SHARD_DIGITS}}})\.parquet")
+_LEGACY_PREFIX = "part"
+_LEGACY_SHARD_NAME = re.compile(rf"{_LEGACY_PREFIX}-(\d{{{SHARD_DIGITS}}})\.parquet")
 
 
 class NotADatasetError(Exception):
@@ -136,7 +140,7 @@ def written_files(root: Path) -> list[Path]:
     if is_card(root / CARD_FILE):
         found.append(root / CARD_FILE)
     if _own_folder(root / CHARTS_DIR):
-        found += [root / CHARTS_DIR / name for name in CHART_FILES if (root / CHARTS_DIR / name).is_file()]
+        found += [root / CHARTS_DIR / name for name in CHARTS.values() if (root / CHARTS_DIR / name).is_file()]
     return sorted(found)
 
 
@@ -199,6 +203,17 @@ def shard_paths(root: Path, split: str | None = None) -> list[Path]:
             order = split_order(shard_split) if shard_split is not None else (len(SPLITS) + 1, "")
             named.append((order, index, path))
     return [path for _, _, path in sorted(named)]
+
+
+def split_file_patterns(root: Path) -> dict[str, str]:
+    """Per Hugging Face split present, the glob (relative to the root) of its shards: the `data_files` of a
+    dataset card's `configs`. A schema-1.0 dataset's single set of shards is one `train` split."""
+    patterns: dict[str, str] = {}
+    for path in shard_paths(root):
+        split, _ = parse_shard_name(path.name)
+        hf, prefix = (HF_SPLITS[split], HF_SPLITS[split]) if split is not None else ("train", _LEGACY_PREFIX)
+        patterns.setdefault(hf, f"{DATA_DIR}/{prefix}-*.parquet")
+    return patterns
 
 
 def legacy_shards(root: Path) -> list[Path]:

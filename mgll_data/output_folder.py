@@ -64,7 +64,8 @@ def check_contents(out: Path) -> None:
         return
     shown = ", ".join(p.relative_to(out).as_posix() for p in foreign[:SHOWN])
     data = dataset.data_dir(out)
-    in_the_way = [p for p in foreign if p.parent == data or (p.parent == out and p.name in (dataset.DATA_DIR, dataset.CHARTS_DIR))]
+    folders = {data, out / dataset.CHARTS_DIR}
+    in_the_way = [p for p in foreign if p.parent == data or p in folders]
     if in_the_way:
         named = ", ".join(p.relative_to(out).as_posix() for p in in_the_way[:SHOWN])
         raise OutputFolderError(

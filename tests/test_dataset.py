@@ -37,7 +37,8 @@ def test_shard_listing_skips_temporary_and_foreign_files(tmp_path: Path) -> None
         "train-00000.parquet", "train-00001.parquet", "validation-00000.parquet", "validation-00001.parquet",
         "test-00000.parquet", "test-00001.parquet",
     ]
-    assert [p.name for p in dataset.shard_paths(root, "val")] == ["validation-00000.parquet", "validation-00001.parquet"]
+    validation = ["validation-00000.parquet", "validation-00001.parquet"]
+    assert [p.name for p in dataset.shard_paths(root, "val")] == validation
     assert data / "notes.parquet" in dataset.data_files(root), "validate sees every file a reader would"
     assert dataset.temporary_files(root) == [half]
 

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import datasets
+import huggingface_hub
 import pytest
 import yaml
 
@@ -54,3 +55,14 @@ def test_load_dataset_on_the_folder_finds_three_splits_and_an_image_column(built
 def test_the_parquet_loader_on_the_data_folder_does_too(built: Path, tmp_path: Path) -> None:
     loaded = datasets.load_dataset("parquet", data_dir=str(dataset.data_dir(built)), cache_dir=str(tmp_path))
     check_splits_and_images(loaded, built)
+
+
+def test_with_the_card_at_its_root_the_loader_reads_the_cards_configs_not_the_charts(built: Path, tmp_path: Path):
+    from mgll_data.card import write_card
+
+    readme = write_card(built)
+    assert readme == built / dataset.CARD_FILE and list((built / dataset.CHARTS_DIR).glob("*.png"))
+    check_splits_and_images(datasets.load_dataset(str(built), cache_dir=str(tmp_path)), built)
+    card = huggingface_hub.DatasetCard.load(readme)  # the Hub's own parser of the front matter
+    assert card.data.license == "other"
+    assert {entry["split"] for entry in card.data.configs[0]["data_files"]} == set(HF_SPLITS)

@@ -156,8 +156,8 @@ def test_clear_deletes_only_what_mgll_wrote(tmp_path: Path) -> None:
     data = dataset.data_dir(out)
     data.mkdir(parents=True)
     ours = [data / dataset.shard_name("train", 0), dataset.temporary_path(data / dataset.shard_name("test", 1)),
-            data / "part-00000.parquet",
-            out / dataset.MANIFEST_FILE, out / dataset.REJECTS_FILE, out / dataset.CHARTS_DIR / dataset.CHART_FILES[0]]
+            data / "part-00000.parquet", out / dataset.MANIFEST_FILE, out / dataset.REJECTS_FILE,
+            out / dataset.CHARTS_DIR / dataset.CHARTS["labels"]]
     (out / dataset.CHARTS_DIR).mkdir()
     for path in ours:
         path.write_bytes(b"x")
@@ -238,9 +238,9 @@ def test_a_second_concurrent_build_is_refused_and_the_first_keeps_its_linkage(pr
         wait_for(ready, first)
         second_out = out if second == "same OUT" else tmp_path / "other"
         extra = ["--overwrite"] if second == "same OUT" else []
-        clash = subprocess.run([sys.executable, "-c", "from mgll_data.cli import main; main()", "build", str(pristine), str(second_out),
-                                "--salt-file", str(salt), "--linkage", str(linkage), "--quiet", *extra],
-                               capture_output=True, text=True, timeout=120)
+        cli = [sys.executable, "-c", "from mgll_data.cli import main; main()"]
+        clash = subprocess.run([*cli, "build", str(pristine), str(second_out), "--salt-file", str(salt),
+                                "--linkage", str(linkage), "--quiet", *extra], capture_output=True, text=True, timeout=120)
         assert clash.returncode == 1, clash.stderr
         assert "another mgll build" in clash.stderr and f"process {first.pid}" in clash.stderr
         assert "Traceback" not in clash.stderr and len(clash.stderr.strip().splitlines()) == 1
@@ -249,8 +249,9 @@ def test_a_second_concurrent_build_is_refused_and_the_first_keeps_its_linkage(pr
         _, stderr = first.communicate(timeout=120)
     assert first.returncode == 0, stderr.decode()[-2000:]
     entries = pq.read_table(linkage).to_pylist()
-    rows = {r["image_id"] for shard in dataset.shard_paths(out) for r in pq.read_table(shard, columns=["image_id"]).to_pylist()}
-    assert len(entries) == len(list(pristine.rglob("*.dcm"))) and {e["image_id"] for e in entries if e["kind"] == "row"} == rows
+    rows = {i for shard in dataset.shard_paths(out) for i in pq.read_table(shard).column("image_id").to_pylist()}
+    assert len(entries) == len(list(pristine.rglob("*.dcm")))
+    assert {e["image_id"] for e in entries if e["kind"] == "row"} == rows
     assert validate_dataset(out, linkage=linkage).ok
 
 

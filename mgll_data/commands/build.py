@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from mgll_data.build import DEFAULT_LICENSE, build_dataset
-from mgll_data.dataset import REJECTS_FILE
+from mgll_data.build import build_dataset
+from mgll_data.dataset import DEFAULT_LICENSE, REJECTS_FILE
 from mgll_data.engines import ENGINES
 from mgll_data.output_folder import OutputFolderError
 from mgll_data.pipeline import PipelineError
@@ -48,9 +48,9 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
     """Build a de-identified multi-granular Parquet dataset from a raw export.
 
     Every image file found in SOURCE becomes a row in OUT/data/ (shards per split: train-NNNNN.parquet,
-    validation-…, test-…, a Hugging Face dataset) or a reject in OUT/rejects.parquet (with the reason). Re-running the same command resumes: inputs already written
-    are skipped. OUT must be new, empty or an mgll dataset, and outside SOURCE; one build at a time
-    writes it (a second is refused).
+    validation-…, test-…: a Hugging Face dataset) or a reject in OUT/rejects.parquet (with the reason).
+    Re-running the same command resumes: inputs already written are skipped. OUT must be new, empty or
+    an mgll dataset, and outside SOURCE; one build at a time writes it (a second is refused).
 
     \b
     Example:

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mgll_data.dataset import NotADatasetError, data_files, relative_name, require_dataset
 from mgll_data.validate.accounting import check_counts, check_rejects
 from mgll_data.validate.content import report_scan
 from mgll_data.validate.huggingface import check_huggingface
 from mgll_data.validate.linkage import check_linkage
-from mgll_data.dataset import NotADatasetError, data_files, relative_name, require_dataset
 from mgll_data.validate.report import Finding, Recorder, ValidationReport
 from mgll_data.validate.scan import image_problem, scan_shards
 from mgll_data.validate.structure import (
@@ -52,8 +52,8 @@ def validate_dataset(
 
     `sample` images (evenly spread, so the same rows every run) are decoded, or all with `full=True`;
     every other check reads every row. With `linkage`, the private linkage table at that path must hold
-    an entry for every row and reject and none for anything else. Raises NotADatasetError (one-line message) when `path` is not a
-    dataset folder.
+    an entry for every row and reject and none for anything else. Raises NotADatasetError (one-line
+    message) when `path` is not a dataset folder.
     """
     root = require_dataset(Path(path))
     out = Recorder(str(root))
