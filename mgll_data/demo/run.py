@@ -26,7 +26,9 @@ from mgll_data.demo.export import DemoError, write_demo_export
 
 MARKER = ".mgll-demo-run"
 RESULTS = "demo_run.json"
-_OWNED = ("export", "dataset", "dataset.linkage.parquet", "dataset.linkage.parquet.journal", "run", "eval", "logs", "salt", RESULTS)
+_LINKAGE = dataset.default_linkage_path(Path("dataset"))
+_OWNED = ("export", "dataset", _LINKAGE.name, dataset.linkage_journal_path(_LINKAGE).name,
+          dataset.linkage_lock_path(_LINKAGE).name, "run", "eval", "logs", "salt", RESULTS)
 
 
 @dataclass
