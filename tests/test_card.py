@@ -211,7 +211,7 @@ def test_image_sizes_chart_draws_originals_on_a_log_axis_and_one_stored_size_as_
     assert sorted(long_sides(stats, "original_height", "original_width")) == [300 + 250 * i for i in range(12)]
     fig = _image_sizes(stats)
     (ax,) = fig.axes
-    assert ax.get_xscale() == "log"
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     low, high = ax.get_xlim()
     assert low < 300 and high > 3050, "every original is inside the axis"
     stored = {max(r["height"], r["width"]) for r in rows}

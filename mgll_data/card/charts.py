@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from mgll_data import dataset
 from mgll_data.card.statistics import CardStats, findings, label_counts
@@ -83,7 +84,8 @@ def long_sides(stats: CardStats, height: str, width: str) -> np.ndarray:
 def _image_sizes(stats: CardStats) -> Figure | None:
     """Original and stored long sides on one logarithmic axis: originals span 100 px to several
     thousand (a linear axis squeezes the small ones into one bar), and stored sizes are usually one value
-    (the pipeline's resize target), drawn as a line rather than a one-bar panel of its own."""
+    (the pipeline's resize target), drawn as a line rather than a one-bar panel of its own. Counts are on a
+    log axis too, so a few images far from the bulk still show as bars."""
     original = long_sides(stats, "original_height", "original_width")
     stored = long_sides(stats, "height", "width")
     if not len(original) and not len(stored):
@@ -108,8 +110,10 @@ def _image_sizes(stats: CardStats) -> Figure | None:
     ax.minorticks_off()
     ax.set_xlim(low, high)
     ax.set_xlabel("long side (pixels, log scale)")
-    ax.set_ylabel("images")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_yscale("log")  # a handful of large originals next to hundreds of small ones stays visible
+    ax.set_ylim(bottom=0.7)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.set_ylabel("images (log scale)")
     ax.set_title("Image sizes")
     ax.legend(fontsize="small", loc="upper left")
     return fig
