@@ -91,10 +91,10 @@ def build_dataset(
     salt = deid.load_salt(Path(salt_file) if salt_file else deid.default_salt_path())
     items = list(sources.discover(source, pipeline))
     keys = [deid.source_key(salt, item.image_path) for item in items]
+    writer.check_linkage(linkage_path)  # before --overwrite deletes anything: a refusal changes nothing
     with output_folder.claim(source, out, linkage_path, overwrite=overwrite):
         if overwrite:
             writer.remove_linkage(linkage_path)
-        writer.check_linkage(linkage_path)
         state = writer.read_existing(out, pipeline.content_hash)
         _refuse_a_changed_export(state, set(keys), source, out)
         writer.start_output(out, linkage_path, state)

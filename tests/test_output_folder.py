@@ -144,6 +144,16 @@ def test_linkage_inside_the_export_is_refused(pristine, salt, tmp_path) -> None:
     assert snapshot(pristine) == before
 
 
+def test_a_linkage_path_holding_another_file_is_refused_before_overwrite_deletes_anything(pristine, salt, tmp_path):
+    out, results = tmp_path / "ds", tmp_path / "results.parquet"
+    assert build(pristine, out, salt).exit_code == 0
+    pq.write_table(pq.read_table(dataset.shard_paths(out)[0]).select(["image_id"]), results)
+    before = snapshot(out)
+    refused_in_one_line(build(pristine, out, salt, "--overwrite", "--linkage", str(results)),
+                        "not an mgll linkage table")
+    assert snapshot(out) == before and pq.read_table(results).num_rows
+
+
 def test_paths_are_compared_resolved(tmp_path: Path) -> None:
     (tmp_path / "export").mkdir()
     (tmp_path / "alias").symlink_to(tmp_path / "export")
