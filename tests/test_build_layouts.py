@@ -27,7 +27,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from skimage import data as skdata
 
-from mgll_data import schema
+from mgll_data import dataset, schema
 from mgll_data.build import build_dataset
 from mgll_data.cli import main
 from mgll_data.pipeline import PIPELINE_DIR
@@ -44,8 +44,7 @@ class Built:
     def __init__(self, export: Path, out: Path, summary: Any, pipeline: str | Path) -> None:
         self.export, self.out, self.summary = export, out, summary
         self.pipeline = load_pipeline(pipeline)
-        shards = sorted((out / "data").glob("part-*.parquet"))
-        self.rows = [row for shard in shards for row in pq.read_table(shard).to_pylist()]
+        self.rows = [row for shard in dataset.shard_paths(out) for row in pq.read_table(shard).to_pylist()]
         self.rejects = pq.read_table(out / "rejects.parquet").to_pylist()
         self.linkage = pq.read_table(summary.linkage).to_pylist()
         rows_by_id = {r["image_id"]: r for r in self.rows}
@@ -556,7 +555,7 @@ def test_cli_build_with_a_user_pipeline_copy(tmp_path, salt):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pipeline"]["content_hash"] == load_pipeline(pipeline).content_hash
     assert manifest["pipeline"]["content_hash"] != load_pipeline("folder").content_hash
-    rows = pq.read_table(out / "data" / "part-00000.parquet").to_pylist()
+    rows = [row for shard in dataset.shard_paths(out) for row in pq.read_table(shard).to_pylist()]
     sizes = set()
     for row in rows:
         assert row["image"]["bytes"][:3] == b"\xff\xd8\xff" and row["image"]["path"].endswith(".jpg")
