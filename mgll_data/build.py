@@ -90,7 +90,7 @@ def build_dataset(
     items = list(sources.discover(source, pipeline))
     state = writer.prepare_output(out, linkage_path, pipeline.content_hash, overwrite)
     ctx = BuildContext(export_root=source, pipeline=pipeline, salt=salt)
-    todo = [item for item in items if deid.source_key(salt, item.image_path) not in state.done_keys]
+    todo = [item for item in items if deid.source_key(salt, item.source_path) not in state.done_keys]
 
     vocabulary = reports.vocabulary_names(pipeline.reports.vocabulary)
     arrow_schema = schema.arrow_schema(

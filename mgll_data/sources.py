@@ -4,6 +4,13 @@ Rules every layout keeps, because "rows + rejects = inputs" depends on them:
 - every image file found (by the pipeline's `image_patterns`, matched case-insensitively on the file
   name) is exactly one item, in a deterministic order; nothing is dropped here. A missing or unparsable
   report is recorded as `report_error` so the build turns the image into a reject with that reason;
+- only regular files can be read, but every entry named like an image is an item whatever it is (a FIFO,
+  a socket, a device, a broken symbolic link, a folder named `x.png`): the imaging stage rejects it with
+  its own reason. Nothing here opens a file that is not regular (reading a FIFO blocks forever);
+- a report that no image found belongs to is an item too (`image_path` None, reason
+  `report-without-image`), after the images: it cannot become a row, but images lost on the way to the
+  export show up exactly this way, so it is counted and listed, never skipped. Which files are reports is
+  the layout's own rule (MIMIC's `p…/s….txt`, an Open-i XML, a folder's `.txt` sidecar);
 - files that are not images by pattern are ignored, and so are report/metadata files (.txt, .xml,
   .csv, .json, DICOMDIR) even under a catch-all pattern like "*", hidden files and folders (".*"),
   and macOS debris (`__MACOSX`);
@@ -27,11 +34,18 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from mgll_data import filekind
 from mgll_data.pipeline import Pipeline
 from mgll_data.records import SourceItem
 
 REPORT_MISSING = "report-missing"
 REPORT_UNREADABLE = "report-unreadable"
+REPORT_NOT_REGULAR = "report-not-a-regular-file"
+REPORT_BROKEN_LINK = "report-broken-symlink"
+REPORT_WITHOUT_IMAGE = "report-without-image"
+# A folder is an input only when named like one of these (and matching the pipeline's patterns): DICOM
+# series folders are often named by UID ("1.2.840…"), which a catch-all pattern would otherwise take.
+IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 NOT_IMAGE_SUFFIXES = (".txt", ".xml", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".md", ".parquet")
 SKIPPED_DIRS = ("__MACOSX",)
 MAX_CSV_BYTES = 2_000_000_000
@@ -60,9 +74,12 @@ def discover(export_root: Path, pipeline: Pipeline) -> Iterator[SourceItem]:
 # ----------------------------------------------------------------------------------------- walking
 
 
-def _walk(root: Path) -> list[str]:
-    """All regular files under root (following folder symlinks once), as sorted relative POSIX paths."""
+def _walk(root: Path) -> tuple[list[str], list[str]]:
+    """(every entry that is not a folder, every folder) under root, following folder symlinks once, as
+    sorted relative POSIX paths. The first list holds FIFOs, sockets, devices and broken links too: the
+    stages reject them by kind instead of opening them."""
     found: list[str] = []
+    folders: list[str] = []
     seen: set[tuple[int, int]] = set()
 
     def onerror(exc: OSError) -> None:
@@ -80,11 +97,13 @@ def _walk(root: Path) -> list[str]:
         seen.add((stat.st_dev, stat.st_ino))
         dirs[:] = sorted(d for d in dirs if not _skipped(d))
         rel_folder = PurePosixPath(Path(folder).relative_to(root).as_posix())
-        for name in files:
-            if _skipped(name):
-                continue
-            found.append(str(rel_folder / name) if str(rel_folder) != "." else name)
-    return sorted(found)
+        found.extend(_join(rel_folder, name) for name in files if not _skipped(name))
+        folders.extend(_join(rel_folder, name) for name in dirs)
+    return sorted(found), sorted(folders)
+
+
+def _join(folder: PurePosixPath, name: str) -> str:
+    return str(folder / name) if str(folder) != "." else name
 
 
 def _skipped(name: str) -> bool:
@@ -97,16 +116,18 @@ def _image_matcher(pipeline: Pipeline) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{r})" for r in regexes))
 
 
-def _images(files: list[str], pipeline: Pipeline) -> list[str]:
+def _images(files: list[str], folders: list[str], pipeline: Pipeline) -> list[str]:
+    """The entries the pipeline takes for images: files by pattern, and folders named like an image file
+    (so a folder `x.png` is rejected as not a regular file instead of vanishing), sorted."""
     matcher = _image_matcher(pipeline)
-    images = []
-    for path in files:
+
+    def named_like_image(path: str) -> bool:
         name = path.rsplit("/", 1)[-1].lower()
-        if name.endswith(NOT_IMAGE_SUFFIXES) or name == "dicomdir":
-            continue
-        if matcher.match(name):
-            images.append(path)
-    return images
+        return not name.endswith(NOT_IMAGE_SUFFIXES) and name != "dicomdir" and bool(matcher.match(name))
+
+    images = [path for path in files if named_like_image(path)]
+    images += [path for path in folders if path.lower().endswith(IMAGE_SUFFIXES) and named_like_image(path)]
+    return sorted(images)
 
 
 def _stem(path: str) -> str:
@@ -125,9 +146,10 @@ def _stem(path: str) -> str:
 def _mimic(root: Path, pipeline: Pipeline) -> Iterator[SourceItem]:
     # The root may be the folder holding files/ or files/ itself; reports sit beside each study folder:
     # files/p10/p10000032/s50414267/<dicom_id>.dcm  +  files/p10/p10000032/s50414267.txt
-    files = _walk(root)
-    file_set = set(files)
-    for image in _images(files, pipeline):
+    files, folders = _walk(root)
+    entries = set(files) | set(folders)  # a folder named like a report is rejected by kind when read
+    used: set[str] = set()
+    for image in _images(files, folders, pipeline):
         parts = image.split("/")
         study = parts[-2] if len(parts) >= 2 and _MIMIC_STUDY.fullmatch(parts[-2]) else None
         patient = parts[-3] if study and len(parts) >= 3 and _MIMIC_PATIENT.fullmatch(parts[-3]) else None
@@ -135,47 +157,68 @@ def _mimic(root: Path, pipeline: Pipeline) -> Iterator[SourceItem]:
             yield SourceItem(image_path=image, report_error=REPORT_MISSING)
             continue
         report = "/".join([*parts[:-2], f"{study}.txt"])
+        used.add(report)
         yield SourceItem(
             image_path=image,
             patient_id=patient,
             study_id=study,
             report_path=report,
-            report_error=None if report in file_set else REPORT_MISSING,
+            report_error=None if report in entries else REPORT_MISSING,
         )
+    for report in files:
+        parts = report.split("/")
+        study = parts[-1][: -len(".txt")] if parts[-1].endswith(".txt") else ""
+        if report not in used and _MIMIC_STUDY.fullmatch(study):
+            patient = parts[-2] if len(parts) >= 2 and _MIMIC_PATIENT.fullmatch(parts[-2]) else None
+            yield _report_without_image(report, patient_id=patient, study_id=study)
+
+
+def _report_without_image(report: str, patient_id: str | None = None, study_id: str | None = None,
+                          reason: str = REPORT_WITHOUT_IMAGE) -> SourceItem:
+    return SourceItem(image_path=None, patient_id=patient_id, study_id=study_id, report_path=report, report_error=reason)
 
 
 # -------------------------------------------------------------------------------------------- openi
 
 
 def _openi(root: Path, pipeline: Pipeline) -> Iterator[SourceItem]:
-    files = _walk(root)
+    files, folders = _walk(root)
     reports_dir = str(pipeline.source.get("reports_dir") or "").strip("/")
     xml_files = [f for f in files if f.lower().endswith(".xml")]
     if reports_dir and (root / reports_dir).is_dir():
         prefix = PurePosixPath(Path(reports_dir).as_posix())
         xml_files = [f for f in xml_files if PurePosixPath(f).is_relative_to(prefix)]
-    reports: dict[str, tuple[str, str]] = {}  # image stem -> (study id, report text); first report wins
-    unreadable_studies: set[str] = set()
+    reports: dict[str, tuple[str, str, str]] = {}  # image stem -> (study id, text, xml path); first wins
+    unusable: dict[str, tuple[str, str]] = {}  # study uid -> (xml path, reason)
     for xml_path in xml_files:
-        parsed = _parse_openi(root / xml_path, pipeline.reports.sections)
+        problem = report_file_problem(root / xml_path)
+        parsed = None if problem else _parse_openi(root / xml_path, pipeline.reports.sections)
         if parsed is None:
-            # The image names are inside the unreadable file; fall back to Open-i's naming convention
+            # The image names are inside the unusable file; fall back to Open-i's naming convention
             # (report 1.xml / CXR1.xml describes images CXR1_*.png) so its images get the right reason.
-            unreadable_studies.add(_openi_uid(_stem(xml_path)))
+            unusable.setdefault(_openi_uid(_stem(xml_path)), (xml_path, problem[0] if problem else REPORT_UNREADABLE))
             continue
         study_id, report_text, image_stems = parsed
         for image_stem in image_stems:
-            reports.setdefault(image_stem, (study_id or _stem(xml_path), report_text))
-    for image in _images(files, pipeline):
+            reports.setdefault(image_stem, (study_id or _stem(xml_path), report_text, xml_path))
+    used: set[str] = set()
+    for image in _images(files, folders, pipeline):
         stem = _stem(image)
         if stem in reports:
-            study_id, report_text = reports[stem]
+            study_id, report_text, xml_path = reports[stem]
+            used.add(xml_path)
             # Open-i has no patient ids: each report (study) stands for its own patient.
             yield SourceItem(image_path=image, patient_id=study_id, study_id=study_id, report_text=report_text)
-        elif stem.split("_", 1)[0] in unreadable_studies:
-            yield SourceItem(image_path=image, report_error=REPORT_UNREADABLE)
+        elif (uid := stem.split("_", 1)[0]) in unusable:
+            xml_path, reason = unusable[uid]
+            used.add(xml_path)
+            yield SourceItem(image_path=image, report_error=reason)
         else:
             yield SourceItem(image_path=image, report_error=REPORT_MISSING)
+    reasons = {xml_path: reason for xml_path, reason in unusable.values()}
+    for xml_path in xml_files:
+        if xml_path not in used:  # an unusable report keeps its own reason: whether it has images is unknown
+            yield _report_without_image(xml_path, reason=reasons.get(xml_path, REPORT_WITHOUT_IMAGE))
 
 
 def _openi_uid(stem: str) -> str:
@@ -215,21 +258,29 @@ def _parse_openi(path: Path, wanted: tuple[str, ...]) -> tuple[str | None, str, 
 
 
 def _folder(root: Path, pipeline: Pipeline) -> Iterator[SourceItem]:
-    files = _walk(root)
-    images = _images(files, pipeline)
+    files, folders = _walk(root)
+    images = _images(files, folders, pipeline)
     reports_csv = pipeline.source.get("reports_csv")
     if reports_csv:
         yield from _folder_with_csv(root, images, _resolve(root, str(reports_csv)))
         return
-    reports = {f.lower(): f for f in files if f.lower().endswith(".txt")}
+    # Every .txt is a sidecar report (a folder named like one is rejected by kind when read).
+    sidecars = [f for f in files if f.lower().endswith(".txt")]
+    reports = {f.lower(): f for f in [*sidecars, *(f for f in folders if f.lower().endswith(".txt"))]}
+    used: set[str] = set()
     for image in images:
         folder = image.rsplit("/", 1)[0] + "/" if "/" in image else ""
         report = reports.get(f"{folder}{_stem(image)}.txt".lower())
+        if report:
+            used.add(report)
         yield SourceItem(
             image_path=image,
             report_path=report,
             report_error=None if report else REPORT_MISSING,
         )
+    for report in sidecars:
+        if report not in used:
+            yield _report_without_image(report)
 
 
 def _folder_with_csv(root: Path, images: list[str], csv_path: Path) -> Iterator[SourceItem]:
@@ -288,8 +339,8 @@ def _manifest(root: Path, pipeline: Pipeline) -> Iterator[SourceItem]:
             report_path = None
         elif report_path:
             text = ""
-            if not (root / report_path).is_file():
-                report_error = REPORT_MISSING
+            problem = report_file_problem(root / report_path)
+            report_error = problem[0] if problem else None
         else:
             report_error = REPORT_MISSING
         yield SourceItem(
@@ -305,6 +356,22 @@ def _manifest(root: Path, pipeline: Pipeline) -> Iterator[SourceItem]:
 # ---------------------------------------------------------------------------------------------- CSV
 
 
+def report_file_problem(path: Path) -> tuple[str, str] | None:
+    """(reason, message) when a report path cannot be read as a regular file, None when it can; never
+    opens it."""
+    try:
+        kind = filekind.entry_kind(path)
+    except OSError as exc:
+        return REPORT_UNREADABLE, f"the report file cannot be examined ({type(exc).__name__})"
+    if kind == filekind.REGULAR:
+        return None
+    if kind == filekind.MISSING:
+        return REPORT_MISSING, "the report file does not exist"
+    if kind == filekind.BROKEN_LINK:
+        return REPORT_BROKEN_LINK, "the report is a symbolic link whose target does not exist"
+    return REPORT_NOT_REGULAR, f"the report is a {kind}, not a regular file"
+
+
 def _resolve(root: Path, name: str) -> Path:
     path = Path(name).expanduser()
     return path if path.is_absolute() else root / path
@@ -315,8 +382,14 @@ def _read_csv(path: Path, required: list[tuple[str, ...]], what: str) -> list[di
 
     `required` lists column groups: at least one column of each group must be present.
     """
-    if not path.is_file():
+    try:
+        kind = filekind.entry_kind(path)
+    except OSError as exc:
+        raise SourceError(f"{what} {path} cannot be read: {exc.strerror or type(exc).__name__}") from None
+    if kind in (filekind.MISSING, filekind.BROKEN_LINK):
         raise SourceError(f"{what} {path} not found")
+    if kind != filekind.REGULAR:
+        raise SourceError(f"{what} {path} is a {kind}, not a regular file")
     try:
         size = path.stat().st_size
         if size > MAX_CSV_BYTES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -503,7 +504,27 @@ def test_text_named_dcm_and_random_png_are_not_images(tmp_path):
     (tmp_path / "r.png").write_bytes(np.random.default_rng(0).bytes(5000))
     assert reject_of(tmp_path / "x.dcm").reject.reason == "not-an-image"
     assert reject_of(tmp_path / "r.png").reject.reason == "not-an-image"
-    assert reject_of(tmp_path).reject.reason == "not-an-image"
+
+
+@pytest.mark.timeout(60)
+def test_only_regular_files_are_opened(tmp_path):
+    """A FIFO would block its reader forever; every kind but a regular file is rejected before opening."""
+    import socket
+
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "folder.dcm").mkdir()
+    (tmp_path / "gone.dcm").symlink_to(tmp_path / "deleted.dcm")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "sock.dcm"))
+        kinds = {name: reject_of(tmp_path / name).reject for name in ("pipe.png", "folder.dcm", "gone.dcm", "sock.dcm")}
+    assert {name: r.reason for name, r in kinds.items()} == {
+        "pipe.png": "not-a-regular-file", "folder.dcm": "not-a-regular-file", "gone.dcm": "broken-symlink",
+        "sock.dcm": "not-a-regular-file",
+    }
+    assert "named pipe (FIFO)" in kinds["pipe.png"].error and "socket" in kinds["sock.dcm"].error
+    assert all(str(tmp_path) not in r.error for r in kinds.values())
+    (tmp_path / "link.dcm").symlink_to(data_file("CT_small.dcm"))
+    assert render_file(tmp_path / "link.dcm", settings(64)).source_format == "dicom", "links to files are fine"
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_RLE.dcm", "US1_J2KR.dcm", "emri_small.dcm"])
