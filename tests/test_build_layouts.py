@@ -617,6 +617,8 @@ def test_fifos_folders_and_broken_links_are_rejects_never_a_hang(tmp_path_factor
     assert all(built.reject[path]["stage"] == "imaging" for path, r in expected.items() if not r.startswith("report"))
     counted = built.manifest["rejects_by_reason"]
     assert counted.get("report-without-image", 0) == sum(r == "report-without-image" for r in expected.values())
+    resumed = build_dataset(root, built.out, layout, salt_file=salt, progress=False)
+    assert (resumed.skipped, resumed.processed, resumed.rejects) == (1 + len(expected), 0, len(expected))
 
 
 # -------------------------------------------------------------------------------------------------- CLI
