@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="fi
 
 ROOT = Path(__file__).resolve().parents[1]
 MGLL = Path(sys.executable).with_name("mgll")
-GONE_WITHIN_S = 10.0
+GONE_WITHIN_S = 15.0
 
 
 def _stat(pid: int) -> tuple[int, str, int] | None:
@@ -60,12 +61,15 @@ def _alive(processes: dict[int, int]) -> list[int]:
     return alive
 
 
-def _kill_and_watch(command: list[str], enough: int, cwd: Path) -> tuple[dict[int, int], list[int]]:
-    """Start command, wait until it has `enough` descendants, SIGKILL it; (descendants, still alive)."""
+def _kill_and_watch(
+    command: list[str], cwd: Path, enough: int, ready: Callable[[], bool] = lambda: True
+) -> tuple[dict[int, int], list[int]]:
+    """Start command, wait until it has `enough` descendants and `ready()`, SIGKILL it; (descendants, the
+    ones still alive a few seconds later)."""
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     tree: dict[int, int] = {}
     try:
-        while len(tree) < enough:
+        while len(tree) < enough or not ready():
             if process.poll() is not None:
                 pytest.fail(f"exited (rc {process.returncode}) before its workers ran: {process.stderr.read()[-2000:]!r}")
             time.sleep(0.2)
@@ -90,7 +94,7 @@ def test_kill_9_of_a_two_worker_build_leaves_no_process_behind(tmp_path):
     subprocess.run([str(MGLL), "demo", "export", str(export), "--studies", "150"], check=True, capture_output=True)
     build = [str(MGLL), "build", str(export), str(tmp_path / "out"), "--pipeline", "mimic-cxr", "--workers", "2"]
     # fork server + resource tracker + 2 workers
-    tree, alive = _kill_and_watch(build, enough=4, cwd=tmp_path)
+    tree, alive = _kill_and_watch(build, tmp_path, enough=4)
     assert len(tree) >= 4
     assert alive == [], f"{len(alive)} of {len(tree)} processes outlived the killed build"
 
@@ -120,11 +124,13 @@ def test_a_worker_stuck_in_c_code_dies_with_the_killed_build(tmp_path):
         list(run_local(items, ctx, workers=2, stage=spin_holding_the_gil))
         """
     )
-    tree, alive = _kill_and_watch([sys.executable, "-c", script], enough=4, cwd=ROOT)
+    tree, alive = _kill_and_watch([sys.executable, "-c", script], ROOT, enough=4)
     assert alive == [], f"{len(alive)} of {len(tree)} processes outlived the killed build"
 
 
-def sleep_forever(_: int) -> None:
+def sleep_forever(started: str) -> None:
+    """Marks its worker as started (its initializer has run), then blocks with the GIL released."""
+    (Path(started) / str(os.getpid())).touch()
     time.sleep(3600)
 
 
@@ -134,16 +140,20 @@ def test_the_parent_watch_alone_ends_a_worker_whose_parent_was_killed(tmp_path):
     script = textwrap.dedent(
         """
         import multiprocessing
+        import sys
         from concurrent.futures import ProcessPoolExecutor
         from mgll_data.engines.lifeline import exit_with_multiprocessing_parent
         from tests.test_engines_lifeline import sleep_forever
 
         pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=exit_with_multiprocessing_parent)
-        list(pool.map(sleep_forever, range(2)))
+        list(pool.map(sleep_forever, [sys.argv[1]] * 2))
         """
     )
-    # resource tracker + 2 workers
-    tree, alive = _kill_and_watch([sys.executable, "-c", script], enough=3, cwd=ROOT)
+    started = tmp_path / "started"
+    started.mkdir()
+    # killed once both workers run their task, so that their slow spawn start-up is not what is measured
+    command = [sys.executable, "-c", script, str(started)]
+    tree, alive = _kill_and_watch(command, ROOT, enough=2, ready=lambda: len(list(started.iterdir())) == 2)
     assert alive == [], f"{len(alive)} of {len(tree)} processes outlived their killed parent"
 
