@@ -49,7 +49,9 @@ class Decoded:
     original_width: int = 0
 
 
-def check_decoded_size(height: int, width: int, samples: int = 1, bytes_per_sample: int = 1, frames: int = 1) -> None:
+def check_decoded_size(
+    height: int, width: int, samples: int = 1, bytes_per_sample: int = 1, frames: int = 1
+) -> None:
     """Reject, before any decoding, an image whose pixels would take more than MAX_DECODED_BYTES.
 
     The sizes come from the file's header, so a 20 MB compressed file that claims 25000 x 25000 pixels
