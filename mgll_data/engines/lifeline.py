@@ -27,17 +27,20 @@ import threading
 
 PR_SET_PDEATHSIG = 1
 EXIT_PARENT_GONE = 70
+# The fork server's preload (see local.py); it records the server's pid, which its forked workers inherit.
+FORK_SERVER_PRELOAD = "mgll_data.engines.forkserver_preload"
 
 
-def die_with_parent() -> None:
+def die_with_parent(expected_parent: int | None = None) -> None:
     """Have the kernel SIGKILL this process when its parent dies (Linux; a no-op elsewhere).
 
-    The parent can die between this process's start and the request: the parent id is compared before and
-    after, and a process already orphaned exits at once.
+    The parent can die between this process's start and the request. A process that knows which pid
+    forked it passes it, and exits at once when already orphaned; otherwise the parent id is compared
+    before and after the request, which misses a parent gone before this call.
     """
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
+    parent = os.getppid() if expected_parent is None else expected_parent
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         return  # refused (e.g. a seccomp filter): the sentinel watch still ends workers
@@ -60,6 +63,11 @@ def exit_with_multiprocessing_parent() -> None:
 
 
 def bind_worker_to_build() -> None:
-    """Both mechanisms, for a pool worker: called first thing in its initializer."""
-    die_with_parent()
+    """Both mechanisms, for a pool worker: called first thing in its initializer.
+
+    A worker forked by a fork server that ran the preload knows the server's pid, so a server killed (with
+    the build) before the worker got here ends the worker too; the parent watch alone could not, when the
+    worker's first task holds the GIL and its watch thread never runs.
+    """
+    die_with_parent(getattr(sys.modules.get(FORK_SERVER_PRELOAD), "SERVER_PID", None))
     exit_with_multiprocessing_parent()

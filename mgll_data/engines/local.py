@@ -16,7 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from mgll_data.engines.common import Stage, crash_outcome
-from mgll_data.engines.lifeline import bind_worker_to_build
+from mgll_data.engines.lifeline import FORK_SERVER_PRELOAD, bind_worker_to_build
 from mgll_data.process import BuildContext, process_item
 from mgll_data.records import Outcome, SourceItem
 
@@ -44,7 +44,7 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["mgll_data.engines.forkserver_preload"])
+    context.set_forkserver_preload([FORK_SERVER_PRELOAD])
     return context
 
 
