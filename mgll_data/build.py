@@ -36,6 +36,7 @@ class BuildSummary:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)
     linkage: Path | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # summed `Outcome.counts` of this run's inputs
 
     @property
     def reject_rate(self) -> float:
@@ -58,6 +59,7 @@ class BuildSummary:
             "reject_rate": round(self.reject_rate, 4),
             "rejects_by_reason": self.rejects_by_reason,
             "splits": self.splits,
+            "counts": self.counts,
         }
 
 
@@ -99,11 +101,13 @@ def build_dataset(
     journal = writer.LinkageJournal(linkage_path)
     shards = writer.ShardWriter(out, arrow_schema, first_shard=state.next_shard, before_commit=journal.flush)
     rejects = list(state.rejects)
+    input_counts: Counter[str] = Counter()
     run = get_engine(engine, **(engine_options or {}))
     bar = tqdm(total=len(todo), unit="img", desc="build", disable=not progress, dynamic_ncols=True)
     try:
         for outcome in run(todo, ctx, max(1, workers)):
             journal.add(writer.linkage_entry(outcome))  # before the row: adding it may commit its shard
+            input_counts.update(outcome.counts)
             if outcome.row is not None:
                 shards.add(outcome.row)
             else:
@@ -129,6 +133,7 @@ def build_dataset(
         rejects_by_reason=dict(Counter(r["reason"] for r in rejects).most_common()),
         splits=counts["splits"],
         linkage=linkage_path,
+        counts=dict(input_counts),
     )
     if summary.rows + summary.rejects != summary.inputs:
         raise RuntimeError(

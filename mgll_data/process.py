@@ -33,16 +33,17 @@ def process_item(item: SourceItem, ctx: BuildContext) -> Outcome:
         "source_path": item.source_path,
         "report_path": item.report_path,
     }
+    counts: dict[str, int] = {}
     try:
-        row = _build_row(item, ctx, source_key, linkage)
+        row = _build_row(item, ctx, source_key, linkage, counts)
     except StageError as exc:
         linkage["error_detail"] = exc.reject.error
-        return Outcome(source_key, reject=exc.reject, linkage=linkage)
+        return Outcome(source_key, reject=exc.reject, linkage=linkage, counts=counts)
     except Exception as exc:  # a bug or an input no stage anticipated: still one reject, never a crash
         linkage["error_detail"] = f"{type(exc).__name__}: {exc}"
         reject = Reject(stage="internal", reason="internal-error", error=f"unexpected {type(exc).__name__}")
         return Outcome(source_key, reject=reject, linkage=linkage)
-    return Outcome(source_key, row=row, linkage=linkage)
+    return Outcome(source_key, row=row, linkage=linkage, counts=counts)
 
 
 def read_report(item: SourceItem, export_root: Path) -> str:
@@ -85,11 +86,17 @@ _REPORT_ERRORS = {
 }
 
 
-def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: dict[str, Any]) -> dict[str, Any]:
+def _build_row(
+    item: SourceItem, ctx: BuildContext, source_key: str, linkage: dict[str, Any], counts: dict[str, int]
+) -> dict[str, Any]:
     if item.image_path is None:  # a report-only input: its reason is the report's own problem, if any
         reason = item.report_error or sources.REPORT_WITHOUT_IMAGE
         raise StageError("sources", reason, _REPORT_ERRORS.get(reason, "report unusable"))
-    raw_report = read_report(item, ctx.export_root)
+    raw_report, control_chars = deid.strip_control_characters(read_report(item, ctx.export_root))
+    if control_chars:
+        counts.update(reports_with_control_characters=1, control_characters_stripped=control_chars)
+    if not raw_report.strip():
+        raise StageError("reports", "report-empty", "the report is empty")
     rendered = imaging.render_file(ctx.export_root / item.image_path, ctx.pipeline.image)
     deid.refuse_burned_in_text(rendered.header, ctx.pipeline.image.burned_in_annotation)
 

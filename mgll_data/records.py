@@ -60,10 +60,12 @@ class Outcome:
     """What one input became. Exactly one of `row` / `reject` is set.
 
     `linkage` is private (original ids, source path, full error detail) and goes only to the linkage
-    table outside the dataset.
+    table outside the dataset. `counts` are things done to this input that the build summary adds up
+    (e.g. control characters stripped from its report).
     """
 
     source_key: str
     row: dict[str, Any] | None = None
     reject: Reject | None = None
     linkage: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)

@@ -252,19 +252,32 @@ def test_missing_rejects_table_fails(tmp_path: Path) -> None:
     assert errors_mentioning(validate_dataset(path), "rejects", "rejects.parquet is missing")
 
 
-def test_uid_in_report_text_is_a_privacy_warning(tmp_path: Path, rows: list[dict]) -> None:
+def test_uid_in_report_text_is_a_privacy_error_or_with_allow_phi_a_warning(tmp_path: Path, rows: list[dict]) -> None:
     rows[0]["report_text"] += " Series 1.2.840.113619.2.55.3.604688119.868.1234567890.123 on 2019-03-04."
-    report = validate_dataset(write_dataset(tmp_path / "ds", rows=rows))
-    assert report.ok
-    assert [w for w in report.warnings if "privacy" in w and "'report_text'" in w and "DICOM UID" in w]
-    assert [w for w in report.warnings if "privacy" in w and "'report_text'" in w and "a date" in w]
+    path = write_dataset(tmp_path / "ds", rows=rows)
+    report = validate_dataset(path)
+    assert not report.ok
+    assert errors_mentioning(report, "privacy", "'report_text'", "DICOM UID")
+    assert errors_mentioning(report, "privacy", "'report_text'", "a date")
+    allowed = validate_dataset(path, allow_phi=True)
+    assert allowed.ok
+    assert [w for w in allowed.warnings if "privacy" in w and "'report_text'" in w and "DICOM UID" in w]
 
 
-def test_raw_patient_ids_are_a_privacy_warning(tmp_path: Path, rows: list[dict]) -> None:
+def test_raw_patient_ids_are_a_privacy_error(tmp_path: Path, rows: list[dict]) -> None:
     for row in rows:
         row["patient_id"] = f"MRN{row['patient_id'][-4:]}"
     report = validate_dataset(write_dataset(tmp_path / "ds", rows=rows))
-    assert [w for w in report.warnings if "'patient_id'" in w and "keyed pseudonyms" in w]
+    assert errors_mentioning(report, "privacy", "'patient_id'", "keyed pseudonyms")
+
+
+def test_cli_fails_on_phi_unless_allow_warnings(tmp_path: Path, rows: list[dict]) -> None:
+    rows[0]["report_text"] += " Seen 2019-03-04."
+    path = write_dataset(tmp_path / "ds", rows=rows)
+    failed = CliRunner().invoke(validate, [str(path)])
+    assert failed.exit_code == 1 and "ERROR  privacy" in failed.output and "a date" in failed.output
+    allowed = CliRunner().invoke(validate, [str(path), "--allow-warnings"])
+    assert allowed.exit_code == 0 and "warn   privacy" in allowed.output, allowed.output
 
 
 def test_not_a_dataset_raises_one_line_error(tmp_path: Path) -> None:

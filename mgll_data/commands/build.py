@@ -68,6 +68,9 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
     echo(f"  inputs {summary.inputs}: {summary.rows} rows + {summary.rejects} rejects"
          + (f" ({summary.skipped} already built, skipped)" if summary.skipped else ""))
     echo("  splits " + ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
+    if summary.counts.get("reports_with_control_characters"):
+        echo(f"  control characters stripped from {summary.counts['reports_with_control_characters']} report(s) "
+             f"({summary.counts['control_characters_stripped']} characters)")
     if summary.rejects_by_reason:
         echo("  rejects by reason: " + ", ".join(f"{k} {v}" for k, v in summary.rejects_by_reason.items()))
     echo(f"  {summary.processed} processed in {summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s, "

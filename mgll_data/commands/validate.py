@@ -17,12 +17,15 @@ from mgll_data.validate import NotADatasetError, validate_dataset
 @click.option("--full", is_flag=True, help="Decode every image, not a sample.")
 @click.option("--sample", type=click.IntRange(min=0), default=200, show_default=True,
               help="How many images to decode (evenly spread, same rows every run).")
-def validate(dataset: Path, json_out: str | None, full: bool, sample: int) -> None:
+@click.option("--allow-warnings", is_flag=True,
+              help="Report PHI-like strings (UIDs, dates, DICOM names, raw ids) as warnings, not errors.")
+def validate(dataset: Path, json_out: str | None, full: bool, sample: int, allow_warnings: bool) -> None:
     """Check a built DATASET folder against the contract; exit 1 on any error.
 
     Checks the Arrow schema and file metadata, nulls, label statuses and names, image decoding and sizes,
     split leakage (a patient in two splits), duplicate ids and image content, granularity coverage,
-    manifest counts (rows + rejects = inputs) and shard listing, plus privacy smoke checks.
+    manifest counts (rows + rejects = inputs) and shard listing, plus privacy checks: a string that looks
+    like a UID, a date, a DICOM person name or a raw id fails the dataset (--allow-warnings: warn only).
 
     \b
     Example:
@@ -31,7 +34,7 @@ def validate(dataset: Path, json_out: str | None, full: bool, sample: int) -> No
       mgll validate mgll-cxr --json - | jq .ok
     """
     try:
-        report = validate_dataset(dataset, full=full, sample=sample, progress=True)
+        report = validate_dataset(dataset, full=full, sample=sample, progress=True, allow_phi=allow_warnings)
     except NotADatasetError as exc:
         raise click.ClickException(str(exc)) from None
     payload = json.dumps(report.to_dict(), indent=2) + "\n"

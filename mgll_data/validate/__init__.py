@@ -47,15 +47,17 @@ __all__ = [
 ]
 
 
-def validate_dataset(path: Path, full: bool = False, sample: int = 200, *, progress: bool = False) -> ValidationReport:
+def validate_dataset(
+    path: Path, full: bool = False, sample: int = 200, *, progress: bool = False, allow_phi: bool = False
+) -> ValidationReport:
     """Check the dataset folder at `path`; never raises for a broken dataset, only for a path that is not one.
 
     `sample` images (evenly spread, so the same rows every run) are decoded, or all with `full=True`;
-    every other check reads every row. Raises NotADatasetError (one-line message) when `path` is not a
-    dataset folder.
+    every other check reads every row. PHI the privacy checks can see is an error unless `allow_phi`
+    makes it a warning. Raises NotADatasetError (one-line message) when `path` is not a dataset folder.
     """
     root = require_dataset(Path(path))
-    out = Recorder(str(root))
+    out = Recorder(str(root), allow_phi=allow_phi)
     manifest = check_layout_and_manifest(root, out)
     shards = check_shards(root, manifest, out)
     contract_version, metadata = check_metadata(shards, manifest, out)

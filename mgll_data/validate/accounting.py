@@ -64,7 +64,7 @@ def check_rejects(root: Path, out: Recorder) -> list[dict[str, Any]] | None:
             n = pc.sum(pc.match_substring_regex(column, pattern)).as_py() or 0
             if n:
                 holds = verb(n, "looks like it holds", "look like they hold")
-                out.warn("privacy", f"{plural(n, 'reject error')} {holds} {what}")
+                out.phi("privacy", f"{plural(n, 'reject error')} {holds} {what}")
     if "source_key" in usable:
         repeated = sum(n - 1 for n in Counter(r["source_key"] for r in rows).values() if n > 1)
         if repeated:

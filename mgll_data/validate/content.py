@@ -146,8 +146,8 @@ def _report_texts(state: Scan, present: set[str], out: Recorder) -> None:
 def _report_privacy(state: Scan, out: Recorder) -> None:
     """The privacy smoke checks over string columns."""
     for (column, what), n in sorted(state.privacy.items()):
-        out.warn("privacy", f"{plural(n, 'value')} in '{column}' {verb(n, 'looks', 'look')} like {what}")
+        out.phi("privacy", f"{plural(n, 'value')} in '{column}' {verb(n, 'looks', 'look')} like {what}")
     for column, (n, example) in sorted(state.not_pseudonyms.items()):
-        out.warn("privacy", f"{plural(n, 'value')} in '{column}' {verb(n, 'does', 'do')} not look like "
+        out.phi("privacy", f"{plural(n, 'value')} in '{column}' {verb(n, 'does', 'do')} not look like "
                             f"keyed pseudonyms (<kind>-<hex>), e.g. {example!r}")
     out.passed("privacy", "no UID-, date- or name-like strings; ids look like keyed pseudonyms")

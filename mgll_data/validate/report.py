@@ -99,8 +99,9 @@ class ValidationReport:
 class Recorder:
     """Collects the checks' findings and stats into one ValidationReport."""
 
-    def __init__(self, dataset: str) -> None:
+    def __init__(self, dataset: str, *, allow_phi: bool = False) -> None:
         self.report = ValidationReport(dataset=dataset)
+        self.allow_phi = allow_phi
         self.stats = self.report.stats
         self._ok_messages: dict[str, str] = {}
 
@@ -112,6 +113,10 @@ class Recorder:
 
     def warn(self, check: str, message: str) -> None:
         self._add(check, "warn", message)
+
+    def phi(self, check: str, message: str) -> None:
+        """PHI the checks can see: an error (a dataset is meant to be shared), a warning when allowed."""
+        self._add(check, "warn" if self.allow_phi else "error", message)
 
     def skip(self, check: str, message: str) -> None:
         self._add(check, "skip", message)
