@@ -92,7 +92,7 @@ def build_dataset(
     output_folder.check_paths(source, out, linkage_path)  # before anything is created, the salt included
     salt = deid.load_salt(Path(salt_file) if salt_file else deid.default_salt_path())
     items = list(sources.discover(source, pipeline))
-    keys = [deid.source_key(salt, item.image_path) for item in items]
+    keys = [deid.source_key(salt, item.source_path) for item in items]
     writer.check_linkage(linkage_path)  # before --overwrite deletes anything: a refusal changes nothing
     with output_folder.claim(source, out, linkage_path, overwrite=overwrite):
         if overwrite:
