@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageFile
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from mgll_data import schema
+from mgll_data import dataset, schema
 
 # A truncated PNG must fail loudly (and be counted), never decode as a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -96,9 +96,9 @@ def open_dataset(path: Path) -> DatasetInfo:
     root = Path(path)
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
-    shards = tuple(sorted((root / "data").glob("*.parquet")))
+    shards = tuple(dataset.shard_paths(root))
     if not shards:
-        raise DatasetError(f"no data shards in {root / 'data'} (expected data/part-*.parquet from `mgll build`)")
+        raise DatasetError(f"no data shards in {dataset.data_dir(root)} (build the dataset with `mgll build`)")
     first_meta: dict[str, Any] | None = None
     rows = 0
     digest = hashlib.sha256()
@@ -117,9 +117,9 @@ def open_dataset(path: Path) -> DatasetInfo:
             raise DatasetError(f"shard {shard.name} has another vocabulary or granularity list than {shards[0].name}")
         rows += parquet.metadata.num_rows
         digest.update(f"{shard.name}:{shard.stat().st_size}:{parquet.metadata.num_rows};".encode())
-    manifest = root / "manifest.json"
-    if manifest.is_file():
-        digest.update(manifest.read_bytes())
+    manifest = dataset.manifest_bytes(root)
+    if manifest is not None:
+        digest.update(manifest)
     assert first_meta is not None
     return DatasetInfo(
         root=root,
@@ -157,14 +157,8 @@ def text_id(text: str | None) -> int:
 
 def label_matrix(labels_column: Sequence[Sequence[dict[str, Any]] | None], vocabulary: Sequence[str]) -> torch.Tensor:
     """Multi-hot positives over the vocabulary: status 1 only, since uncertain (-1) is not evidence of a finding."""
-    index = {name: i for i, name in enumerate(vocabulary)}
-    out = torch.zeros(len(labels_column), len(vocabulary), dtype=torch.float32)
-    for row, labels in enumerate(labels_column):
-        for item in labels or ():
-            col = index.get(item["name"])
-            if col is not None and item["status"] == 1:
-                out[row, col] = 1.0
-    return out
+    statuses, _ = dataset.label_matrix(labels_column, vocabulary)
+    return torch.from_numpy(statuses == 1).to(torch.float32)
 
 
 def _to_unit_float(img: Image.Image) -> Image.Image:

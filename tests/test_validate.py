@@ -7,9 +7,11 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from mgll_data import dataset
 from mgll_data.commands.validate import validate
 from mgll_data.validate import NotADatasetError, validate_dataset
 from tests.dataset_fixtures import (
@@ -37,7 +39,7 @@ def test_valid_dataset_passes_every_check(tmp_path: Path) -> None:
     assert report.ok, report.errors
     assert report.warnings == []
     assert report.stats["rows"] == 30
-    assert report.stats["shards"] == 3
+    assert report.stats["shards"] == 9, "three shards for each of the three splits"
     assert report.stats["images_checked"] == 30
     assert sum(report.stats["splits"].values()) == 30
     levels = {f.check: f.level for f in report.findings}
@@ -200,36 +202,42 @@ def test_manifest_missing_key_fails(tmp_path: Path) -> None:
     assert errors_mentioning(validate_dataset(path), "manifest", "lacks keys: timings")
 
 
+def shard(root: Path, split: str, index: int) -> Path:
+    return dataset.data_dir(root) / dataset.shard_name(split, index)
+
+
 def test_shard_listed_but_missing_fails(tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "ds", rows=12, shards=2)
-    (path / "data" / "part-00001.parquet").unlink()
+    gone = shard(path, "train", 1)
+    lost = pq.ParquetFile(gone).metadata.num_rows
+    gone.unlink()
     report = validate_dataset(path)
-    assert errors_mentioning(report, "shards", "missing on disk", "data/part-00001.parquet")
-    assert errors_mentioning(report, "counts", "manifest says 12 rows, the shards hold 6")
+    assert errors_mentioning(report, "shards", "missing on disk", dataset.relative_name(path, gone))
+    assert errors_mentioning(report, "counts", f"manifest says 12 rows, the shards hold {12 - lost}")
 
 
 def test_extra_shard_on_disk_fails(tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "ds", rows=12, shards=2)
-    shutil.copy(path / "data" / "part-00000.parquet", path / "data" / "part-00002.parquet")
+    shutil.copy(shard(path, "train", 0), shard(path, "train", 2))
     report = validate_dataset(path)
-    assert errors_mentioning(report, "shards", "not listed in the manifest", "data/part-00002.parquet")
+    assert errors_mentioning(report, "shards", "not listed in the manifest", "data/train-00002.parquet")
     assert errors_mentioning(report, "image_ids", "duplicate image_id")
 
 
 def test_unreadable_shard_is_an_error_not_a_crash(tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "ds", rows=12, shards=2)
-    (path / "data" / "part-00001.parquet").write_bytes(b"PAR1 garbage")
+    shard(path, "train", 1).write_bytes(b"PAR1 garbage")
     report = validate_dataset(path)
-    assert errors_mentioning(report, "shards", "data/part-00001.parquet is not a readable Parquet file")
+    assert errors_mentioning(report, "shards", "data/train-00001.parquet is not a readable Parquet file")
 
 
 def test_shards_with_different_schemas_fail(tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "ds", rows=12, shards=2)
     other = tmp_path / "other"
     write_dataset(other, rows=make_rows(6, seed=7), arrow_schema=contract_schema(retype={"width": pa.int64()}))
-    shutil.copy(other / "data" / "part-00000.parquet", path / "data" / "part-00001.parquet")
+    shutil.copy(shard(other, "train", 0), shard(path, "train", 1))
     report = validate_dataset(path)
-    assert errors_mentioning(report, "shards", "part-00001.parquet has a different schema", "'width'")
+    assert errors_mentioning(report, "shards", "train-00001.parquet has a different schema", "'width'")
 
 
 def test_missing_metadata_key_fails(tmp_path: Path, rows: list[dict]) -> None:

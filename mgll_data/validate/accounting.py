@@ -15,10 +15,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mgll_data import schema
+from mgll_data.dataset import MANIFEST_FILE, REJECTS_FILE
 from mgll_data.validate.report import Recorder, examples, plural, verb
 from mgll_data.validate.scan import PRIVACY_PATTERNS, Scan
 from mgll_data.validate.structure import normalise_type
-from mgll_data.writer import MANIFEST_FILE, REJECTS_FILE
 
 REJECT_STAGES = ("sources", "imaging", "deid", "reports", "writer")
 PATH_PATTERN = r"(^|[\s'\"(=])(/[^\s/]+){2,}|\b[A-Za-z]:\\"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mgll_data.dataset import split_order
+
 EXAMPLES = 3
 
 # The order checks are reported in; each appears once as "ok" when it found nothing.
@@ -18,6 +20,7 @@ CHECKS = (
     "shards",
     "metadata",
     "columns",
+    "huggingface",
     "nulls",
     "values",
     "labels",
@@ -28,12 +31,9 @@ CHECKS = (
     "granularities",
     "rejects",
     "counts",
+    "linkage",
     "privacy",
 )
-
-
-class NotADatasetError(Exception):
-    """The path is not a built dataset folder at all; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -134,12 +134,6 @@ class Recorder:
                 self._add(check, "ok", message)
         self.report.findings.sort(key=lambda f: CHECKS.index(f.check))
         return self.report
-
-
-def split_order(split: str) -> tuple[int, str]:
-    """Sort key: train, val, test first, any other split after them by name."""
-    known = ("train", "val", "test")
-    return (known.index(split) if split in known else len(known), split)
 
 
 def examples(values: list[Any]) -> str:
