@@ -16,7 +16,6 @@ pixels and the views' draws, which `transform.finish_batch` applies on the devic
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from mgll_data import schema
+from mgll_data import dataset, schema
 from mgll_train.transform import CorruptImage, load_pixels, stack_pixels, view_tensor
 
 
@@ -95,9 +94,9 @@ def open_dataset(path: Path) -> DatasetInfo:
     root = Path(path)
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
-    shards = tuple(sorted((root / "data").glob("*.parquet")))
+    shards = tuple(dataset.shard_paths(root))
     if not shards:
-        raise DatasetError(f"no data shards in {root / 'data'} (expected data/part-*.parquet from `mgll build`)")
+        raise DatasetError(f"no data shards in {dataset.data_dir(root)} (build the dataset with `mgll build`)")
     first_meta: dict[str, Any] | None = None
     rows = 0
     digest = hashlib.sha256()
@@ -116,9 +115,9 @@ def open_dataset(path: Path) -> DatasetInfo:
             raise DatasetError(f"shard {shard.name} has another vocabulary or granularity list than {shards[0].name}")
         rows += parquet.metadata.num_rows
         digest.update(f"{shard.name}:{shard.stat().st_size}:{parquet.metadata.num_rows};".encode())
-    manifest = root / "manifest.json"
-    if manifest.is_file():
-        digest.update(manifest.read_bytes())
+    manifest = dataset.manifest_bytes(root)
+    if manifest is not None:
+        digest.update(manifest)
     assert first_meta is not None
     return DatasetInfo(
         root=root,
@@ -133,24 +132,21 @@ def open_dataset(path: Path) -> DatasetInfo:
 
 
 def split_counts(info: DatasetInfo) -> dict[str, int]:
-    """Rows per split: from manifest.json's `splits` when it covers every row (what `mgll build` writes, so
+    """Rows per split: from the manifest's `splits` when they cover every row (what `mgll build` writes, so
     start-up reads no shard), else from the `split` column (no image bytes are read, but every shard is)."""
-    manifest = info.root / "manifest.json"
-    if manifest.is_file():
-        try:
-            splits = json.loads(manifest.read_text(encoding="utf-8")).get("splits")
-        except (OSError, ValueError, AttributeError):
-            splits = None
-        if isinstance(splits, dict) and sum(int(n) for n in splits.values()) == info.num_rows:
-            return {str(name): int(n) for name, n in splits.items()}
+    splits = (dataset.read_manifest(info.root) or {}).get("splits")
+    if isinstance(splits, dict) and sum(int(n) for n in splits.values()) == info.num_rows:
+        return {str(name): int(n) for name, n in splits.items()}
     table = pads.dataset([str(s) for s in info.shards], format="parquet").to_table(columns=["split"])
     counts = table.column("split").value_counts().to_pylist()
     return {c["values"]: int(c["counts"]) for c in counts}
 
 
-def row_group_units(info: DatasetInfo, slots: int) -> list[Unit]:
-    """Row groups as read units; when there are fewer than slots, each is cut into row-strided parts."""
-    groups = [(str(s), i) for s in info.shards for i in range(pq.ParquetFile(s).metadata.num_row_groups)]
+def row_group_units(info: DatasetInfo, slots: int, split: str | None = None) -> list[Unit]:
+    """Row groups as read units; when there are fewer than slots, each is cut into row-strided parts. With
+    `split`, shards whose name says they hold another split are left out (schema-1.0 shards mix splits)."""
+    shards = [s for s in info.shards if split is None or (dataset.parse_shard_name(s.name) or (None,))[0] in (None, split)]
+    groups = [(str(s), i) for s in shards for i in range(pq.ParquetFile(s).metadata.num_row_groups)]
     parts = max(1, math.ceil(slots / max(1, len(groups))))
     return [Unit(shard, rg, p, parts) for shard, rg in groups for p in range(parts)]
 
@@ -178,14 +174,8 @@ def text_id(text: str | None) -> int:
 
 def label_matrix(labels_column: Sequence[Sequence[dict[str, Any]] | None], vocabulary: Sequence[str]) -> torch.Tensor:
     """Multi-hot positives over the vocabulary: status 1 only, since uncertain (-1) is not evidence of a finding."""
-    index = {name: i for i, name in enumerate(vocabulary)}
-    out = torch.zeros(len(labels_column), len(vocabulary), dtype=torch.float32)
-    for row, labels in enumerate(labels_column):
-        for item in labels or ():
-            col = index.get(item["name"])
-            if col is not None and item["status"] == 1:
-                out[row, col] = 1.0
-    return out
+    statuses, _ = dataset.label_matrix(labels_column, vocabulary)
+    return torch.from_numpy(statuses == 1).to(torch.float32)
 
 
 class TextTokens:
@@ -353,7 +343,7 @@ class ParquetImageText(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         slot, slots, worker_id = self._slot()
         skip = self._rows_to_skip(slot, worker_id, slots // self.world_size)
-        units = row_group_units(self.info, slots)
+        units = row_group_units(self.info, slots, self.split)
         corrupt: list[str] = []
         index = epoch = 0
         while self.epochs is None or epoch < self.epochs:

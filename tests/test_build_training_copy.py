@@ -61,3 +61,12 @@ def test_the_loader_takes_the_copy_when_every_shard_has_it(built):
 def test_only_jpeg_is_a_training_format():
     with pytest.raises(PipelineError, match="image.training_format must be jpeg"):
         from_dict({"source": {"layout": "mimic-cxr"}, "image": {"training_format": "webp"}})
+
+
+def test_hugging_face_decodes_the_copy_as_an_image(built, tmp_path):
+    import datasets
+
+    loaded = datasets.load_dataset(str(built / "with"), cache_dir=str(tmp_path))
+    split = next(iter(loaded.values()))
+    assert isinstance(split.features["image_train"], datasets.Image)
+    assert split[0]["image_train"].format == "JPEG" and split[0]["image_train"].size == split[0]["image"].size

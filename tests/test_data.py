@@ -1,6 +1,7 @@
 import json
 import pickle
 from functools import partial
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,6 +16,7 @@ from mgll_train.data import (
     build_loader,
     label_matrix,
     open_dataset,
+    row_group_units,
     split_counts,
     text_id,
 )
@@ -197,3 +199,16 @@ def test_split_counts_come_from_the_manifest_when_it_covers_every_row(tmp_path):
     assert split_counts(open_dataset(root)) == {"train": 5, "test": 3}
     (root / "manifest.json").write_text(json.dumps({**manifest, "splits": {"train": 5}}))
     assert split_counts(open_dataset(root)) == {"train": 6, "val": 2}  # stale: does not add up to the rows
+
+
+def test_a_split_reads_only_its_own_shards_when_their_names_say_the_split(tmp_path):
+    root = write_dataset(tmp_path / "ds", rows=8, splits=("train",))
+    (root / "data" / "part-00000.parquet").rename(root / "data" / "train-00000.parquet")
+    other = write_dataset(tmp_path / "other", rows=4, splits=("val",), seed=1)
+    (other / "data" / "part-00000.parquet").rename(root / "data" / "validation-00000.parquet")
+    info = open_dataset(root)
+    assert len(info.shards) == 2
+    assert {Path(u.shard).name for u in row_group_units(info, 1, "train")} == {"train-00000.parquet"}
+    assert {Path(u.shard).name for u in row_group_units(info, 1, "val")} == {"validation-00000.parquet"}
+    assert len(row_group_units(info, 1)) == 2
+    assert len(_ids(ParquetImageText(info, TEXTS, image_size=16, split="val", epochs=1))) == 4
