@@ -139,7 +139,7 @@ def end_to_end(setup: Setup, dataset: Path, out: Path) -> dict[str, float]:
     config = TrainConfig(
         dataset=str(dataset), out=str(out), model=setup.model, text_model=setup.text_model, batch_size=setup.batch,
         image_size=setup.image_size, precision=setup.precision, workers=setup.workers, max_steps=steps,
-        compile=setup.compile, log_every=1, save_every=10**9, device=str(setup.device),
+        compile=setup.compile, log_every=10, save_every=10**9, device=str(setup.device),
     )  # fmt: skip
     gc.collect()  # the step-alone model must not count in this run's peak memory
     _reset_peak(setup.device)
