@@ -1,8 +1,10 @@
 """`mgll build` as a library function: export → sources → per-input stage (via an engine) → writer.
 
 The build is resumable: inputs whose `source_key` is already in a whole shard or in the rejects table are
-skipped, so re-running the same command after a kill finishes the rest. Rows + rejects = inputs is
-checked before the manifest is written.
+skipped, so re-running the same command after a kill finishes the rest. A resume that cannot find an
+input the dataset already holds is refused (the export changed, or it is another one). OUT is claimed
+through `output_folder` (checked against the export, locked for the whole build). Rows + rejects = inputs
+is checked before the manifest is written.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mgll_data import __version__, deid, reports, schema, sources, writer
+from mgll_data import __version__, dataset, deid, output_folder, reports, schema, sources, writer
 from mgll_data.engines import get_engine
 from mgll_data.pipeline import Pipeline
 from mgll_data.pipeline import load as load_pipeline
 from mgll_data.process import BuildContext
+from mgll_data.records import SourceItem
 
 
 @dataclass
@@ -36,6 +39,7 @@ class BuildSummary:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)
     linkage: Path | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # summed `Outcome.counts` of this run's inputs
 
     @property
     def reject_rate(self) -> float:
@@ -58,11 +62,8 @@ class BuildSummary:
             "reject_rate": round(self.reject_rate, 4),
             "rejects_by_reason": self.rejects_by_reason,
             "splits": self.splits,
+            "counts": self.counts,
         }
-
-
-def default_linkage_path(out: Path) -> Path:
-    return out.parent / f"{out.name}.linkage.parquet"
 
 
 def build_dataset(
@@ -77,33 +78,99 @@ def build_dataset(
     salt_file: Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    license: str = dataset.DEFAULT_LICENSE,
 ) -> BuildSummary:
+    """Build (or resume building) the dataset of export `source` into `out`.
+
+    `license` (an SPDX id, or "other") is recorded in the manifest for the dataset card's front matter.
+    Raises OutputFolderError (one line) for an OUT or linkage path it must not use: see `output_folder`."""
     started = time.perf_counter()
     source, out = Path(source).resolve(), Path(out).resolve()
     if not isinstance(pipeline, Pipeline):
         pipeline = load_pipeline(pipeline)
-    linkage_path = Path(linkage).resolve() if linkage else default_linkage_path(out)
-    if linkage_path == out or out in linkage_path.parents:
-        raise ValueError("the linkage table identifies patients: --linkage must point outside the dataset folder")
+    linkage_path = Path(linkage).resolve() if linkage else dataset.default_linkage_path(out)
+    output_folder.check_paths(source, out, linkage_path)  # before anything is created, the salt included
     salt = deid.load_salt(Path(salt_file) if salt_file else deid.default_salt_path())
-
     items = list(sources.discover(source, pipeline))
-    state = writer.prepare_output(out, linkage_path, pipeline.content_hash, overwrite)
-    ctx = BuildContext(export_root=source, pipeline=pipeline, salt=salt)
-    todo = [item for item in items if deid.source_key(salt, item.image_path) not in state.done_keys]
+    keys = [deid.source_key(salt, item.source_path) for item in items]
+    writer.check_linkage(linkage_path)  # before --overwrite deletes anything: a refusal changes nothing
+    with output_folder.claim(source, out, linkage_path, overwrite=overwrite):
+        if overwrite:
+            writer.remove_linkage(linkage_path)
+        state = writer.read_existing(out, pipeline.content_hash)
+        _refuse_a_changed_export(state, set(keys), source, out)
+        writer.start_output(out, linkage_path, state)
+        todo = [item for item, key in zip(items, keys) if key not in state.done_keys]
+        ctx = BuildContext(export_root=source, pipeline=pipeline, salt=salt)
+        rejects, input_counts = _write(
+            todo, ctx, state, out, linkage_path, engine, engine_options, workers, progress
+        )
+        counts = writer.dataset_counts(out)
+        summary = BuildSummary(
+            out=out,
+            inputs=len(items),
+            rows=counts["rows"],
+            rejects=len(rejects),
+            skipped=len(items) - len(todo),
+            processed=len(todo),
+            seconds=time.perf_counter() - started,
+            rejects_by_reason=dict(Counter(r["reason"] for r in rejects).most_common()),
+            splits=counts["splits"],
+            linkage=linkage_path,
+            counts=dict(input_counts),
+        )
+        if summary.rows + summary.rejects != summary.inputs:  # an invariant, not a user error: see above
+            raise RuntimeError(f"accounting error: {summary.rows} rows + {summary.rejects} rejects != "
+                               f"{summary.inputs} inputs")
+        writer.write_manifest(out, _manifest(summary, pipeline, engine, workers, license))
+    return summary
 
-    vocabulary = reports.vocabulary_names(pipeline.reports.vocabulary)
+
+def _refuse_a_changed_export(state: writer.ExistingState, keys: set[str], source: Path, out: Path) -> None:
+    """A resume must find every input the dataset already holds: one missing means the export lost files
+    since the last build, or SOURCE is another export (or the salt another salt), and resuming would
+    leave rows of inputs that no longer exist. New inputs are fine: that is an increment."""
+    gone = len(state.done_keys - keys)
+    if not gone:
+        return
+    done = len(state.done_keys)
+    how_many = f"all {done} of them" if gone == done else f"{gone} of its {done}"
+    raise output_folder.OutputFolderError(
+        f"{out} was built from inputs that are not in {source}: {how_many} (deleted or moved since the last "
+        "build, or another export or salt); build into a new folder, or pass --overwrite to rebuild it from "
+        "this export"
+    )
+
+
+def _write(
+    todo: list[SourceItem],
+    ctx: BuildContext,
+    state: writer.ExistingState,
+    out: Path,
+    linkage_path: Path,
+    engine: str,
+    engine_options: dict[str, Any] | None,
+    workers: int,
+    progress: bool,
+) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Run the per-input stage over `todo` and write each outcome: a row into a shard or a reject, its
+    linkage entry into the journal first. Returns every reject of the dataset, earlier ones included, and
+    this run's summed per-input counts (e.g. control characters stripped from reports)."""
+    pipeline = ctx.pipeline
     arrow_schema = schema.arrow_schema(
-        list(pipeline.granularities), vocabulary, pipeline.name, pipeline_hash=pipeline.content_hash
+        list(pipeline.granularities), _vocabulary(pipeline), pipeline.name, pipeline_hash=pipeline.content_hash,
+        training_image=pipeline.image.training_format is not None,
     )
     journal = writer.LinkageJournal(linkage_path)
-    shards = writer.ShardWriter(out, arrow_schema, first_shard=state.next_shard, before_commit=journal.flush)
+    shards = writer.ShardWriter(out, arrow_schema, state.next_shards, before_commit=journal.flush)
     rejects = list(state.rejects)
+    input_counts: Counter[str] = Counter()
     run = get_engine(engine, **(engine_options or {}))
     bar = tqdm(total=len(todo), unit="img", desc="build", disable=not progress, dynamic_ncols=True)
     try:
         for outcome in run(todo, ctx, max(1, workers)):
             journal.add(writer.linkage_entry(outcome))  # before the row: adding it may commit its shard
+            input_counts.update(outcome.counts)
             if outcome.row is not None:
                 shards.add(outcome.row)
             else:
@@ -115,31 +182,14 @@ def build_dataset(
         shards.close()
         writer.write_rejects(out, rejects)
         journal.finish()
-
-    counts = writer.dataset_counts(out)
-    seconds = time.perf_counter() - started
-    summary = BuildSummary(
-        out=out,
-        inputs=len(items),
-        rows=counts["rows"],
-        rejects=len(rejects),
-        skipped=len(items) - len(todo),
-        processed=len(todo),
-        seconds=seconds,
-        rejects_by_reason=dict(Counter(r["reason"] for r in rejects).most_common()),
-        splits=counts["splits"],
-        linkage=linkage_path,
-    )
-    if summary.rows + summary.rejects != summary.inputs:
-        raise RuntimeError(
-            f"accounting error: {summary.rows} rows + {summary.rejects} rejects != {summary.inputs} inputs; "
-            "the export changed since the last build? re-run with --overwrite"
-        )
-    writer.write_manifest(out, _manifest(summary, pipeline, vocabulary, engine, workers))
-    return summary
+    return rejects, input_counts
 
 
-def _manifest(summary: BuildSummary, pipeline: Pipeline, vocabulary: list[str], engine: str, workers: int) -> dict[str, Any]:
+def _vocabulary(pipeline: Pipeline) -> list[str]:
+    return reports.vocabulary_names(pipeline.reports.vocabulary)
+
+
+def _manifest(summary: BuildSummary, pipeline: Pipeline, engine: str, workers: int, license: str) -> dict[str, Any]:
     return {
         "schema_version": schema.schema_version(),
         "tool_version": __version__,
@@ -152,9 +202,10 @@ def _manifest(summary: BuildSummary, pipeline: Pipeline, vocabulary: list[str], 
         "rejects": summary.rejects,
         "rejects_by_reason": summary.rejects_by_reason,
         "splits": summary.splits,
-        "label_vocabulary": vocabulary,
+        "label_vocabulary": _vocabulary(pipeline),
         "granularities": list(pipeline.granularities),
-        "shards": [f"{writer.DATA_DIR}/{p.name}" for p in writer.shard_paths(summary.out)],
+        "license": license,
+        "shards": [dataset.relative_name(summary.out, p) for p in dataset.shard_paths(summary.out)],
         "timings": {
             "seconds": round(summary.seconds, 3),
             "images_per_second": round(summary.images_per_second, 3),

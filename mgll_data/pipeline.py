@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from mgll_data import schema
+from mgll_data.reports.certainty import DEFAULT_POLICY, Policy, PolicyError, policy_from
 
 PIPELINE_DIR = Path(__file__).resolve().parent / "pipelines"
 LAYOUTS = ("mimic-cxr", "openi", "folder", "manifest")
@@ -30,6 +31,7 @@ class ImageSettings:
     size: int = 512
     format: str = "png"
     jpeg_quality: int = 95
+    training_format: str | None = None  # also store a lossy training copy (`image_train`) next to `image`
     percentiles: tuple[float, float] = (0.5, 99.5)
     default_modality: str | None = None
     burned_in_annotation: str = "reject"
@@ -39,6 +41,8 @@ class ImageSettings:
 class ReportSettings:
     vocabulary: str = "chexpert"
     sections: tuple[str, ...] = ("findings", "impression")
+    # which certainty levels become 1 / 0 / -1 / blank (a preset name or a mapping; see certainty.py)
+    uncertain_policy: Policy = field(default_factory=lambda: policy_from(DEFAULT_POLICY))
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,15 @@ def from_dict(raw: dict[str, Any], content_hash: str = "") -> Pipeline:
         size=int(img.get("size", 512)),
         format=str(img.get("format", "png")).lower(),
         jpeg_quality=int(img.get("jpeg_quality", 95)),
+        training_format=str(img["training_format"]).lower() if img.get("training_format") else None,
         percentiles=tuple(float(p) for p in img.get("percentiles", (0.5, 99.5))),
         default_modality=img.get("default_modality"),
         burned_in_annotation=str(img.get("burned_in_annotation", "reject")).lower(),
     )
     if image.format not in ("png", "jpeg"):
         raise PipelineError(f"image.format must be png or jpeg, got {image.format!r}")
+    if image.training_format not in (None, "jpeg"):
+        raise PipelineError(f"image.training_format must be jpeg or absent, got {image.training_format!r}")
     if image.burned_in_annotation not in BURNED_IN_POLICIES:
         raise PipelineError(
             f"image.burned_in_annotation must be one of {', '.join(BURNED_IN_POLICIES)}, got {image.burned_in_annotation!r}"
@@ -102,9 +109,14 @@ def from_dict(raw: dict[str, Any], content_hash: str = "") -> Pipeline:
     if image.size < 16:
         raise PipelineError(f"image.size must be at least 16, got {image.size}")
     rep = dict(raw.get("reports") or {})
+    try:
+        policy = policy_from(rep.get("uncertain_policy", DEFAULT_POLICY))
+    except PolicyError as exc:
+        raise PipelineError(f"pipeline reports.uncertain_policy: {exc}") from None
     reports = ReportSettings(
         vocabulary=str(rep.get("vocabulary", "chexpert")),
         sections=tuple(str(s).lower() for s in rep.get("sections", ("findings", "impression"))),
+        uncertain_policy=policy,
     )
     granularities = tuple(raw.get("granularities") or ())
     unknown = sorted(set(granularities) - set(schema.known_granularities()))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mgll_data import deid, imaging, reports, schema
+from mgll_data import deid, imaging, reports, schema, sources
 from mgll_data.pipeline import Pipeline
 from mgll_data.records import Outcome, Reject, SourceItem, StageError
 from mgll_data.split import assign_split
@@ -27,22 +27,23 @@ class BuildContext:
 
 
 def process_item(item: SourceItem, ctx: BuildContext) -> Outcome:
-    source_key = deid.source_key(ctx.salt, item.image_path)
+    source_key = deid.source_key(ctx.salt, item.source_path)
     linkage: dict[str, Any] = {
         "source_key": source_key,
-        "source_path": item.image_path,
+        "source_path": item.source_path,
         "report_path": item.report_path,
     }
+    counts: dict[str, int] = {}
     try:
-        row = _build_row(item, ctx, source_key, linkage)
+        row = _build_row(item, ctx, source_key, linkage, counts)
     except StageError as exc:
         linkage["error_detail"] = exc.reject.error
-        return Outcome(source_key, reject=exc.reject, linkage=linkage)
+        return Outcome(source_key, reject=exc.reject, linkage=linkage, counts=counts)
     except Exception as exc:  # a bug or an input no stage anticipated: still one reject, never a crash
         linkage["error_detail"] = f"{type(exc).__name__}: {exc}"
         reject = Reject(stage="internal", reason="internal-error", error=f"unexpected {type(exc).__name__}")
         return Outcome(source_key, reject=reject, linkage=linkage)
-    return Outcome(source_key, row=row, linkage=linkage)
+    return Outcome(source_key, row=row, linkage=linkage, counts=counts)
 
 
 def read_report(item: SourceItem, export_root: Path) -> str:
@@ -54,9 +55,12 @@ def read_report(item: SourceItem, export_root: Path) -> str:
     elif item.report_path is not None:
         path = export_root / item.report_path
         try:
+            problem = sources.report_file_problem(path)  # before opening: reading a FIFO blocks forever
+            if problem:
+                raise StageError("reports", *problem)
             raw = path.read_bytes()
         except FileNotFoundError:
-            raise StageError("reports", "report-missing", "the report file does not exist") from None
+            raise StageError("reports", sources.REPORT_MISSING, "the report file does not exist") from None
         except OSError as exc:
             raise StageError("reports", "report-unreadable", f"the report file cannot be read ({type(exc).__name__})") from None
         if len(raw) > MAX_REPORT_BYTES:
@@ -73,14 +77,26 @@ def read_report(item: SourceItem, export_root: Path) -> str:
 
 
 _REPORT_ERRORS = {
-    "report-missing": "no report found for this image",
-    "report-unreadable": "the report could not be parsed",
+    sources.REPORT_MISSING: "no report found for this image",
+    sources.REPORT_UNREADABLE: "the report could not be parsed",
     "report-not-utf8": "the report is not valid UTF-8",
+    sources.REPORT_NOT_REGULAR: "the report is not a regular file (a FIFO, socket, device or directory)",
+    sources.REPORT_BROKEN_LINK: "the report is a symbolic link whose target does not exist",
+    sources.REPORT_WITHOUT_IMAGE: "no image of the export belongs to this report",
 }
 
 
-def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: dict[str, Any]) -> dict[str, Any]:
-    raw_report = read_report(item, ctx.export_root)
+def _build_row(
+    item: SourceItem, ctx: BuildContext, source_key: str, linkage: dict[str, Any], counts: dict[str, int]
+) -> dict[str, Any]:
+    if item.image_path is None:  # a report-only input: its reason is the report's own problem, if any
+        reason = item.report_error or sources.REPORT_WITHOUT_IMAGE
+        raise StageError("sources", reason, _REPORT_ERRORS.get(reason, "report unusable"))
+    raw_report, control_chars = deid.strip_control_characters(read_report(item, ctx.export_root))
+    if control_chars:
+        counts.update(reports_with_control_characters=1, control_characters_stripped=control_chars)
+    if not raw_report.strip():
+        raise StageError("reports", "report-empty", "the report is empty")
     rendered = imaging.render_file(ctx.export_root / item.image_path, ctx.pipeline.image)
     deid.refuse_burned_in_text(rendered.header, ctx.pipeline.image.burned_in_annotation)
 
@@ -104,6 +120,8 @@ def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: di
     try:
         report_text = deid.scrub_text(raw_report, known_phi)
         understood = reports.understand(report_text, metadata, ctx.pipeline)
+        if understood.truncated_chars:
+            counts.update(reports_truncated=1, report_characters_not_read=understood.truncated_chars)
     except StageError:
         raise
     except Exception as exc:
@@ -130,9 +148,11 @@ def _build_row(item: SourceItem, ctx: BuildContext, source_key: str, linkage: di
         "manufacturer_model": metadata.get("manufacturer_model"),
         "source_format": rendered.source_format,
         "source_key": source_key,
-        "labels": [{"name": name, "status": status} for name, status in understood.labels],
+        "labels": [{"name": name, "status": status, "certainty": certainty} for name, status, certainty in understood.labels],
         "report_text": understood.report_text,
     }
     for granularity in ctx.pipeline.granularities:
         row[schema.text_column(granularity)] = understood.texts.get(granularity)
+    if rendered.training_data is not None:
+        row[schema.TRAINING_IMAGE] = {"bytes": rendered.training_data, "path": f"{image_id}.jpg"}
     return row

@@ -1,8 +1,8 @@
 """The dataset contract, read from `schemas/dataset-v<N>.json`.
 
-The JSON file is the single source of truth: the writer builds its Arrow schema from it, `mgll validate`
-checks against it, and the trainer reads it to know which columns to expect. Nothing here hard-codes a
-column.
+The JSON file is the single source of truth: the writer builds its Arrow schema and the Hugging Face
+`datasets` features from it, `mgll validate` checks against it, and the trainer reads it to know which
+columns to expect. Nothing here hard-codes a column.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ META_VOCABULARY = b"mgll.label_vocabulary"
 META_GRANULARITIES = b"mgll.granularities"
 META_PIPELINE = b"mgll.pipeline"
 META_PIPELINE_HASH = b"mgll.pipeline_hash"
+META_HUGGINGFACE = b"huggingface"  # where `datasets` looks for a Parquet file's Features
+# Optional column: a lossy copy of `image` for fast training loaders (pipeline `image.training_format`).
+TRAINING_IMAGE = "image_train"
 
 _SCALARS = {
     "string": pa.string(),
@@ -43,16 +46,39 @@ class Column:
     type: pa.DataType
     nullable: bool
     allowed: tuple[str, ...] | None = None
+    # the column's type in datasets written by an earlier minor version (struct fields marked "since")
+    older_types: tuple[pa.DataType, ...] = ()
 
 
-def _arrow_type(spec: Any) -> pa.DataType:
+def _feature(spec: Any) -> Any:
+    """The `datasets` feature (its JSON form) of a contract type. A list is written in the one-element-list
+    form, which every `datasets` release from 2.x on reads (4.x calls it `List`)."""
+    if isinstance(spec, str):
+        return {"dtype": spec, "_type": "Value"}
+    if "struct" in spec:
+        return {f["name"]: _feature(f["type"]) for f in spec["struct"]}
+    if "list" in spec:
+        return [_feature(spec["list"])]
+    raise ValueError(f"unknown type in schema file: {spec!r}")
+
+
+def _arrow_type(spec: Any, as_first_minor: bool = False) -> pa.DataType:
+    """The Arrow type of a schema spec; `as_first_minor` leaves out struct fields a later minor version
+    added (marked "since"), which is the type older datasets of the same major version carry."""
     if isinstance(spec, str):
         return _SCALARS[spec]
     if "struct" in spec:
-        return pa.struct([pa.field(f["name"], _arrow_type(f["type"])) for f in spec["struct"]])
+        fields = [f for f in spec["struct"] if not (as_first_minor and "since" in f)]
+        return pa.struct([pa.field(f["name"], _arrow_type(f["type"], as_first_minor)) for f in fields])
     if "list" in spec:
-        return pa.list_(_arrow_type(spec["list"]))
+        return pa.list_(_arrow_type(spec["list"], as_first_minor))
     raise ValueError(f"unknown type in schema file: {spec!r}")
+
+
+def _column(spec: dict[str, Any]) -> Column:
+    current, first = _arrow_type(spec["type"]), _arrow_type(spec["type"], as_first_minor=True)
+    return Column(spec["name"], current, bool(spec["nullable"]),
+                  tuple(spec["allowed"]) if "allowed" in spec else None, () if first.equals(current) else (first,))
 
 
 @lru_cache(maxsize=None)
@@ -75,10 +101,7 @@ def text_column(granularity: str, version: str = CURRENT_VERSION) -> str:
 
 
 def base_columns(version: str = CURRENT_VERSION) -> list[Column]:
-    return [
-        Column(c["name"], _arrow_type(c["type"]), bool(c["nullable"]), tuple(c["allowed"]) if "allowed" in c else None)
-        for c in contract(version)["columns"]
-    ]
+    return [_column(c) for c in contract(version)["columns"]]
 
 
 def columns(granularities: list[str], version: str = CURRENT_VERSION) -> list[Column]:
@@ -90,23 +113,52 @@ def columns(granularities: list[str], version: str = CURRENT_VERSION) -> list[Co
     return base_columns(version) + texts
 
 
+def huggingface_features(granularities: list[str], version: str = CURRENT_VERSION) -> dict[str, Any]:
+    """The Hugging Face `datasets` Features (as `Features.to_dict()` writes them) of a dataset with these
+    granularities: a column's `huggingface` entry in the contract names a special feature (`Image`),
+    every other column maps type by type."""
+    columns(granularities, version)  # refuses unknown granularities
+    features = {
+        c["name"]: {"_type": c["huggingface"]} if "huggingface" in c else _feature(c["type"])
+        for c in contract(version)["columns"]
+    }
+    features.update({text_column(g, version): _feature("string") for g in granularities})
+    return features
+
+
 def arrow_schema(
     granularities: list[str],
     vocabulary: list[str],
     pipeline: str,
     version: str = CURRENT_VERSION,
     pipeline_hash: str = "",
+    training_image: bool = False,
 ) -> pa.Schema:
-    """The Arrow schema of the data shards, with the contract's file metadata attached."""
-    fields = [pa.field(c.name, c.type, nullable=c.nullable) for c in columns(granularities, version)]
+    """The Arrow schema of the data shards, with the contract's file metadata and the Hugging Face features
+    attached; `training_image` adds the optional `image_train` column (the image's type and feature).
+
+    Every field is declared nullable, as `datasets` declares them: it applies a shard's features (the
+    `Image` of `image`) only to fields equal to its own, nullability included. The contract's required
+    columns are enforced by the writer (`required_columns`) and checked by `mgll validate`."""
+    fields = [pa.field(c.name, c.type) for c in columns(granularities, version)]
+    features = huggingface_features(granularities, version)
+    if training_image:
+        fields.append(pa.field(TRAINING_IMAGE, next(f.type for f in fields if f.name == "image")))
+        features[TRAINING_IMAGE] = features["image"]
     metadata = {
         META_SCHEMA_VERSION: schema_version(version).encode(),
         META_VOCABULARY: json.dumps(list(vocabulary)).encode(),
         META_GRANULARITIES: json.dumps(list(granularities)).encode(),
         META_PIPELINE: pipeline.encode(),
         META_PIPELINE_HASH: pipeline_hash.encode(),
+        META_HUGGINGFACE: json.dumps({"info": {"features": features}}).encode(),
     }
     return pa.schema(fields, metadata=metadata)
+
+
+def required_columns(version: str = CURRENT_VERSION) -> list[str]:
+    """The columns the contract says may never be null."""
+    return [c.name for c in base_columns(version) if not c.nullable]
 
 
 def rejects_schema(version: str = CURRENT_VERSION) -> pa.Schema:
@@ -129,4 +181,9 @@ def read_metadata(schema: pa.Schema) -> dict[str, Any]:
         out["pipeline"] = raw[META_PIPELINE].decode()
     if META_PIPELINE_HASH in raw:
         out["pipeline_hash"] = raw[META_PIPELINE_HASH].decode()
+    if META_HUGGINGFACE in raw:
+        try:
+            out["huggingface_features"] = json.loads(raw[META_HUGGINGFACE])["info"]["features"]
+        except (ValueError, KeyError, TypeError):
+            out["huggingface_features"] = None
     return out

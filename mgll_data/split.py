@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-SPLIT_ORDER = ("train", "val", "test")
+from mgll_data.dataset import SPLITS
 
 
 def assign_split(patient_pseudonym: str, ratios: dict[str, float]) -> str:
@@ -16,8 +16,8 @@ def assign_split(patient_pseudonym: str, ratios: dict[str, float]) -> str:
     digest = hashlib.sha256(b"mgll-split\0" + patient_pseudonym.encode()).digest()
     draw = int.from_bytes(digest[:8], "big") / 2**64
     cumulative = 0.0
-    for name in SPLIT_ORDER:
+    for name in SPLITS:
         cumulative += ratios.get(name, 0.0)
         if draw < cumulative:
             return name
-    return next(name for name in reversed(SPLIT_ORDER) if ratios.get(name, 0.0) > 0)
+    return next(name for name in reversed(SPLITS) if ratios.get(name, 0.0) > 0)

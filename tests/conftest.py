@@ -1,4 +1,10 @@
+import os
+
 import pytest
+
+# Tests never reach the network: `datasets` / `huggingface_hub` read these when first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 """Write small, valid built-dataset folders directly, so tests need not run the builder.
 
-The layout is the one CONTRACTS.md fixes for `mgll build`: `data/part-*.parquet` (Arrow schema from
-`mgll_data.schema.arrow_schema`), `rejects.parquet` (`schema.rejects_schema()`), and `manifest.json`.
+The layout is the one `mgll_data.dataset` names for `mgll build`: per-split shards (Arrow schema from
+`mgll_data.schema.arrow_schema`), the rejects table (`schema.rejects_schema()`) and the manifest.
 Rows hold real PNG bytes (random noise, so every image's content is distinct) and deterministic labels and
 texts, so tests can derive the counts they expect from `make_rows(...)` rather than hard-coding them.
 
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from mgll_data import __version__, schema
+from mgll_data import __version__, dataset, schema
 
 DEFAULT_GRANULARITIES = ("modality", "category", "disease", "description", "explanation", "study", "series")
 DEFAULT_VOCABULARY = ("Atelectasis", "Cardiomegaly", "Edema", "Pleural Effusion", "Pneumothorax")
@@ -155,8 +155,9 @@ def write_dataset(
     """Write a dataset folder at `path` and return `path`.
 
     `rows`/`rejects` are counts (generated) or explicit lists (e.g. hand-broken rows); `arrow_schema`
-    overrides the contract's schema (e.g. to write a wrong column type). Rows are split over `shards`
-    files in order; the manifest's counts are computed from what is written.
+    overrides the contract's schema (e.g. to write a wrong column type). Each split's rows are spread over
+    `shards` files in order (a row whose split is not a contract split goes with train, as a hand-broken
+    value); the manifest's counts are computed from what is written.
     """
     path = Path(path)
     row_list = make_rows(rows, granularities=granularities, vocabulary=vocabulary) if isinstance(rows, int) else rows
@@ -166,16 +167,17 @@ def write_dataset(
         list(granularities), list(vocabulary), pipeline, pipeline_hash=pipeline_hash
     )
 
-    (path / "data").mkdir(parents=True, exist_ok=True)
+    dataset.data_dir(path).mkdir(parents=True, exist_ok=True)
     shard_names = []
-    per_shard = -(-len(row_list) // shards) if row_list else 0
-    for k in range(shards):
-        chunk = row_list[k * per_shard : (k + 1) * per_shard]
-        name = f"data/part-{k:05d}.parquet"
-        table = pa.Table.from_pylist(chunk, schema=shard_schema)
-        pq.write_table(table, path / name, row_group_size=row_group_size, compression="zstd")
-        shard_names.append(name)
-    pq.write_table(pa.Table.from_pylist(reject_list, schema=schema.rejects_schema()), path / "rejects.parquet")
+    for split in dataset.SPLITS:
+        in_split = [r for r in row_list if (r.get("split") if r.get("split") in dataset.SPLITS else "train") == split]
+        per_shard = max(1, -(-len(in_split) // shards))
+        for k, start in enumerate(range(0, len(in_split), per_shard)):
+            shard = dataset.data_dir(path) / dataset.shard_name(split, k)
+            table = pa.Table.from_pylist(in_split[start : start + per_shard], schema=shard_schema)
+            pq.write_table(table, shard, row_group_size=row_group_size, compression="zstd")
+            shard_names.append(dataset.relative_name(path, shard))
+    pq.write_table(pa.Table.from_pylist(reject_list, schema=schema.rejects_schema()), path / dataset.REJECTS_FILE)
 
     manifest = {
         "schema_version": schema.schema_version(),
@@ -199,8 +201,8 @@ def write_dataset(
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    return json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+    return json.loads((Path(path) / dataset.MANIFEST_FILE).read_text(encoding="utf-8"))
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    (Path(path) / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (Path(path) / dataset.MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mgll_data import imaging
+from mgll_data import dataset, imaging
 from mgll_data.build import build_dataset
 from mgll_data.cli import main
 from mgll_data.demo import write_demo_export
@@ -54,7 +54,7 @@ def _dicoms(export: Path) -> list[Path]:
 
 
 def _rows(out: Path) -> list[dict]:
-    return [r for shard in sorted((out / "data").glob("part-*.parquet")) for r in pq.read_table(shard).to_pylist()]
+    return [r for shard in dataset.shard_paths(out) for r in pq.read_table(shard).to_pylist()]
 
 
 def _header_phi(path: Path) -> set[str]:
@@ -169,7 +169,7 @@ def test_rerun_resumes_and_overwrite_starts_over(export, built, salt, tmp_path):
 
     copy = tmp_path / "ds"
     build_dataset(export, copy, "mimic-cxr", salt_file=salt, progress=False)
-    shard = sorted((copy / "data").glob("part-*.parquet"))[-1]
+    shard = dataset.shard_paths(copy)[-1]
     shard.unlink()
     resumed = build_dataset(export, copy, "mimic-cxr", salt_file=salt, progress=False)
     assert resumed.processed > 0 and resumed.rows == first.rows

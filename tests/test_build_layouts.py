@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from skimage import data as skdata
 
-from mgll_data import schema
+from mgll_data import dataset, schema
 from mgll_data.build import build_dataset
 from mgll_data.cli import main
 from mgll_data.pipeline import PIPELINE_DIR
@@ -44,8 +45,7 @@ class Built:
     def __init__(self, export: Path, out: Path, summary: Any, pipeline: str | Path) -> None:
         self.export, self.out, self.summary = export, out, summary
         self.pipeline = load_pipeline(pipeline)
-        shards = sorted((out / "data").glob("part-*.parquet"))
-        self.rows = [row for shard in shards for row in pq.read_table(shard).to_pylist()]
+        self.rows = [row for shard in dataset.shard_paths(out) for row in pq.read_table(shard).to_pylist()]
         self.rejects = pq.read_table(out / "rejects.parquet").to_pylist()
         self.linkage = pq.read_table(summary.linkage).to_pylist()
         rows_by_id = {r["image_id"]: r for r in self.rows}
@@ -139,7 +139,7 @@ def _assert_common(built: Built, inputs: int, expected_reasons: dict[str, str]) 
     for row in built.rows:
         assert list(row) == columns
         assert {label["name"] for label in row["labels"]} <= vocabulary
-        assert all(label["status"] in (1, 0, -1) for label in row["labels"])
+        assert all(label["status"] in (1, 0, -1, None) for label in row["labels"])  # None: blank under the policy
         for granularity in built.pipeline.granularities:
             text = row[schema.text_column(granularity)]
             assert text is None or (isinstance(text, str) and text.strip()), (granularity, text)
@@ -253,7 +253,9 @@ def test_openi_labels_sections_and_texts(openi):
 
     sick_labels = _labels(sick)
     assert sick_labels["Effusion"] == 1 and sick_labels["Cardiomegaly"] == 1
-    assert sick_labels["Pneumonia"] == -1 and sick_labels["Pneumothorax"] == 0
+    # "Possible right lower lobe pneumonia": weak speculation, blank under the default uncertain policy
+    assert sick_labels["Pneumonia"] is None and sick_labels["Pneumothorax"] == 0
+    assert {label["name"]: label["certainty"] for label in sick["labels"]}["Pneumonia"] == "possible"
     assert sick["text_category"] == "abnormal"
     assert "pleural effusion" in sick["text_disease"] and "possible pneumonia" in sick["text_disease"]
     assert "pleural effusion" in sick["text_description"].lower()
@@ -307,15 +309,16 @@ def folder(tmp_path_factory, salt) -> Built:
     _gray_png(root / "empty.png", 64, 64, 3)
     _write(root / "empty.txt", "")
     _gray_png(root / "orphan.png", 64, 64, 4)
-    _write(root / "notes.txt", "Export notes, not a report of any image.")
+    _write(root / "notes.txt", "Export notes: a .txt beside no image, so a report without an image.")
     return _build(tmp_path_factory, root, "folder", salt)
 
 
 def test_folder_accounts_for_every_image(folder):
-    _assert_common(folder, inputs=8, expected_reasons={
+    _assert_common(folder, inputs=9, expected_reasons={
         "latin1.png": "report-not-utf8",
         "empty.png": "report-empty",
         "orphan.png": "report-missing",
+        "notes.txt": "report-without-image",
     })
     formats = {path: row["source_format"] for path, row in folder.row.items()}
     assert formats == {"plain.png": "png", "scans/photo.jpg": "jpeg", "deep.png": "png", "volume.nii.gz": "nifti",
@@ -521,7 +524,7 @@ def test_fundus_reports_are_labelled_with_the_fundus_vocabulary(fundus):
     assert _labels(healthy)["Diabetic Retinopathy"] == 0 and _labels(healthy).get("No Finding") == 1
     assert healthy["text_category"] == "normal"
     suspect = fundus.row["od_2.jpg"]
-    assert _labels(suspect) == {"Glaucoma": -1} and suspect["text_disease"] == "possible glaucoma"
+    assert _labels(suspect) == {"Glaucoma": -1} and suspect["text_disease"] == "probable glaucoma"
     assert _labels(fundus.row["os_2.tiff"])["Drusen"] == 1
     for row in fundus.rows:
         assert row["modality"] == "OP" and row["text_modality"] == "colour fundus photograph"
@@ -533,6 +536,90 @@ def test_fundus_early_stage_is_a_diagnosis_not_a_hedge(fundus):
     amd = fundus.row["os_2.tiff"]
     assert _labels(amd)["Age-related Macular Degeneration"] == 1
     assert "possible" not in amd["text_disease"]
+
+
+# ------------------------------------------------------------------------ entries that are not files
+
+REPORT = "FINDINGS: The heart is enlarged.\nIMPRESSION: Cardiomegaly."
+
+
+def _fifo(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+
+
+def _mimic_with_pipes(root: Path) -> dict[str, str]:
+    patient = root / "files" / "p10" / "p10000001"
+    for study in ("s1", "s2", "s3"):
+        if study != "s2":
+            _write(patient / study / f"{study}-image.dcm", Path(get_testdata_file("CT_small.dcm")).read_bytes())
+        if study != "s3":
+            _write(patient / f"{study}.txt", REPORT)
+    _fifo(patient / "s2" / "s2-pipe-image.dcm")
+    _fifo(patient / "s3.txt")
+    _write(patient / "s4.txt", REPORT)  # its images never arrived
+    return {"files/p10/p10000001/s2/s2-pipe-image.dcm": "not-a-regular-file",
+            "files/p10/p10000001/s3/s3-image.dcm": "report-not-a-regular-file",
+            "files/p10/p10000001/s4.txt": "report-without-image"}
+
+
+def _openi_with_pipes(root: Path) -> dict[str, str]:
+    for n in (1, 2, 4):
+        _write(root / "reports" / f"{n}.xml", _openi_xml(f"CXR{n}", OPENI_EFFUSION, [f"CXR{n}_1_IM-0001-1001"]))
+    _fifo(root / "reports" / "3.xml")
+    _gray_png(root / "images" / "CXR1_1_IM-0001-1001.png", 64, 64, 40)
+    _fifo(root / "images" / "CXR2_1_IM-0001-1001.png")
+    _gray_png(root / "images" / "CXR3_1_IM-0001-1001.png", 64, 64, 41)
+    return {"images/CXR2_1_IM-0001-1001.png": "not-a-regular-file",
+            "images/CXR3_1_IM-0001-1001.png": "report-not-a-regular-file",  # by Open-i's naming: 3.xml is CXR3's
+            "reports/4.xml": "report-without-image"}
+
+
+def _folder_with_pipes(root: Path, suffix: str = "png") -> dict[str, str]:
+    _gray_png(root / f"good.{suffix}", 64, 64, 42)
+    _gray_png(root / f"report-pipe.{suffix}", 64, 64, 43)
+    _fifo(root / f"image-pipe.{suffix}")
+    _fifo(root / "report-pipe.txt")
+    (root / f"folder.{suffix}").mkdir()
+    (root / f"gone.{suffix}").symlink_to(root / "deleted")
+    for stem in ("good", "image-pipe", "folder", "gone", "lonely"):
+        _write(root / f"{stem}.txt", REPORT)
+    return {f"image-pipe.{suffix}": "not-a-regular-file", f"report-pipe.{suffix}": "report-not-a-regular-file",
+            f"folder.{suffix}": "not-a-regular-file", f"gone.{suffix}": "broken-symlink",
+            "lonely.txt": "report-without-image"}
+
+
+def _manifest_with_pipes(root: Path) -> dict[str, str]:
+    _gray_png(root / "images" / "good.png", 64, 64, 44)
+    _gray_png(root / "images" / "report-pipe.png", 64, 64, 45)
+    _fifo(root / "images" / "image-pipe.png")
+    _write(root / "reports" / "good.txt", REPORT)
+    _fifo(root / "reports" / "pipe.txt")
+    _write(root / "manifest.csv", "image_path,report_path,report_text\n"
+           "images/good.png,reports/good.txt,\n"
+           "images/image-pipe.png,reports/good.txt,\n"
+           "images/report-pipe.png,reports/pipe.txt,\n")
+    return {"images/image-pipe.png": "not-a-regular-file", "images/report-pipe.png": "report-not-a-regular-file"}
+
+
+@pytest.mark.timeout(120)  # reading a FIFO blocks forever: a regression hangs here
+@pytest.mark.parametrize("layout, write", [
+    ("mimic-cxr", _mimic_with_pipes),
+    ("openi", _openi_with_pipes),
+    ("folder", _folder_with_pipes),
+    ("manifest", _manifest_with_pipes),
+    ("fundus", lambda root: _folder_with_pipes(root, "jpg")),
+])
+def test_fifos_folders_and_broken_links_are_rejects_never_a_hang(tmp_path_factory, salt, layout, write):
+    root = tmp_path_factory.mktemp(f"pipes-{layout}")
+    expected = write(root)
+    built = _build(tmp_path_factory, root, layout, salt)
+    _assert_common(built, inputs=1 + len(expected), expected_reasons=expected)  # one good image per export
+    assert all(built.reject[path]["stage"] == "imaging" for path, r in expected.items() if not r.startswith("report"))
+    counted = built.manifest["rejects_by_reason"]
+    assert counted.get("report-without-image", 0) == sum(r == "report-without-image" for r in expected.values())
+    resumed = build_dataset(root, built.out, layout, salt_file=salt, progress=False)
+    assert (resumed.skipped, resumed.processed, resumed.rejects) == (1 + len(expected), 0, len(expected))
 
 
 # -------------------------------------------------------------------------------------------------- CLI
@@ -556,7 +643,7 @@ def test_cli_build_with_a_user_pipeline_copy(tmp_path, salt):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pipeline"]["content_hash"] == load_pipeline(pipeline).content_hash
     assert manifest["pipeline"]["content_hash"] != load_pipeline("folder").content_hash
-    rows = pq.read_table(out / "data" / "part-00000.parquet").to_pylist()
+    rows = [row for shard in dataset.shard_paths(out) for row in pq.read_table(shard).to_pylist()]
     sizes = set()
     for row in rows:
         assert row["image"]["bytes"][:3] == b"\xff\xd8\xff" and row["image"]["path"].endswith(".jpg")

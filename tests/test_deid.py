@@ -477,7 +477,7 @@ def test_distinctive_words_of_places_are_scrubbed_alone():
         ("Seen 17SEP2023.", "Seen [DATE]."),
         ("See pacs.example-hospital.org/viewer?id=1, then call.", "See [URL], then call."),
         ("Lives at Apt 4B, 22 Baker Street, London NW1 6XE.", "Lives at [ADDRESS], [ADDRESS], London [ADDRESS]."),
-        ("Signed: Adebayo-Williams, T.", "Signed: [NAME], T."),
+        ("Signed: Adebayo-Williams, T.", "Signed: [NAME]"),  # the initial is part of the name
         ("I, Priya Ramachandran, have reviewed the images.", "I, [NAME], have reviewed the images."),
         ("Prior films from Lakeshore Mercy Hospital.", "Prior films from [ADDRESS]."),
         ("Grade I, Mild effusion. 5.5 cm, e.g. stable.", "Grade I, Mild effusion. 5.5 cm, e.g. stable."),

@@ -35,7 +35,8 @@ def test_parquet_labels_texts_and_bytes_round_trip(tmp_path):
     path = write_dataset(tmp_path / "ds", rows=rows, shards=2, row_group_size=7)
     data = downstream.load(path)
     assert data.kind == "multilabel" and len(data) == 30
-    for i, row in enumerate(rows):
+    by_id = {row["image_id"]: row for row in rows}  # the dataset holds its rows split by split
+    for i, row in enumerate(by_id[image_id] for image_id in data.image_ids):
         expected = np.zeros(len(data.label_names), dtype=np.int8)
         for item in row["labels"]:
             expected[data.label_names.index(item["name"])] = item["status"]
@@ -45,7 +46,7 @@ def test_parquet_labels_texts_and_bytes_round_trip(tmp_path):
     test = data.indices("test")
     fetched = dict(data.image_bytes(test[::-1]))
     assert sorted(fetched) == sorted(test.tolist())
-    assert all(fetched[i] == rows[i]["image"]["bytes"] for i in test)
+    assert all(fetched[i] == by_id[data.image_ids[i]]["image"]["bytes"] for i in test)
 
 
 def test_parquet_label_subset_and_unknown_label(tmp_path):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import pickle
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -503,7 +505,27 @@ def test_text_named_dcm_and_random_png_are_not_images(tmp_path):
     (tmp_path / "r.png").write_bytes(np.random.default_rng(0).bytes(5000))
     assert reject_of(tmp_path / "x.dcm").reject.reason == "not-an-image"
     assert reject_of(tmp_path / "r.png").reject.reason == "not-an-image"
-    assert reject_of(tmp_path).reject.reason == "not-an-image"
+
+
+@pytest.mark.timeout(60)
+def test_only_regular_files_are_opened(tmp_path):
+    """A FIFO would block its reader forever; every kind but a regular file is rejected before opening."""
+    import socket
+
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "folder.dcm").mkdir()
+    (tmp_path / "gone.dcm").symlink_to(tmp_path / "deleted.dcm")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "sock.dcm"))
+        kinds = {name: reject_of(tmp_path / name).reject for name in ("pipe.png", "folder.dcm", "gone.dcm", "sock.dcm")}
+    assert {name: r.reason for name, r in kinds.items()} == {
+        "pipe.png": "not-a-regular-file", "folder.dcm": "not-a-regular-file", "gone.dcm": "broken-symlink",
+        "sock.dcm": "not-a-regular-file",
+    }
+    assert "named pipe (FIFO)" in kinds["pipe.png"].error and "socket" in kinds["sock.dcm"].error
+    assert all(str(tmp_path) not in r.error for r in kinds.values())
+    (tmp_path / "link.dcm").symlink_to(data_file("CT_small.dcm"))
+    assert render_file(tmp_path / "link.dcm", settings(64)).source_format == "dicom", "links to files are fine"
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_RLE.dcm", "US1_J2KR.dcm", "emri_small.dcm"])
@@ -556,3 +578,84 @@ def test_jpeg_output_settings(tmp_path):
     rendered = render_file(data_file("MR_small.dcm"), replace(settings(64), format="jpeg", jpeg_quality=80))
     assert rendered.format == "jpeg" and rendered.data.startswith(b"\xff\xd8")
     assert math.isclose(pixels_of(rendered).mean(), pixels_of(render_file(data_file("MR_small.dcm"), settings(64))).mean(), abs_tol=3)
+
+
+# --- pixel limit: headers that claim more pixels than a worker should decode ---------------------------------
+
+
+def _claims(tmp_path: Path, source: str, **header) -> Path:
+    """A real DICOM file whose header is edited to claim another size; its pixel data is untouched."""
+    ds = pydicom.dcmread(data_file(source))
+    for keyword, value in header.items():
+        setattr(ds, keyword, value)
+    path = tmp_path / f"claims-{source}"
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize("source, header", [
+    ("MR_small_RLE.dcm", {"Rows": 25000, "Columns": 25000}),  # the reported file: RLE, 1.2 GB once decoded
+    ("CT_small.dcm", {"Rows": 20000, "Columns": 20000}),  # uncompressed
+    ("SC_rgb_jpeg_dcmtk.dcm", {"Rows": 14000, "Columns": 14000}),  # 3 samples of 8 bits: 561 MiB
+    ("JPEG-lossy.dcm", {"NumberOfFrames": 4000}),  # only SimpleITK decodes it, and it decodes every frame
+])
+def test_a_dicom_claiming_too_many_pixels_is_rejected_before_decoding(tmp_path, source, header):
+    path = _claims(tmp_path, source, **header)
+    assert path.stat().st_size < 200_000
+    rejected = reject_of(path)
+    assert rejected.reject.reason == "too-many-pixels", rejected.reject.error
+    assert "MiB" in rejected.reject.error and str(tmp_path) not in rejected.reject.error
+
+
+def test_limit_counts_decoded_bytes_of_every_frame_decoded_together(monkeypatch):
+    from mgll_data.imaging import decoded
+
+    monkeypatch.setattr(decoded, "MAX_DECODED_BYTES", 64 * 64 * 2 * 3)
+    decoded.check_decoded_size(64, 64, samples=1, bytes_per_sample=2, frames=3)
+    decoded.check_decoded_size(64, 64, samples=3, bytes_per_sample=2)
+    with pytest.raises(StageError, match=r"too many pixels .*64 x 64 x 4 frames"):
+        decoded.check_decoded_size(64, 64, samples=1, bytes_per_sample=2, frames=4)
+    with pytest.raises(StageError, match="too many pixels"):
+        decoded.check_decoded_size(64, 64, samples=3, bytes_per_sample=4)
+
+
+def _volume_claiming(tmp_path: Path, suffix: str, dims: tuple[int, int, int]) -> Path:
+    """A real 16-bit volume written by SimpleITK, its header edited to claim `dims` (x, y, z)."""
+    small = tmp_path / f"small{suffix}"
+    sitk.WriteImage(sitk.Image(16, 16, 3, sitk.sitkInt16), str(small))
+    raw = small.read_bytes()
+    if suffix == ".nrrd":
+        raw = raw.replace(b"sizes: 16 16 3", b"sizes: " + " ".join(map(str, dims)).encode())
+    else:  # NIfTI-1: dim[1..3] are little-endian int16 at bytes 42-47
+        raw = raw[:42] + np.array(dims, dtype="<i2").tobytes() + raw[48:]
+    claims = tmp_path / f"claims{suffix}"
+    claims.write_bytes(raw)
+    return claims
+
+
+def test_a_volume_claiming_too_many_voxels_is_rejected_from_its_header(tmp_path):
+    # NRRD decodes the whole volume whatever slice is asked for: 4000 x 4000 x 100 x 2 bytes = 3 GB
+    assert reject_of(_volume_claiming(tmp_path, ".nrrd", (4000, 4000, 100))).reject.reason == "too-many-pixels"
+    # NIfTI streams the middle slice, but this slice alone is 763 MiB
+    assert reject_of(_volume_claiming(tmp_path, ".nii", (20000, 20000, 3))).reject.reason == "too-many-pixels"
+    # ... and a deep NIfTI with small slices is not refused for its depth (it fails later: no voxel data)
+    deep = reject_of(_volume_claiming(tmp_path, ".nii", (2000, 2000, 30000)))
+    assert deep.reject.reason != "too-many-pixels"
+
+
+def _png_claiming(path: Path, side: int) -> Path:
+    """A real 8 x 8 RGBA PNG whose IHDR (CRC fixed) claims side x side pixels."""
+    buffer = io.BytesIO()
+    Image.new("RGBA", (8, 8)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = side.to_bytes(4, "big") * 2
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_png_claiming_too_many_pixels_is_rejected_before_decoding(tmp_path):
+    # 12000 x 12000 RGBA: under Pillow's own pixel limit, but 549 MiB once decoded
+    assert reject_of(_png_claiming(tmp_path / "huge.png", 12000)).reject.reason == "too-many-pixels"
+    # over Pillow's decompression-bomb limit too: same reason
+    assert reject_of(_png_claiming(tmp_path / "bomb.png", 30000)).reject.reason == "too-many-pixels"

@@ -350,14 +350,15 @@ def test_smooth_kl_of_identical_granularities_is_zero_whatever_texts_are_missing
 
 def test_the_loss_traces_as_one_graph():
     """No Python branch on a tensor value and no .item(): torch.compile(fullgraph=True) must not break."""
-    batch = _random_batch(seed=18, dtype=torch.float32)
-    loss_fn = MGLLLoss()
-    compiled = torch.compile(loss_fn, fullgraph=True, backend="eager")
-    bias = torch.zeros(3)
-    got = compiled(**batch, logit_bias=bias)
-    want = loss_fn(**batch, logit_bias=bias)
-    for name in want:
-        assert torch.allclose(got[name], want[name], rtol=1e-5), name
+    for per_level, levels in ((True, None), (False, [True, True, False])):  # labels + label_levels as the trainer
+        batch = _random_batch(seed=18, dtype=torch.float32, per_level=per_level)
+        loss_fn = MGLLLoss(label_levels=levels)
+        compiled = torch.compile(loss_fn, fullgraph=True, backend="eager")
+        bias = torch.zeros(3)
+        got = compiled(**batch, logit_bias=bias)
+        want = loss_fn(**batch, logit_bias=bias)
+        for name in want:
+            assert torch.allclose(got[name], want[name], rtol=1e-5), name
 
 
 def test_logits_are_float32_under_bf16_autocast():

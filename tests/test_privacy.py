@@ -115,6 +115,8 @@ LONG_TAIL_NAME = "Ignatius Longfellow"
 REPORT_NAMES = [
     "Jane Doe", "O'Brien-Smith", "Bartholomew Fairweather-Lindqvist", "Featherstonehaugh", "Adebayo-Williams",
     "Priya Ramachandran", "Wustenhagen", "Zoe",
+    # names without a title (issue 13, item 3), in REPORT_B
+    "Hortensia Blackwood", "Lucius Havercamp", "PETTIGREW", "AMBROSE", "Octavia Quenneville", "Ignatius Thorncroft",
 ]
 REPORT_DATES = [
     "09/17/2023", "2023-09-17", "17.09.2023", "Sept 17, 2023", "17 September 2023", "17-Sep-2023",
@@ -130,7 +132,7 @@ REPORT_ADDRESSES = [
     "1600 Wexford Hollow Road", "Wexford Hollow", "Evanston, IL 60201", "60201", "Apt 9C", "22 Baker Street",
     "NW1 6XE", "Lakeshore Mercy", "Lakeshore",
 ]
-REPORT_AGES = ["93-year-old", "aged 102", "age: 97"]
+REPORT_AGES = ["93-year-old", "aged 102", "age: 97", "97F"]
 
 REPORT_A = """                                 FINAL REPORT
  EXAMINATION:  CHEST (PA AND LAT)
@@ -153,8 +155,13 @@ REPORT_A = """                                 FINAL REPORT
  Signed: Adebayo-Williams, T.
  Electronically signed by: Bartholomew Fairweather-Lindqvist, MD on 09/18/2023 10:02
 """
-REPORT_B = """FINDINGS: Mild cardiomegaly. Herr Müller and Jürgen (see header) have no pneumothorax.
-IMPRESSION: Cardiomegaly. Follow-up advised.
+# Names without a title, an age with its sex letter, and control characters: a NUL, terminal colour codes
+# (one inside a name, where it would split the name from the rules) and a bidi override.
+REPORT_B = """INDICATION: 97F with cough.\x00
+FINDINGS: Mild cardiomegaly. Herr Müller and Jürgen (see header) have no pneumothorax.
+IMPRESSION: Cardiomegaly. Follow-up advised. \x1b[1;31mCritical\x1b[0m result d/w PETTIGREW, AMBROSE per
+Hortensia Blackwood; PCP: Lucius Havercamp. Seen by Ignatius Thorn\x1b[0mcroft.\u202e
+Report by Octavia Quenneville
 """
 REPORT_C = """FINDINGS: Mild cardiomegaly. Дмитриев Игорь and Παπαδόπουλος were compared; Håkonsen and Ødegård called.
 IMPRESSION: Cardiomegaly. Quarrington Vauxhall Wing study, station RADROOM7-QX, serial SN-88412-ZQ.
@@ -459,6 +466,16 @@ def test_the_hostile_build_has_rows_and_rejects(hostile):
     assert dx["modality"] == "DX" and dx["body_part"] == "CHEST" and dx["text_study"] == "CHEST PA - [ID]"
 
 
+def test_control_characters_are_stripped_from_reports_and_counted(hostile):
+    rows = [r for p in (hostile["out"] / "data").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    cr = next(r for r in rows if "Follow-up advised" in (r["report_text"] or ""))  # REPORT_B's row
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202e]", cr["report_text"]), repr(cr["report_text"])
+    assert "Critical" in cr["report_text"] and "\n" in cr["report_text"]  # text and line breaks kept
+    counts = hostile["summary"].counts
+    assert counts["reports_with_control_characters"] == 1  # REPORT_B's other copy is a not-UTF-8 reject
+    assert counts["control_characters_stripped"] == 1 + 7 + 4 + 4 + 1
+
+
 @pytest.mark.parametrize("category", sorted(PLANTED))
 def test_no_planted_phi_in_the_dataset_folder(hostile, haystack, category):
     needles = PLANTED[category]
@@ -524,7 +541,8 @@ def test_reject_errors_carry_no_paths_or_header_values(hostile):
 def test_file_names_inside_the_dataset_carry_no_ids(hostile):
     out = hostile["out"]
     allowed = re.compile(
-        r"data|data/part-\d{5}\.parquet|rejects\.parquet|manifest\.json|card|card/(?:README\.md|[a-z_]+\.png)"
+        r"data|data/(?:train|validation|test)-\d{5}\.parquet|rejects\.parquet|manifest\.json|\.mgll-build\.lock"
+        r"|README\.md|charts|charts/[a-z_]+\.png"
     )
     names = [p.relative_to(out).as_posix() for p in out.rglob("*")]
     assert [n for n in names if not allowed.fullmatch(n)] == []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -50,8 +51,8 @@ def _png(path: Path) -> None:
 
 
 def _by_path(items: list[SourceItem]) -> dict[str, SourceItem]:
-    paths = [item.image_path for item in items]
-    assert len(paths) == len(set(paths)), "an image became more than one item"
+    paths = [item.source_path for item in items]
+    assert len(paths) == len(set(paths)), "an input became more than one item"
     return dict(zip(paths, items))
 
 
@@ -118,6 +119,17 @@ def test_mimic_root_may_be_the_files_folder_itself(mimic_export):
 def test_discovery_is_deterministic(mimic_export):
     pipe = _load("mimic-cxr")
     assert list(discover(mimic_export, pipe)) == list(discover(mimic_export, pipe))
+
+
+def test_mimic_reports_without_images_are_items_after_the_images(mimic_export):
+    files = mimic_export / "files"
+    _text(files / "p12" / "p12000012" / "s59000001.txt", MIMIC_REPORT)  # its study folder never arrived
+    _text(files / "README.txt", "export notes")  # not a study report by MIMIC's naming
+    items = list(discover(mimic_export, _load("mimic-cxr")))
+    assert len(items) == 6 and all(i.image_path for i in items[:5])
+    orphan = items[-1]
+    assert (orphan.image_path, orphan.report_path) == (None, "files/p12/p12000012/s59000001.txt")
+    assert (orphan.patient_id, orphan.study_id, orphan.report_error) == ("p12000012", "s59000001", "report-without-image")
 
 
 # --------------------------------------------------------------------------------------------- openi
@@ -215,13 +227,20 @@ def test_folder_layout_with_sidecar_reports(tmp_path):
     _text(root / "volumes" / "scan.txt", "IMPRESSION: Normal.")
     _text(root / "notes.txt", "not an image and not a sidecar")
     items = _by_path(list(discover(root, _load("fundus"))))
-    assert set(items) == {"left/eye_001.png", "left/eye_002.JPG", "right/eye_003.tif"}
+    images = {"left/eye_001.png", "left/eye_002.JPG", "right/eye_003.tif"}
+    assert set(items) == images | {"notes.txt", "volumes/scan.txt"}
     assert items["left/eye_001.png"].report_path == "left/eye_001.txt"
     assert items["left/eye_002.JPG"].report_path == "left/eye_002.TXT"
     assert items["right/eye_003.tif"].report_error == "report-missing"
     assert all(i.patient_id is None and i.study_id is None for i in items.values())
+    # fundus takes no .nii.gz: scan.txt is then, like notes.txt, a sidecar of no image, counted not dropped
+    for report in ("notes.txt", "volumes/scan.txt"):
+        assert (items[report].image_path, items[report].report_path) == (None, report)
+        assert items[report].report_error == "report-without-image"
+    assert list(items)[-2:] == ["notes.txt", "volumes/scan.txt"], "reports without images come after the images"
     nifti = _by_path(list(discover(root, _load("folder"))))
     assert nifti["volumes/scan.nii.gz"].report_path == "volumes/scan.txt"
+    assert nifti["notes.txt"].report_error == "report-without-image" and "volumes/scan.txt" not in nifti
 
 
 def test_catch_all_pattern_finds_extensionless_dicom_but_never_reports(tmp_path):
@@ -336,3 +355,14 @@ def test_missing_manifest_is_a_source_error(tmp_path):
     (root / "manifest.csv").unlink()
     with pytest.raises(SourceError, match="manifest .* not found"):
         list(discover(root, _load("manifest")))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("layout, csv_name", [("manifest", "manifest.csv"), ("folder", "reports.csv")])
+def test_a_manifest_or_reports_csv_that_is_a_fifo_is_a_source_error_not_a_hang(tmp_path, layout, csv_name):
+    root = tmp_path / "export"
+    _png(root / "a.png")
+    os.mkfifo(root / csv_name)
+    pipeline = _load(layout, reports_csv=csv_name) if layout == "folder" else _load(layout)
+    with pytest.raises(SourceError, match=r"is a named pipe \(FIFO\), not a regular file"):
+        list(discover(root, pipeline))

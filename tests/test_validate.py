@@ -7,9 +7,11 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from mgll_data import dataset
 from mgll_data.commands.validate import validate
 from mgll_data.validate import NotADatasetError, validate_dataset
 from tests.dataset_fixtures import (
@@ -37,7 +39,7 @@ def test_valid_dataset_passes_every_check(tmp_path: Path) -> None:
     assert report.ok, report.errors
     assert report.warnings == []
     assert report.stats["rows"] == 30
-    assert report.stats["shards"] == 3
+    assert report.stats["shards"] == 9, "three shards for each of the three splits"
     assert report.stats["images_checked"] == 30
     assert sum(report.stats["splits"].values()) == 30
     levels = {f.check: f.level for f in report.findings}
@@ -200,36 +202,42 @@ def test_manifest_missing_key_fails(tmp_path: Path) -> None:
     assert errors_mentioning(validate_dataset(path), "manifest", "lacks keys: timings")
 
 
+def shard(root: Path, split: str, index: int) -> Path:
+    return dataset.data_dir(root) / dataset.shard_name(split, index)
+
+
 def test_shard_listed_but_missing_fails(tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "ds", rows=12, shards=2)
-    (path / "data" / "part-00001.parquet").unlink()
+    gone = shard(path, "train", 1)
+    lost = pq.ParquetFile(gone).metadata.num_rows
+    gone.unlink()
     report = validate_dataset(path)
-    assert errors_mentioning(report, "shards", "missing on disk", "data/part-00001.parquet")
-    assert errors_mentioning(report, "counts", "manifest says 12 rows, the shards hold 6")
+    assert errors_mentioning(report, "shards", "missing on disk", dataset.relative_name(path, gone))
+    assert errors_mentioning(report, "counts", f"manifest says 12 rows, the shards hold {12 - lost}")
 
 
 def test_extra_shard_on_disk_fails(tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "ds", rows=12, shards=2)
-    shutil.copy(path / "data" / "part-00000.parquet", path / "data" / "part-00002.parquet")
+    shutil.copy(shard(path, "train", 0), shard(path, "train", 2))
     report = validate_dataset(path)
-    assert errors_mentioning(report, "shards", "not listed in the manifest", "data/part-00002.parquet")
+    assert errors_mentioning(report, "shards", "not listed in the manifest", "data/train-00002.parquet")
     assert errors_mentioning(report, "image_ids", "duplicate image_id")
 
 
 def test_unreadable_shard_is_an_error_not_a_crash(tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "ds", rows=12, shards=2)
-    (path / "data" / "part-00001.parquet").write_bytes(b"PAR1 garbage")
+    shard(path, "train", 1).write_bytes(b"PAR1 garbage")
     report = validate_dataset(path)
-    assert errors_mentioning(report, "shards", "data/part-00001.parquet is not a readable Parquet file")
+    assert errors_mentioning(report, "shards", "data/train-00001.parquet is not a readable Parquet file")
 
 
 def test_shards_with_different_schemas_fail(tmp_path: Path) -> None:
     path = write_dataset(tmp_path / "ds", rows=12, shards=2)
     other = tmp_path / "other"
     write_dataset(other, rows=make_rows(6, seed=7), arrow_schema=contract_schema(retype={"width": pa.int64()}))
-    shutil.copy(other / "data" / "part-00000.parquet", path / "data" / "part-00001.parquet")
+    shutil.copy(shard(other, "train", 0), shard(path, "train", 1))
     report = validate_dataset(path)
-    assert errors_mentioning(report, "shards", "part-00001.parquet has a different schema", "'width'")
+    assert errors_mentioning(report, "shards", "train-00001.parquet has a different schema", "'width'")
 
 
 def test_missing_metadata_key_fails(tmp_path: Path, rows: list[dict]) -> None:
@@ -252,19 +260,32 @@ def test_missing_rejects_table_fails(tmp_path: Path) -> None:
     assert errors_mentioning(validate_dataset(path), "rejects", "rejects.parquet is missing")
 
 
-def test_uid_in_report_text_is_a_privacy_warning(tmp_path: Path, rows: list[dict]) -> None:
+def test_uid_in_report_text_is_a_privacy_error_or_with_allow_phi_a_warning(tmp_path: Path, rows: list[dict]) -> None:
     rows[0]["report_text"] += " Series 1.2.840.113619.2.55.3.604688119.868.1234567890.123 on 2019-03-04."
-    report = validate_dataset(write_dataset(tmp_path / "ds", rows=rows))
-    assert report.ok
-    assert [w for w in report.warnings if "privacy" in w and "'report_text'" in w and "DICOM UID" in w]
-    assert [w for w in report.warnings if "privacy" in w and "'report_text'" in w and "a date" in w]
+    path = write_dataset(tmp_path / "ds", rows=rows)
+    report = validate_dataset(path)
+    assert not report.ok
+    assert errors_mentioning(report, "privacy", "'report_text'", "DICOM UID")
+    assert errors_mentioning(report, "privacy", "'report_text'", "a date")
+    allowed = validate_dataset(path, allow_phi=True)
+    assert allowed.ok
+    assert [w for w in allowed.warnings if "privacy" in w and "'report_text'" in w and "DICOM UID" in w]
 
 
-def test_raw_patient_ids_are_a_privacy_warning(tmp_path: Path, rows: list[dict]) -> None:
+def test_raw_patient_ids_are_a_privacy_error(tmp_path: Path, rows: list[dict]) -> None:
     for row in rows:
         row["patient_id"] = f"MRN{row['patient_id'][-4:]}"
     report = validate_dataset(write_dataset(tmp_path / "ds", rows=rows))
-    assert [w for w in report.warnings if "'patient_id'" in w and "keyed pseudonyms" in w]
+    assert errors_mentioning(report, "privacy", "'patient_id'", "keyed pseudonyms")
+
+
+def test_cli_fails_on_phi_unless_allow_warnings(tmp_path: Path, rows: list[dict]) -> None:
+    rows[0]["report_text"] += " Seen 2019-03-04."
+    path = write_dataset(tmp_path / "ds", rows=rows)
+    failed = CliRunner().invoke(validate, [str(path)])
+    assert failed.exit_code == 1 and "ERROR  privacy" in failed.output and "a date" in failed.output
+    allowed = CliRunner().invoke(validate, [str(path), "--allow-warnings"])
+    assert allowed.exit_code == 0 and "warn   privacy" in allowed.output, allowed.output
 
 
 def test_not_a_dataset_raises_one_line_error(tmp_path: Path) -> None:

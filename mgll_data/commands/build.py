@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 
 from mgll_data.build import build_dataset
+from mgll_data.dataset import DEFAULT_LICENSE, REJECTS_FILE
 from mgll_data.engines import ENGINES
+from mgll_data.output_folder import OutputFolderError
 from mgll_data.pipeline import PipelineError
 from mgll_data.sources import SourceError
-from mgll_data.writer import DatasetExistsError
 
 
 @click.command()
@@ -30,20 +31,26 @@ from mgll_data.writer import DatasetExistsError
 @click.option("--salt-file", type=click.Path(path_type=Path), default=None,
               help="Secret salt for pseudonyms (default ~/.config/mgll/salt or $MGLL_SALT_FILE; created if "
                    "missing). Reuse it so rebuilds and increments link up; never ship it with the dataset.")
-@click.option("--overwrite", is_flag=True, help="Start over instead of resuming into an existing OUT.")
+@click.option("--overwrite", is_flag=True,
+              help="Start over instead of resuming: delete the files an earlier build (or `mgll card`) wrote into "
+                   "OUT, and only those.")
 @click.option("--max-reject-rate", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Exit non-zero when more than this fraction of inputs are rejected.")
+@click.option("--license", "license_", default=DEFAULT_LICENSE, show_default=True,
+              help="The dataset's licence (an SPDX id such as cc-by-nc-4.0, or 'other'), recorded in the manifest "
+                   "for the dataset card's front matter.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, allow_dash=True), default=None,
               help="Also write the summary as JSON to this file ('-' for stdout).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str, address: str | None,
           linkage: Path | None, salt_file: Path | None, overwrite: bool, max_reject_rate: float,
-          json_out: Path | None, quiet: bool) -> None:
+          license_: str, json_out: Path | None, quiet: bool) -> None:
     """Build a de-identified multi-granular Parquet dataset from a raw export.
 
-    Every image file found in SOURCE becomes a row in OUT/data/*.parquet or a reject in
-    OUT/rejects.parquet (with the reason). Re-running the same command resumes: inputs already written
-    are skipped.
+    Every image file found in SOURCE becomes a row in OUT/data/ (shards per split: train-NNNNN.parquet,
+    validation-…, test-…: a Hugging Face dataset) or a reject in OUT/rejects.parquet (with the reason).
+    Re-running the same command resumes: inputs already written are skipped. OUT must be new, empty or
+    an mgll dataset, and outside SOURCE; one build at a time writes it (a second is refused).
 
     \b
     Example:
@@ -54,9 +61,9 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
     try:
         summary = build_dataset(
             source, out, pipeline_name, workers=workers, engine=engine, engine_options=engine_options,
-            linkage=linkage, salt_file=salt_file, overwrite=overwrite, progress=not quiet,
+            linkage=linkage, salt_file=salt_file, overwrite=overwrite, progress=not quiet, license=license_,
         )
-    except (PipelineError, SourceError, DatasetExistsError, ValueError, ImportError) as exc:
+    except (PipelineError, SourceError, OutputFolderError, ValueError, ImportError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
 
     to_stderr = json_out is not None and str(json_out) == "-"  # keep stdout pure JSON for scripts
@@ -68,8 +75,14 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
     echo(f"  inputs {summary.inputs}: {summary.rows} rows + {summary.rejects} rejects"
          + (f" ({summary.skipped} already built, skipped)" if summary.skipped else ""))
     echo("  splits " + ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
+    if summary.counts.get("reports_with_control_characters"):
+        echo(f"  control characters stripped from {summary.counts['reports_with_control_characters']} report(s) "
+             f"({summary.counts['control_characters_stripped']} characters)")
     if summary.rejects_by_reason:
         echo("  rejects by reason: " + ", ".join(f"{k} {v}" for k, v in summary.rejects_by_reason.items()))
+    if summary.counts.get("reports_truncated"):
+        echo(f"  {summary.counts['reports_truncated']} report(s) longer than the size cap: "
+             f"{summary.counts['report_characters_not_read']} characters not read (rows kept)")
     echo(f"  {summary.processed} processed in {summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s, "
          f"{workers} worker{'s' if workers > 1 else ''}, engine {engine})")
     echo(f"  private linkage table: {summary.linkage} (keep it away from the dataset)")
@@ -81,5 +94,5 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
             Path(json_out).write_text(payload + "\n")
     if summary.reject_rate > max_reject_rate:
         click.echo(f"Error: {summary.reject_rate:.0%} of inputs were rejected (over --max-reject-rate "
-                   f"{max_reject_rate:.0%}); see {summary.out / 'rejects.parquet'}", err=True)
+                   f"{max_reject_rate:.0%}); see {summary.out / REJECTS_FILE}", err=True)
         sys.exit(1)

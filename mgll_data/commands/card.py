@@ -7,18 +7,22 @@ from pathlib import Path
 import click
 
 from mgll_data.card import CardError, NotADatasetError, write_card
+from mgll_data.dataset import CHARTS, CHARTS_DIR
 
 
 @click.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for README.md and the charts (default: DATASET/card/).")
+              help="Folder for README.md and its charts/ (default: the dataset's root, as the Hugging Face Hub "
+                   "expects).")
 def card(dataset: Path, out: Path | None) -> None:
-    """Write a dataset card for DATASET: README.md (Hugging Face style) plus PNG charts.
+    """Write a dataset card for DATASET: README.md (Hugging Face style) plus PNG charts in charts/.
 
     The card holds how the dataset was built, split sizes, label prevalence per finding and split,
     granularity coverage with example texts, image size and modality / view distributions, rejects by
-    reason, the schema and privacy notes. Every count comes from the data shards.
+    reason, the schema and privacy notes. Every count comes from the data shards. Its front matter holds
+    the licence (from `mgll build --license`) and each split's data files, so `datasets.load_dataset`
+    reads exactly the shards. A README.md that mgll card did not write is never overwritten.
 
     \b
     Example:
@@ -31,5 +35,5 @@ def card(dataset: Path, out: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write the card: {exc.strerror} ({exc.filename})") from None
-    charts = sorted(p.name for p in readme.parent.glob("*.png"))
+    charts = [name for name in CHARTS.values() if (readme.parent / CHARTS_DIR / name).is_file()]
     click.echo(f"wrote {readme} and {len(charts)} chart(s): {', '.join(charts) or 'none'}")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mgll_data.validate import NotADatasetError, validate_dataset
+from mgll_data.dataset import NotADatasetError
+from mgll_data.validate import validate_dataset
 
 
 @click.command()
@@ -15,23 +16,33 @@ from mgll_data.validate import NotADatasetError, validate_dataset
 @click.option("--json", "json_out", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
               help="Also write the verdict as JSON to FILE ('-': JSON only, to stdout).")
 @click.option("--full", is_flag=True, help="Decode every image, not a sample.")
+@click.option("--linkage", type=click.Path(path_type=Path), default=None,
+              help="Also check the private linkage table at this path: an entry for every row and reject, "
+                   "none for anything else (the default build path is <DATASET>.linkage.parquet).")
 @click.option("--sample", type=click.IntRange(min=0), default=200, show_default=True,
               help="How many images to decode (evenly spread, same rows every run).")
-def validate(dataset: Path, json_out: str | None, full: bool, sample: int) -> None:
+@click.option("--allow-warnings", is_flag=True,
+              help="Report PHI-like strings (UIDs, dates, DICOM names, raw ids) as warnings, not errors.")
+def validate(dataset: Path, json_out: str | None, full: bool, linkage: Path | None, sample: int,
+             allow_warnings: bool) -> None:
     """Check a built DATASET folder against the contract; exit 1 on any error.
 
     Checks the Arrow schema and file metadata, nulls, label statuses and names, image decoding and sizes,
     split leakage (a patient in two splits), duplicate ids and image content, granularity coverage,
-    manifest counts (rows + rejects = inputs) and shard listing, plus privacy smoke checks.
+    manifest counts (rows + rejects = inputs) and shard listing, plus privacy checks: a string that looks
+    like a UID, a date, a DICOM person name or a raw id fails the dataset (--allow-warnings: warn only);
+    with --linkage, that the private linkage table links every row and reject.
 
     \b
     Example:
       mgll validate mgll-cxr
       mgll validate mgll-cxr --full --json report.json
+      mgll validate mgll-cxr --linkage mgll-cxr.linkage.parquet
       mgll validate mgll-cxr --json - | jq .ok
     """
     try:
-        report = validate_dataset(dataset, full=full, sample=sample, progress=True)
+        report = validate_dataset(dataset, full=full, sample=sample, linkage=linkage, progress=True,
+                                  allow_phi=allow_warnings)
     except NotADatasetError as exc:
         raise click.ClickException(str(exc)) from None
     payload = json.dumps(report.to_dict(), indent=2) + "\n"

@@ -36,10 +36,11 @@ from mgll_data.deid.metadata import (
     header_metadata,
 )
 from mgll_data.deid.phi import MIN_PHI_CHARS, header_ids, header_phi
-from mgll_data.deid.text import DEGREE_WINDOW, NAME_NEIGHBOUR_PASSES, scrub_text
+from mgll_data.deid.names import AFTER_CUE_WINDOW, NAME_NEIGHBOUR_PASSES
+from mgll_data.deid.text import scrub_text, strip_control_characters
 
 __all__ = [
-    "DEGREE_WINDOW",
+    "AFTER_CUE_WINDOW",
     "DESCRIPTION_MAX_CHARS",
     "DESCRIPTION_MAX_DIGITS",
     "MAX_VALUE_BYTES",
@@ -59,4 +60,5 @@ __all__ = [
     "pseudonym",
     "refuse_burned_in_text",
     "scrub_text",
+    "strip_control_characters",
 ]

@@ -10,6 +10,7 @@ import functools
 import re
 from collections.abc import Iterable
 
+from mgll_data.deid.names import scrub_names
 from mgll_data.deid.phi import _worth_scrubbing
 
 _MONTH = (
@@ -30,9 +31,10 @@ _DATE_CORE = (
     rf"|{_DAY}[- ]{_MONTH}[- ,]*(?:{_YEAR}|\d{{2}})"  # 2 January 2023, 02-Jan-2023, 2-JAN-23
     rf"|{_DAY}\s+(?:of\s+)?{_MONTH}"  # 2 January, 2nd of January
     rf"|{_MONTH}\s*{_DAY},?\s*{_YEAR}"  # Jan 2, 2023 / January 2nd 2023
-    rf"|{_MONTH}\s*{_DAY},?\s+\d{{2}}(?![\d.]|(?i:\s*(?:mm|cm|m|x)\b))"  # Aug 03 07
-    rf"|{_MONTH}\s+{_DAY}(?![\d.]|(?i:\s*(?:mm|cm|m|x)\b))"  # Jan 2
+    rf"|{_MONTH}\s*{_DAY},?\s+\d{{2}}(?!\d|\.\d|(?i:\s*(?:mm|cm|m|x)\b))"  # Aug 03 07
+    rf"|{_MONTH}\s+{_DAY}(?!\d|\.\d|(?i:\s*(?:mm|cm|m|x)\b))"  # Jan 2
     rf"|{_MONTH},?\s+{_YEAR}"  # January 2023
+    rf"|{_MON_NUM}/{_YEAR}"  # 06/1999
     rf"|{_DAY}{_MONTH}{_YEAR}"  # 17SEP2023
     rf"|(?:19|20)\d{{2}}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[T ]?(?:[01]\d|2[0-3])[0-5]\d(?:[0-5]\d)?)?"
     r")"
@@ -43,6 +45,17 @@ _DATE_RE = re.compile(
     rf"(?=[0-9JFMASONDjfmasond])(?<![\w/.-])(?:{_TIME_OR_HRS}\s+(?:on\s+)?)?{_DATE_CORE}"
     rf"(?:,?\s+(?:at\s+)?{_TIME_OR_HRS})?(?![\w/-])"
 )
+_DIGIT_SLASH_DIGIT = re.compile(r"\d/\d")
+_SHORT_DATE_RE = re.compile(
+    rf"(?=[0-9A-Za-z])(?:(?<![\w/])((?i:on|since|from|through|until|till|dated|dob|dos|d|t|time|performed|seen"
+    rf"|date(?:[ \t]+of[ \t]+(?:exam|service|study|birth|procedure))?"
+    rf"|signed|dictated|transcribed|comparison)[ \t]*:?[ \t]*)({_MON_NUM}/{_DAY})(?![\w/]|\.\d)"
+    rf"|(?<![\w/.])()({_MON_NUM}/{_DAY})(?=[ \t]+(?:at[ \t]+)?{_TIME_OR_HRS}))"
+)
+# "Paged [NAME] at 63092", "paged Dr. [NAME] (#4412)": a pager number after the person paged. A bare
+# four-digit number there is a time ("paged at 1430"), so it needs a "#", a dash or brackets.
+_PAGER_RE = re.compile(r"(?i:\bpaged?\b)(?=[^\n;\d]{0,60}?(?:#\d{3,6}|\d-\d{3,4}|\(\d{4,6}\)|\b\d{5,6})(?![\d:]))"
+                       r"([^\n;\d]{0,60}?)(#\d{3,6}|\d-\d{3,4}|\(\d{4,6}\)|\b\d{5,6})")
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _URL_RE = re.compile(r"\b(?:https?://|ftp://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
 # A host name without a scheme ("pacs.example-hospital.org/viewer?id=1") names the institution just as well.
@@ -58,8 +71,8 @@ _DOMAIN_RE = re.compile(
 _PHONE_RE = re.compile(
     r"(?=[0-9+(PpTtFfBbEeMmCc])"
     r"(?:(?<![\w-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s*|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?:\s*(?:ext\.?|x)\s*\d{1,5})?(?![\w-])"
-    r"|(?i:\b(?:phone|tel(?:ephone)?|fax|pager|beeper|pgr|mobile|ext|call(?:\s+back)?\s+at)\b"
-    r"\.?\s*(?:#|no\.?|number)?\s*:?\s*)"
+    r"|(?i:\b(?:phone|tel(?:ephone)?|fax|pager|page|beeper|pgr|mobile|ext|call(?:\s+back)?\s+at)\b"
+    r"\.?\s*(?:no\.?|number)?[\s:#]*)"
     r"\+?\d[\d\s().-]{2,16}\d)"
 )
 _ID_LABEL = (
@@ -80,6 +93,7 @@ _LONG_ID_RE = re.compile(
     r"(?<![\w.])(?=[\w-]*\d)(?:[A-Za-z]{1,6}[-_#]?)?(?:\d[-_]?){6,}(?:[A-Za-z]{1,3})?(?!\w|\.\w)"
     r"|(?<![\w.])[A-Za-z]{1,6}[-_#]?\d{5,}[A-Za-z]{0,3}(?!\w|\.\w)"
 )
+_UPPER = "[A-ZÀ-ÖØ-ÞĀ-ž]"
 _STREET_SUFFIX = (
     r"(?:Street|St|Road|Rd|Avenue|Ave|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Terrace|Ter|Parkway|Pkwy"
     r"|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl|Pike|Route|Rte)"
@@ -93,7 +107,7 @@ _CITY_STATE_ZIP = (
 )
 _ADDRESS_RE = re.compile(
     rf"(?=[0-9A-Zz])"
-    rf"(?:(?<![\w.])\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][A-Za-z'-]*\.?\s+){{1,4}}{_STREET_SUFFIX}\b\.?"
+    rf"(?:(?<![\w.])\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:{_UPPER}[\w'-]*\.?\s+){{1,4}}{_STREET_SUFFIX}\b\.?"
     rf"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|#)\.?\s*#?\w+)?"
     rf"(?:,?\s+{_CITY_STATE_ZIP})?"
     rf"|(?<![\w.]){_CITY_STATE_ZIP}(?![\w-])"
@@ -103,81 +117,54 @@ _ADDRESS_RE = re.compile(
     rf"|(?i:\bzip(?:\s*code)?\s*:?\s*)\d{{5}}(?:-\d{{4}})?\b)"
 )
 _AGE_RE = re.compile(
-    r"(?=[19Aa])(?:(?<![\w.])(9\d|1[0-4]\d)(?=\s*-?\s*(?:years?|yrs?|y/o|y\.o\.|yo|y)\b|-year|-yr|\s*-?\s*y/o)"
-    r"|\b(age[ds]?\s*:?\s*)(9\d|1[0-4]\d)(?!\d|\.\d))",
+    r"(?=[019Aa])(?:(?<![\w.])(?P<age>9\d|1[0-4]\d)(?=\s*-?\s*(?:years?|yrs?|y/o|y\.o\.|yo|y)\b|-year|-yr|\s*-?\s*y/o"
+    r"|(?-i:[ ]?[FM])(?![\w'’.-]|\.\w)"  # "97F", "100 M": an age with the sex letter
+    r"|[ ]?/[ ]?(?-i:[FM])\b)"  # "Age/Sex: 97/F"
+    r"|(?<![\w.])0?(?P<dicom>9\d|1[0-4]\d)(?-i:Y)\b"  # a DICOM age string, "094Y"
+    r"|\b(?P<label>age[ds]?\s*:?\s*)(?:9\d|1[0-4]\d)(?!\d|\.\d))",
     re.IGNORECASE,
 )
 
-_NAME_STOP = (
-    r"(?:on|at|and|or|the|of|by|via|in|to|for|with|from|was|were|is|are|has|had|who|which|regarding|re|about|after"
-    r"|before|today|yesterday|tomorrow|this|that|these|those|date|time|she|he|his|her|hers|they|their|them|it|its"
-    r"|there|here|we|you|our|no|not|none|patient|pt|be|been|also|however|then|when|if|as|but|referring|ordering"
-    r"|attending|resident|physician|radiologist|technologist|signed|dictated|reviewed|electronically"
-    r"|MD|M\.D|DO|PhD|RN|RT|NP|PA|MBBS|FRCR|DMRD"
-    r"|XXXX|Findings|Impression|Comparison|Indication|History|Technique|Report|Examination|Exam|None|Unknown)\b"
+# "seen at Springfield General Hospital": the institution, when the header did not name it ("Outside
+# Hospital" and "Per Mayo Clinic" start with words that are not part of the name).
+_NOT_INSTITUTION_START = (
+    "(?:The|At|In|From|To|Of|And|For|On|Per|By|With|Via|Outside|Other|Another|Local|Referring|This|Our|Any)"
 )
-# Latin letters incl. accented ones (Łukasz, Müller, Núñez); Latin Extended-A mixes cases, so it is in both.
-_UPPER = "[A-ZÀ-ÖØ-ÞĀ-ž]"
-_LOWER = "[a-zß-öø-ÿĀ-ž]"
-_LETTER = "[A-Za-zÀ-ÖØ-öø-ÿĀ-ž'’-]"
-_NAME_TOKEN = (
-    rf"(?!(?i:{_NAME_STOP}))(?!(?:Dr|DR|Drs|Mr|MR|Mrs|MRS|Ms|MS|Prof|Doctor)(?:\.|\b))"
-    rf"(?:\[NAME\]|{_UPPER}{_LOWER}?\.(?=\s)|{_UPPER}{_LETTER}+"
-    rf"|(?:van|von|de|del|der|da|di|le|la|st\.?)\s+{_UPPER}{_LETTER}+)"
-)
-_NAME_SEQ = rf"{_NAME_TOKEN}(?:(?:[ \t]|,[ \t]?){_NAME_TOKEN}){{0,3}}"
-_TITLE_NAME_RE = re.compile(
-    rf"(?=[DMP])\b((?:Dr|Drs|Mr|Mrs|Ms|Mx|Prof|Miss|Doctor)\.?[ \t]+|DR\.[ \t]*|MRS?\.[ \t]+|MS\.[ \t]+)({_NAME_SEQ})"
-)
-_SIGNATURE_LABEL = (
-    r"(?i:dictated\s+by|electronically\s+signed\s+by|e-?signed\s+by|signed\s+by|reviewed\s+by|read\s+by|reported\s+by"
-    r"|transcribed\s+by|verified\s+by|approved\s+by|interpreted\s+by|prepared\s+by|performed\s+by|authenticated\s+by"
-    r"|attending(?:\s+(?:physician|radiologist))?|resident|fellow|radiologist|technologist|tech|sonographer|physician"
-    r"|referring(?:\s+(?:physician|doctor|provider|md))?|ordering(?:\s+(?:physician|doctor|provider|md))?|provider"
-    r"|patient(?:\s+name)?|pt\.?(?:\s+name)?|cc|signature"
-    r"|(?:electronically\s+|e-?|co-?)?signed|dictated|transcribed"
-    r"|(?:reading|dictating)(?:\s+(?:physician|radiologist))?)"
-)
-_SIGNATURE_RE = re.compile(
-    rf"(?=[AaCcDdEeFfIiOoPpRrSsTtVv])\b({_SIGNATURE_LABEL}[ \t]*[:\-][ \t]*"
-    rf"|(?i:dictated|signed|reviewed|read|reported|transcribed|verified|approved|interpreted|authenticated)\s+by[ \t]+)"
-    rf"({_NAME_SEQ})"
-)
-_NAME_LINE_RE = re.compile(rf"(?m)^([ \t]*(?i:name)[ \t]*:[ \t]*)({_NAME_SEQ})")
-# "I, Priya Ramachandran, have personally reviewed the images": the US attestation line.
-_ATTESTATION_RE = re.compile(
-    rf"(?<!\w)(I,[ \t]+)({_NAME_SEQ})(?=,?[ \t]+(?i:have|has|attest|personally|as|the)\b)"
-)
-# "seen at Springfield General Hospital": the institution, when the header did not name it.
 _INSTITUTION_RE = re.compile(
     rf"(?=[A-ZÀ-ÞĀ-ž])(?<![\w'’-])"
-    rf"(?:(?!(?:The|At|In|From|To|Of|And|For|On)\b){_UPPER}(?:[\w'’-]*|[a-z]{{0,2}}\.)[ \t]+){{1,4}}"
+    rf"(?:(?!{_NOT_INSTITUTION_START}\b){_UPPER}(?:[\w'’-]*|[a-z]{{0,2}}\.)[ \t]+){{1,4}}"
     r"(?:Hospital|Medical[ \t]+Cent(?:er|re)|Health[ \t]+(?:Center|Centre|System)|Clinic|Infirmary|Hospice)s?\b"
 )
 _INSTITUTION_HINT = re.compile(r"Hospi|Medical|Health|Clinic|Infirmary")
-_CONTACT_RE = re.compile(
-    rf"(?=[CcDdIiNnPpSsTt])(?<![-\w])"
-    rf"((?i:discussed\s+with|communicated\s+(?:to|with)|notified|spoke\s+(?:to|with)|paged|called|informed|telephoned)"
-    rf"[ \t]+(?:(?i:nurse|rn|np|pa|resident|attending|physician|radiologist)[ \t]+)?)({_NAME_SEQ})"
-)
-_DEGREE = r"(?:M\.?D\.?|D\.O\.|Ph\.?D\.?|MBBS|FRCR|FRCPC|DMRD|R\.?N\.?|N\.?P\.?|RT\s*\(R\))"
-_DEGREE_RE = re.compile(rf",?[ \t]+{_DEGREE}(?![A-Za-z])")
-_NAME_AT_END_RE = re.compile(rf"(?<![A-Za-z'’.-])({_NAME_SEQ})$")
-DEGREE_WINDOW = 120
-_LAST_FIRST_LINE_RE = re.compile(
-    r"(?m)^([ \t]*)([A-Z][A-Za-z'’-]+,[ \t]*[A-Z][A-Za-z'’-]+(?:[ \t]+[A-Z]\.?)?)([ \t]*)$"
-)
-_NAME_RUN_RE = re.compile(r"\[NAME\](?:[ \t]*,?[ \t]*\[NAME\])+")
-# A capitalised word right beside a scrubbed name is the rest of that name ("Mark [NAME]" where only the
-# surname was specific enough to be scrubbed everywhere).
-_NAME_NEIGHBOUR_RE = re.compile(
-    rf"(?=[^\W\d_])(?<![\w.'’-])({_NAME_TOKEN})[ \t]+(?=\[NAME\])|(?<=\[NAME\])([ \t]+)({_NAME_TOKEN})"
-)
-NAME_NEIGHBOUR_PASSES = 3
-# All-caps clinical abbreviations that are never a name on their own ("discussed with ED physician").
-_CLINICAL_CAPS = frozenset(
-    "PA AP CT MR MRI XR CXR ICU ED ER OR NG ET IJ PICC US KUB AM PM".split()
-)
+
+
+# Terminal escape sequences (colour codes a copy-paste from a console leaves, cursor moves) and the control and
+# invisible format characters that can hide text from a reader or split a name from the rules (NUL, bidi
+# overrides, zero-width spaces). Line-breaking controls become a newline; tabs and newlines stay.
+_ANSI_ESCAPE = r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])"
+_INVISIBLE = "[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+_CONTROL_RE = re.compile(rf"{_ANSI_ESCAPE}|{_INVISIBLE}+|(?P<newline>\r\n?|[\x0b\x0c\x85\u2028\u2029])")
+_CONTROL_HINT = re.compile(r"[^\t\n\x20-\x7e\xa0-\u200a\u2010-\u2027\u2030-\u205f\u2070-\ufefe\uff00-\U0010ffff]")
+
+
+def strip_control_characters(text: str) -> tuple[str, int]:
+    """The report without terminal escapes and control / invisible characters, and how many it lost.
+
+    Tabs and newlines are kept; CR, CRLF, vertical tab, form feed and Unicode line separators become a
+    newline (and are not counted). Runs before scrubbing, so an escape inside a name cannot hide it.
+    """
+    if not _CONTROL_HINT.search(text):
+        return text, 0
+    removed = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal removed
+        if match.group("newline") is not None:
+            return "\n"
+        removed += len(match.group(0))
+        return ""
+
+    return _CONTROL_RE.sub(replace, text), removed
 
 
 def scrub_text(text: str, known_phi: Iterable[str] = ()) -> str:
@@ -200,6 +187,8 @@ def scrub_text(text: str, known_phi: Iterable[str] = ()) -> str:
     if phrases:
         text = _replace_known(text, phrases)
     text = _DATE_RE.sub("[DATE]", text)
+    if "/" in text and _DIGIT_SLASH_DIGIT.search(text):
+        text = _SHORT_DATE_RE.sub(lambda m: f"{m.group(1) or m.group(3)}[DATE]", text)
     text = _SSN_RE.sub("[ID]", text)
     text = _PHONE_RE.sub(_phone_placeholder, text)
     text = _LABELLED_ID_RE.sub(lambda m: f"{m.group(1)}[ID]", text)
@@ -209,20 +198,10 @@ def scrub_text(text: str, known_phi: Iterable[str] = ()) -> str:
         text = _INSTITUTION_RE.sub("[ADDRESS]", text)
     text = _LONG_ID_RE.sub("[ID]", text)
     text = _AGE_RE.sub(_age_placeholder, text)
-    text = _TITLE_NAME_RE.sub(_name_after_label, text)
-    text = _SIGNATURE_RE.sub(_name_after_label, text)
-    text = _NAME_LINE_RE.sub(_name_after_label, text)
-    text = _CONTACT_RE.sub(_name_after_label, text)
-    if "I," in text:
-        text = _ATTESTATION_RE.sub(_name_after_label, text)
-    text = _names_before_degrees(text)
-    text = _LAST_FIRST_LINE_RE.sub(_last_first_line, text)
-    for _ in range(NAME_NEIGHBOUR_PASSES if "[NAME]" in text else 0):
-        text = _NAME_RUN_RE.sub("[NAME]", text)
-        text, found = _NAME_NEIGHBOUR_RE.subn(_name_neighbour, text)
-        if not found:
-            break
-    return _NAME_RUN_RE.sub("[NAME]", text)
+    text = scrub_names(text)
+    if "age" in text:
+        text = _PAGER_RE.sub(lambda m: f"{m.group(0)[: m.start(2) - m.start(0)]}[PHONE]", text)
+    return text
 
 
 def _replace_known(text: str, phrases: set[str]) -> str:
@@ -301,65 +280,16 @@ def _phone_placeholder(match: re.Match[str]) -> str:
     return f"{label.group(0)}[PHONE]" if label else "[PHONE]"
 
 
+_TEMPERATURE_BEFORE = re.compile(r"(?i)(?:temp\w*|fever\w*|febrile|tmax|t)\W*(?:(?:to|of|was|is|at|up to)\W+)?$")
+
+
 def _age_placeholder(match: re.Match[str]) -> str:
-    if match.group(1) is not None:
+    if match.group("dicom") is not None:
+        return "[AGE]Y"
+    if match.group("age") is not None:
+        if match.string[match.end() : match.end() + 2].strip()[:1] in ("F", "M") and _TEMPERATURE_BEFORE.search(
+            match.string, max(0, match.start() - 20), match.start()
+        ):
+            return match.group(0)  # "fever to 101F" is a temperature
         return "[AGE]"
-    return f"{match.group(2)}[AGE]"
-
-
-def _is_name(candidate: str) -> bool:
-    words = [w.strip(".,") for w in re.split(r"[\s,]+", candidate) if w.strip(".,")]
-    return bool(words) and not all(w.upper() in _CLINICAL_CAPS for w in words)
-
-
-def _name_after_label(match: re.Match[str]) -> str:
-    label, name = match.group(1), match.group(2)
-    if not _is_name(name):
-        return match.group(0)
-    return f"{label}[NAME]"
-
-
-def _names_before_degrees(text: str) -> str:
-    # Find the (rare) degree first, then look back for the name: far cheaper than trying a name pattern
-    # at every position of every report.
-    pieces: list[str] = []
-    done = 0
-    for degree in _DEGREE_RE.finditer(text):
-        start = degree.start()
-        if start < done:
-            continue
-        window_start = max(done, start - DEGREE_WINDOW)
-        name = _NAME_AT_END_RE.search(text, window_start, start)
-        if name is None or not _is_name(name.group(1)):
-            continue
-        pieces.append(text[done : name.start(1)])
-        pieces.append("[NAME]")
-        done = start
-    if not pieces:
-        return text
-    pieces.append(text[done:])
-    return "".join(pieces)
-
-
-_SECTION_WORDS = frozenset(
-    "findings impression comparison indication history technique clinical report exam examination views view "
-    "normal abnormal negative positive stable unchanged improved worse none chest lungs heart left right".split()
-)
-
-
-_ROLE_WORDS = frozenset("nurse resident attending physician radiologist technologist fellow patient doctor".split())
-
-
-def _name_neighbour(match: re.Match[str]) -> str:
-    word = match.group(1) or match.group(3)
-    if word.lower() in _SECTION_WORDS or word.lower() in _ROLE_WORDS or not _is_name(word):
-        return match.group(0)
-    return "[NAME] " if match.group(1) else f"{match.group(2)}[NAME]"
-
-
-def _last_first_line(match: re.Match[str]) -> str:
-    # A line that is only "LAST, FIRST" is a signature; lines like "Lungs, Clear" are left alone.
-    words = [w.strip(".").lower() for w in re.split(r"[\s,]+", match.group(2)) if w.strip(".")]
-    if any(w in _SECTION_WORDS or w.upper() in _CLINICAL_CAPS for w in words):
-        return match.group(0)
-    return f"{match.group(1)}[NAME]{match.group(3)}"
+    return f"{match.group('label')}[AGE]"

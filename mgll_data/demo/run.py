@@ -21,11 +21,14 @@ from typing import Any
 
 import click
 
+from mgll_data import dataset
 from mgll_data.demo.export import DemoError, write_demo_export
 
 MARKER = ".mgll-demo-run"
 RESULTS = "demo_run.json"
-_OWNED = ("export", "dataset", "dataset.linkage.parquet", "dataset.linkage.parquet.journal", "run", "eval", "logs", "salt", RESULTS)
+_LINKAGE = dataset.default_linkage_path(Path("dataset"))
+_OWNED = ("export", "dataset", _LINKAGE.name, dataset.linkage_journal_path(_LINKAGE).name,
+          dataset.linkage_lock_path(_LINKAGE).name, "run", "eval", "logs", "salt", RESULTS)
 
 
 @dataclass
@@ -139,7 +142,7 @@ def _step_build(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
     args = ["build", str(out / "export"), str(out / "dataset"), "--pipeline", "mimic-cxr", "--workers", str(s.workers),
             "--salt-file", str(out / "salt"), "--json", str(out / "logs" / "build.json")]
     _invoke(args + ([] if progress else ["--quiet"]))
-    manifest = _read_json(out / "dataset" / "manifest.json")
+    manifest = _read_json(out / "dataset" / dataset.MANIFEST_FILE)
     rejects = manifest.get("rejects_by_reason") or {}
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejects.items()))
     speed = (manifest.get("timings") or {}).get("images_per_second")
@@ -169,9 +172,10 @@ def _step_validate(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
 
 def _step_card(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
     _invoke(["card", str(out / "dataset")])
-    card = out / "dataset" / "card"
-    files = sorted(p.name for p in card.glob("*")) if card.is_dir() else []
-    return StepResult("card", "ok", detail=f"{card} ({len(files)} files)", metrics={"files": files})
+    readme = out / "dataset" / dataset.CARD_FILE
+    files = [dataset.CARD_FILE] + [f"{dataset.CHARTS_DIR}/{name}" for name in dataset.CHARTS.values()
+                                   if (readme.parent / dataset.CHARTS_DIR / name).is_file()]
+    return StepResult("card", "ok", detail=f"{readme} (and {len(files) - 1} charts)", metrics={"files": files})
 
 
 def _step_pretrain(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:

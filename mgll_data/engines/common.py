@@ -14,7 +14,7 @@ Stage = Callable[[SourceItem, BuildContext], Outcome]
 def crash_outcome(item: SourceItem, ctx: BuildContext) -> Outcome:
     reject = Reject(stage="engine", reason="worker-crashed", error="the worker process died while processing this input")
     return Outcome(
-        deid.source_key(ctx.salt, item.image_path),
+        deid.source_key(ctx.salt, item.source_path),
         reject=reject,
-        linkage={"source_path": item.image_path, "report_path": item.report_path, "error_detail": reject.error},
+        linkage={"source_path": item.source_path, "report_path": item.report_path, "error_detail": reject.error},
     )

@@ -3,7 +3,8 @@
 The window keeps memory flat whatever the export size (at most `workers * WINDOW_PER_WORKER` rendered
 images exist at once). A worker that dies (a decoder segfault, the OOM killer) breaks the pool; the
 inputs that were in flight are then retried one by one in a fresh pool, and only an input that kills its
-worker again becomes a reject.
+worker again becomes a reject. Workers and the fork server die with the build, even a build killed with
+SIGKILL (see `lifeline`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from mgll_data.engines.common import Stage, crash_outcome
+from mgll_data.engines.lifeline import FORK_SERVER_PRELOAD, bind_worker_to_build
 from mgll_data.process import BuildContext, process_item
 from mgll_data.records import Outcome, SourceItem
 
@@ -26,6 +28,7 @@ _worker_stage: Stage | None = None
 
 def _init_worker(ctx: BuildContext, stage: Stage) -> None:
     global _worker_ctx, _worker_stage
+    bind_worker_to_build()
     _worker_ctx, _worker_stage = ctx, stage
 
 
@@ -37,11 +40,11 @@ def _work(item: SourceItem) -> Outcome:
 def _mp_context() -> multiprocessing.context.BaseContext:
     """A fork server that has imported the stages once: workers (and replacement pools after a crash)
     start in milliseconds instead of re-importing spaCy and the decoders, and nothing is forked from this
-    multi-threaded parent."""
+    multi-threaded parent. The preload also ties the server's life to this process (see `lifeline`)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["mgll_data.process"])
+    context.set_forkserver_preload([FORK_SERVER_PRELOAD])
     return context
 
 

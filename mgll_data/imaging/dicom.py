@@ -33,9 +33,10 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit
 
 from mgll_data.imaging import volume
-from mgll_data.imaging.decoded import Decoded, middle_index, reject
+from mgll_data.imaging.decoded import Decoded, check_decoded_size, middle_index, reject
 from mgll_data.imaging.display import WINDOW_FUNCTIONS, GrayTransform, Window, lut_from_item
 from mgll_data.imaging.encode import target_size
+from mgll_data.records import StageError
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 # Elements above this size are left on disk by dcmread and read only when needed.
@@ -60,12 +61,12 @@ def read_dicom(path: Path, output_size: int | None = None) -> Decoded:
         reject("decode-failed", "DICOM header gives no usable image size (Rows/Columns)")
     frames = max(_int(ds.get("NumberOfFrames"), 1), 1)
     index = middle_index(frames)
-    if "PixelData" in ds and not _is_compressed(ds) and _pixel_data_bytes(ds, path) < _expected_bytes(ds, frames):
-        reject("truncated-file", "DICOM pixel data is shorter than its header says (file truncated)")
-
     photometric = str(ds.get("PhotometricInterpretation") or "").strip().upper()
     if photometric and photometric not in PHOTOMETRIC_TERMS:
         reject("decode-failed", "DICOM PhotometricInterpretation is not a defined term")
+    check_decoded_size(rows, columns, *_decoded_sample_shape(ds, photometric))  # one frame: pydicom decodes one
+    if "PixelData" in ds and not _is_compressed(ds) and _pixel_data_bytes(ds, path) < _expected_bytes(ds, frames):
+        reject("truncated-file", "DICOM pixel data is shorter than its header says (file truncated)")
     rescaled_by_reader = False
     pixels = _color_jpeg_with_pillow(ds, photometric, index, frames, output_size)
     decoder = "pillow"
@@ -289,9 +290,18 @@ def _expected_bytes(ds: Dataset, frames: int) -> int:
     return (rows * columns * samples * frames * bits + 7) // 8
 
 
+def _decoded_sample_shape(ds: Dataset, photometric: str) -> tuple[int, int]:
+    """(samples, bytes per sample) of a decoded frame, from the header: what pydicom allocates for it (a
+    palette image becomes RGB once its colour LUT is applied)."""
+    samples = 3 if photometric == "PALETTE COLOR" else max(_int(ds.get("SamplesPerPixel"), 1), 1)
+    return samples, max(-(-_int(ds.get("BitsAllocated"), 8) // 8), 1)
+
+
 def _read_with_simpleitk(path: Path, ds: Dataset) -> np.ndarray:
     try:
         pixels, _, _, _ = volume.read_middle_slice(path, dicom=True)
+    except StageError:
+        raise
     except Exception:
         reject("decode-failed", f"no decoder could decode this DICOM pixel data ({_syntax_name(ds)})")
     return pixels

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mgll_data.imaging import volume
-from mgll_data.imaging.decoded import Decoded, middle_index, reject
+from mgll_data.imaging.decoded import TOO_MANY_PIXELS, Decoded, check_decoded_size, middle_index, reject
 from mgll_data.imaging.display import GrayTransform, display_ready_8bit
 from mgll_data.imaging.encode import target_size
 
@@ -29,7 +29,7 @@ def read_raster(path: Path, source_format: str, output_size: int) -> Decoded:
     except UnidentifiedImageError:
         reject("not-an-image", f"{source_format} file could not be identified as an image")
     except Image.DecompressionBombError:
-        reject("decode-failed", "image has too many pixels to decode safely")
+        reject(TOO_MANY_PIXELS, "image has too many pixels to decode safely (Pillow's decompression-bomb limit)")
     with image:
         try:
             frames = int(getattr(image, "n_frames", 1) or 1)
@@ -40,6 +40,7 @@ def read_raster(path: Path, source_format: str, output_size: int) -> Decoded:
             if source_format == "jpeg" and image.mode in ("L", "RGB", "CMYK", "YCbCr"):
                 draft_h, draft_w = target_size(height, width, output_size)
                 image.draft(image.mode, (draft_w, draft_h))
+            check_decoded_size(image.height, image.width, *_sample_shape(image.mode))  # after draft shrank it
             image.load()
             return _decoded(image, source_format, frames, index, height, width)
         except OSError as exc:
@@ -52,6 +53,15 @@ def read_raster(path: Path, source_format: str, output_size: int) -> Decoded:
             if source_format == "tiff":
                 return _tiff_with_simpleitk(path)
             reject("decode-failed", f"{source_format} image data could not be decoded ({type(exc).__name__})")
+
+
+def _sample_shape(mode: str) -> tuple[int, int]:
+    """(samples, bytes per sample) Pillow allocates for a mode."""
+    if mode.startswith("I;16"):
+        return 1, 2
+    if mode in ("I", "F"):
+        return 1, 4
+    return Image.getmodebands(mode), 1
 
 
 def _decoded(image: Image.Image, source_format: str, frames: int, index: int, height: int, width: int) -> Decoded:

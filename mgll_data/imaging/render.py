@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mgll_data import filekind
 from mgll_data.imaging.decoded import Decoded, reject
 from mgll_data.imaging.dicom import read_dicom
 from mgll_data.imaging.display import rgb_to_uint8, to_uint8
@@ -53,6 +54,7 @@ class RenderedImage:
     header: Any = None
     decoder: str = ""
     window_source: str = ""
+    training_data: bytes | None = None  # the pipeline's optional training copy (image.training_format)
     frames: int = 1
     frame_index: int = 0
 
@@ -80,14 +82,15 @@ def decode_file(path: Path, output_size: int = 512) -> tuple[Decoded, str]:
     """(decoded picture, content sha256) for any supported file; raises StageError for bad input."""
     path = Path(path)
     try:
+        _require_regular_file(path)
         with path.open("rb") as fh:
             head = fh.read(HEAD_BYTES)
     except FileNotFoundError:
         reject("file-missing", "image file not found")
-    except IsADirectoryError:
-        reject("not-an-image", "image path is a directory, not a file")
     except PermissionError:
         reject("file-unreadable", "image file cannot be read (permission denied)")
+    except OSError as exc:
+        reject("file-unreadable", f"image file cannot be read ({type(exc).__name__})")
     if not head:
         reject("empty-file", "image file is empty (0 bytes)")
     source_format = sniff_format(path, head)
@@ -101,6 +104,17 @@ def decode_file(path: Path, output_size: int = 512) -> tuple[Decoded, str]:
     else:
         decoded = read_volume(path, source_format)
     return decoded, digest
+
+
+def _require_regular_file(path: Path) -> None:
+    """Reject anything but a regular file before it is opened: reading a FIFO would block forever."""
+    kind = filekind.entry_kind(path)
+    if kind == filekind.MISSING:
+        reject("file-missing", "image file not found")
+    if kind == filekind.BROKEN_LINK:
+        reject("broken-symlink", "image path is a symbolic link whose target does not exist")
+    if kind != filekind.REGULAR:
+        reject("not-a-regular-file", f"image path is a {kind}, not a regular file")
 
 
 def display_pixels(decoded: Decoded, percentiles: tuple[float, float]) -> tuple[np.ndarray, str]:
@@ -125,9 +139,11 @@ def _render(path: Path, settings: ImageSettings) -> RenderedImage:
     image = resize_long_side(pixels, settings.size)
     del pixels
     data = encode(image, settings.format, settings.jpeg_quality)
+    training = encode(image, settings.training_format, settings.jpeg_quality) if settings.training_format else None
     return RenderedImage(
         data=data,
         format=settings.format,
+        training_data=training,
         height=image.height,
         width=image.width,
         channels=len(image.getbands()),

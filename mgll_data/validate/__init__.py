@@ -7,11 +7,13 @@ sample unless `full=True`, and every problem becomes one line naming the check, 
 example image ids (pseudonymous, so safe to print), never a traceback.
 
 The stages, in the order `validate_dataset` runs them:
-- `reading`: the folder, manifest, shards and file metadata as they are on disk (also used by `mgll card`);
+- `reading`: the shards' file metadata as it is on disk (the folder itself is read through `mgll_data.dataset`);
 - `structure`: layout, manifest, shard listing, file metadata and column types, before any row is read;
+- `huggingface`: shards named by split and the `datasets` features in each, as the standard loader needs;
 - `scan`: one streaming pass over every row group, tallied into a `Scan`;
 - `content`: the row checks judged from those tallies;
 - `accounting`: rejects.parquet, and the manifest's counts against the data;
+- `linkage`: with `linkage=PATH`, the private linkage table against the rows and rejects;
 - `report`: the findings, stats and their rendering, in one fixed order of checks.
 """
 
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mgll_data.dataset import NotADatasetError, data_files, relative_name, require_dataset
 from mgll_data.validate.accounting import check_counts, check_rejects
 from mgll_data.validate.content import report_scan
-from mgll_data.validate.reading import iter_row_groups, read_manifest, require_dataset, shards_on_disk
-from mgll_data.validate.report import Finding, NotADatasetError, Recorder, ValidationReport
+from mgll_data.validate.huggingface import check_huggingface
+from mgll_data.validate.linkage import check_linkage
+from mgll_data.validate.report import Finding, Recorder, ValidationReport
 from mgll_data.validate.scan import image_problem, scan_shards
 from mgll_data.validate.structure import (
     check_columns,
@@ -31,31 +35,35 @@ from mgll_data.validate.structure import (
     check_shards,
     declared_granularities,
 )
-from mgll_data.writer import REJECTS_FILE
 
 __all__ = [
-    "REJECTS_FILE",
     "Finding",
     "NotADatasetError",
     "ValidationReport",
     "image_problem",
-    "iter_row_groups",
-    "read_manifest",
-    "require_dataset",
-    "shards_on_disk",
     "validate_dataset",
 ]
 
 
-def validate_dataset(path: Path, full: bool = False, sample: int = 200, *, progress: bool = False) -> ValidationReport:
+def validate_dataset(
+    path: Path,
+    full: bool = False,
+    sample: int = 200,
+    *,
+    linkage: Path | None = None,
+    progress: bool = False,
+    allow_phi: bool = False,
+) -> ValidationReport:
     """Check the dataset folder at `path`; never raises for a broken dataset, only for a path that is not one.
 
     `sample` images (evenly spread, so the same rows every run) are decoded, or all with `full=True`;
-    every other check reads every row. Raises NotADatasetError (one-line message) when `path` is not a
-    dataset folder.
+    every other check reads every row. PHI the privacy checks can see is an error unless `allow_phi`
+    makes it a warning. With `linkage`, the private linkage table at that path must hold an entry for
+    every row and reject and none for anything else. Raises NotADatasetError (one-line message) when
+    `path` is not a dataset folder.
     """
     root = require_dataset(Path(path))
-    out = Recorder(str(root))
+    out = Recorder(str(root), allow_phi=allow_phi)
     manifest = check_layout_and_manifest(root, out)
     shards = check_shards(root, manifest, out)
     contract_version, metadata = check_metadata(shards, manifest, out)
@@ -64,9 +72,13 @@ def validate_dataset(path: Path, full: bool = False, sample: int = 200, *, progr
     if vocabulary is None and manifest and isinstance(manifest.get("label_vocabulary"), list):
         vocabulary = manifest["label_vocabulary"]
     granularities = declared_granularities(metadata, manifest, contract_version)
+    version = metadata.get("mgll.schema_version") or (manifest or {}).get("schema_version")
+    check_huggingface([relative_name(root, p) for p in data_files(root)], shards, granularities, version, out)
     scan = scan_shards(shards, usable, vocabulary, granularities, contract_version,
                        sample=sample, full=full, progress=progress, out=out)
     report_scan(scan, usable, out)
     rejects = check_rejects(root, out)
     check_counts(manifest, metadata, scan, rejects, out)
+    if linkage is not None:
+        check_linkage(linkage, scan, rejects, out)
     return out.finish()

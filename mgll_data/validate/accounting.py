@@ -15,10 +15,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mgll_data import schema
+from mgll_data.dataset import MANIFEST_FILE, REJECTS_FILE
 from mgll_data.validate.report import Recorder, examples, plural, verb
 from mgll_data.validate.scan import PRIVACY_PATTERNS, Scan
 from mgll_data.validate.structure import normalise_type
-from mgll_data.writer import MANIFEST_FILE, REJECTS_FILE
 
 REJECT_STAGES = ("sources", "imaging", "deid", "reports", "writer")
 PATH_PATTERN = r"(^|[\s'\"(=])(/[^\s/]+){2,}|\b[A-Za-z]:\\"
@@ -64,7 +64,7 @@ def check_rejects(root: Path, out: Recorder) -> list[dict[str, Any]] | None:
             n = pc.sum(pc.match_substring_regex(column, pattern)).as_py() or 0
             if n:
                 holds = verb(n, "looks like it holds", "look like they hold")
-                out.warn("privacy", f"{plural(n, 'reject error')} {holds} {what}")
+                out.phi("privacy", f"{plural(n, 'reject error')} {holds} {what}")
     if "source_key" in usable:
         repeated = sum(n - 1 for n in Counter(r["source_key"] for r in rows).values() if n > 1)
         if repeated:

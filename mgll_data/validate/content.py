@@ -10,7 +10,8 @@ from collections import Counter
 from typing import Any
 
 from mgll_data import schema
-from mgll_data.validate.report import Recorder, examples, plural, split_order, verb
+from mgll_data.dataset import split_order
+from mgll_data.validate.report import Recorder, examples, plural, verb
 from mgll_data.validate.scan import CHANNELS_ALLOWED, Scan
 from mgll_data.validate.structure import UsableColumns
 
@@ -75,6 +76,13 @@ def _report_splits(state: Scan, present: set[str], out: Recorder) -> None:
         out.error("splits", f"{plural(len(leaked), 'patient')} "
                             f"{verb(len(leaked), 'appears', 'appear')} in more than one split"
                             f"{examples(placements)}")
+    if state.misplaced:
+        n = sum(sum(c.values()) for c in state.misplaced.values())
+        where = [f"{shard} holds {plural(sum(c.values()), 'row')} of {'+'.join(sorted(c, key=split_order))}"
+                 for shard, c in sorted(state.misplaced.items())]
+        out.error("splits", f"{plural(n, 'row')} {verb(n, 'sits', 'sit')} in another split's shard: loaders that "
+                            f"take the split from the file name put {verb(n, 'it', 'them')} in the wrong one"
+                            f"{examples(where)}")
     out.stats["splits"] = dict(sorted(state.split_rows.items(), key=lambda kv: split_order(kv[0])))
     patients_by_split: Counter[str] = Counter()
     for splits in state.patient_splits.values():
@@ -146,8 +154,8 @@ def _report_texts(state: Scan, present: set[str], out: Recorder) -> None:
 def _report_privacy(state: Scan, out: Recorder) -> None:
     """The privacy smoke checks over string columns."""
     for (column, what), n in sorted(state.privacy.items()):
-        out.warn("privacy", f"{plural(n, 'value')} in '{column}' {verb(n, 'looks', 'look')} like {what}")
+        out.phi("privacy", f"{plural(n, 'value')} in '{column}' {verb(n, 'looks', 'look')} like {what}")
     for column, (n, example) in sorted(state.not_pseudonyms.items()):
-        out.warn("privacy", f"{plural(n, 'value')} in '{column}' {verb(n, 'does', 'do')} not look like "
+        out.phi("privacy", f"{plural(n, 'value')} in '{column}' {verb(n, 'does', 'do')} not look like "
                             f"keyed pseudonyms (<kind>-<hex>), e.g. {example!r}")
     out.passed("privacy", "no UID-, date- or name-like strings; ids look like keyed pseudonyms")

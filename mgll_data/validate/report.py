@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mgll_data.dataset import split_order
+
 EXAMPLES = 3
 
 # The order checks are reported in; each appears once as "ok" when it found nothing.
@@ -18,6 +20,7 @@ CHECKS = (
     "shards",
     "metadata",
     "columns",
+    "huggingface",
     "nulls",
     "values",
     "labels",
@@ -28,12 +31,9 @@ CHECKS = (
     "granularities",
     "rejects",
     "counts",
+    "linkage",
     "privacy",
 )
-
-
-class NotADatasetError(Exception):
-    """The path is not a built dataset folder at all; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,9 @@ class ValidationReport:
 class Recorder:
     """Collects the checks' findings and stats into one ValidationReport."""
 
-    def __init__(self, dataset: str) -> None:
+    def __init__(self, dataset: str, *, allow_phi: bool = False) -> None:
         self.report = ValidationReport(dataset=dataset)
+        self.allow_phi = allow_phi
         self.stats = self.report.stats
         self._ok_messages: dict[str, str] = {}
 
@@ -112,6 +113,10 @@ class Recorder:
 
     def warn(self, check: str, message: str) -> None:
         self._add(check, "warn", message)
+
+    def phi(self, check: str, message: str) -> None:
+        """PHI the checks can see: an error (a dataset is meant to be shared), a warning when allowed."""
+        self._add(check, "warn" if self.allow_phi else "error", message)
 
     def skip(self, check: str, message: str) -> None:
         self._add(check, "skip", message)
@@ -129,12 +134,6 @@ class Recorder:
                 self._add(check, "ok", message)
         self.report.findings.sort(key=lambda f: CHECKS.index(f.check))
         return self.report
-
-
-def split_order(split: str) -> tuple[int, str]:
-    """Sort key: train, val, test first, any other split after them by name."""
-    known = ("train", "val", "test")
-    return (known.index(split) if split in known else len(known), split)
 
 
 def examples(values: list[Any]) -> str:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from mgll_data import schema
+from mgll_data import dataset, schema
 from mgll_data.validate.reading import Shards
 from mgll_data.validate.report import EXAMPLES, Recorder
 from mgll_data.validate.structure import UsableColumns
@@ -121,6 +121,17 @@ class Scan:
     empty_texts: Counter[str] = field(default_factory=Counter)
     privacy: Counter[tuple[str, str]] = field(default_factory=Counter)
     not_pseudonyms: dict[str, tuple[int, str]] = field(default_factory=dict)
+    misplaced: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # shard -> split -> rows
+
+    def scan_placement(self, shard_name: str, table: pa.Table) -> None:
+        """Rows of a contract split inside another split's shard (loaders assign splits by file name)."""
+        parsed = dataset.parse_shard_name(PurePosixPath(shard_name).name)
+        if parsed is None or parsed[0] is None or "split" not in table.column_names:
+            return
+        splits = table.column("split")
+        wrong = pc.and_(pc.is_in(splits, value_set=pa.array(dataset.SPLITS)), pc.not_equal(splits, parsed[0]))
+        for split in pc.filter(splits, wrong).to_pylist():
+            self.misplaced[shard_name][split] += 1
 
     def scan_table(self, table: pa.Table, columns: dict[str, schema.Column], offset: int, bar: Any) -> None:
         n = table.num_rows
@@ -311,6 +322,7 @@ def scan_shards(
                 offset += group_rows
                 continue
             state.scan_table(table, columns, offset, bar)
+            state.scan_placement(name, table)
             offset += group_rows
     bar.close()
     return state

@@ -14,10 +14,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mgll_data import schema
-from mgll_data.validate.reading import READ_BUFFER, Shards, decode_metadata, read_manifest, shards_on_disk
+from mgll_data import dataset, schema
+from mgll_data.dataset import DATA_DIR, MANIFEST_FILE, READ_BUFFER
+from mgll_data.validate.reading import Shards, decode_metadata
 from mgll_data.validate.report import EXAMPLES, Recorder, examples, plural
-from mgll_data.writer import DATA_DIR, MANIFEST_FILE
 
 MANIFEST_KEYS = (
     "schema_version",
@@ -82,14 +82,14 @@ def check_layout_and_manifest(root: Path, out: Recorder) -> dict[str, Any] | Non
     if not path.is_file():
         out.error("manifest", f"{MANIFEST_FILE} is missing")
     else:
-        manifest = read_manifest(root)
+        manifest = dataset.read_manifest(root)
         if manifest is None:
             out.error("manifest", f"{MANIFEST_FILE} is not a JSON object")
     if not (root / DATA_DIR).is_dir():
         out.error("layout", f"{DATA_DIR}/ folder is missing")
-    stale = sorted(p.name for p in (root / DATA_DIR).glob(".*.tmp")) if (root / DATA_DIR).is_dir() else []
+    stale = [dataset.relative_name(root, p) for p in dataset.temporary_files(root)]
     if stale:
-        out.warn("layout", f"{plural(len(stale), 'temporary file')} left in {DATA_DIR}/ by an interrupted build"
+        out.warn("layout", f"{plural(len(stale), 'temporary file')} left by an interrupted build"
                  f"{examples(stale)}")
     out.passed("layout", f"{DATA_DIR}/ folder present")
     if manifest is None:
@@ -118,7 +118,7 @@ def check_layout_and_manifest(root: Path, out: Recorder) -> dict[str, Any] | Non
 def check_shards(root: Path, manifest: dict[str, Any] | None, out: Recorder) -> Shards:
     """The shards on disk against the manifest's listing, each opened, all with one schema; the readable
     ones."""
-    on_disk = {p.relative_to(root).as_posix(): p for p in shards_on_disk(root)}
+    on_disk = {dataset.relative_name(root, p): p for p in dataset.data_files(root)}
     listed = manifest.get("shards") if manifest else None
     if isinstance(listed, list):
         names = [s for s in listed if isinstance(s, str)]
@@ -266,7 +266,7 @@ def check_columns(
                 problems[f"missing column '{column.name}'"].append(name)
                 continue
             actual, mapped = normalise_type(arrow_schema.field(index).type)
-            if not actual.equals(column.type):
+            if not any(actual.equals(t) for t in (column.type, *column.older_types)):
                 problems[f"column '{column.name}' is {arrow_schema.field(index).type}, expected {column.type}"
                          ].append(name)
                 continue

@@ -11,7 +11,6 @@ from probe/finetune training. A CSV whose only label column holds class names is
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mgll_data import schema
+from mgll_data import dataset, schema
+from mgll_data.dataset import SPLITS
 
-SPLITS = ("train", "val", "test")
 IMAGE_COLUMNS = ("image", "image_path", "path", "file", "filename")
 NON_LABEL_COLUMNS = {"split", "patient_id", "study_id", "image_id", "report_text", "source_key"}
 CSV_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
@@ -100,19 +99,20 @@ def load(path: Path, *, labels: list[str] | None = None, image_column: str | Non
 
 
 def _load_parquet(root: Path, wanted_labels: list[str] | None) -> Downstream:
-    files = sorted((root / "data").glob("*.parquet"))
+    files = dataset.shard_paths(root)
     if not files:
-        raise EvaluationError(f"{root} has no data/*.parquet shards; is it a dataset built by `mgll build`?")
+        raise EvaluationError(
+            f"{root} has no {dataset.DATA_DIR}/*.parquet shards; is it a dataset built by `mgll build`?"
+        )
     try:
         first = pq.ParquetFile(files[0])
     except Exception as exc:  # pyarrow raises several types for a non-Parquet file
         raise EvaluationError(f"{files[0].name} is not a readable Parquet file ({type(exc).__name__})") from None
-    meta = schema.read_metadata(first.schema_arrow)
-    vocabulary = meta.get("label_vocabulary") or _manifest(root).get("label_vocabulary")
+    declared = dataset.read_metadata(root)
+    vocabulary = declared.vocabulary
     if not vocabulary:
-        raise EvaluationError(f"{root} carries no label vocabulary (metadata mgll.label_vocabulary or manifest.json)")
-    granularities = meta.get("granularities") or _manifest(root).get("granularities") or []
-    text_columns = [schema.text_column(g) for g in granularities]
+        raise EvaluationError(f"{root} carries no label vocabulary (in the shards' metadata or the manifest)")
+    text_columns = [schema.text_column(g) for g in declared.granularities]
     needed = ["image_id", "split", "labels"]
     missing = [c for c in needed + ["image"] if c not in first.schema_arrow.names]
     if missing:
@@ -140,16 +140,7 @@ def _load_parquet(root: Path, wanted_labels: list[str] | None) -> Downstream:
         if unknown:
             raise EvaluationError(f"--labels {unknown} not in the dataset's vocabulary {names}")
         names = list(wanted_labels)
-    column_of = {n: j for j, n in enumerate(names)}
-    matrix = np.zeros((len(ids), len(names)), dtype=np.int8)
-    outside = 0
-    for i, row_labels in enumerate(label_lists):
-        for item in row_labels or []:
-            j = column_of.get(item["name"])
-            if j is None:
-                outside += 1
-            elif item["status"] in (1, 0, -1):
-                matrix[i, j] = item["status"]
+    matrix, outside = dataset.label_matrix(label_lists, names)
     notes = []
     if outside and not wanted_labels:
         notes.append(f"{outside} label entries name findings outside the vocabulary and were ignored")
@@ -166,13 +157,6 @@ def _load_parquet(root: Path, wanted_labels: list[str] | None) -> Downstream:
         _locations=locations,
         _files=files,
     )
-
-
-def _manifest(root: Path) -> dict:
-    try:
-        return json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _load_csv(path: Path, wanted_labels: list[str] | None, image_column: str | None) -> Downstream:
