@@ -22,6 +22,8 @@ from mgll_train.transform import finish_batch
 
 # What a batch must carry onto the device for the step; the rest (ids, positions) stays on the host.
 STEP_KEYS = ("pixels", "views", "labels", "input_ids", "attention_mask", "text_index", "text_mask", "text_ids")
+# and what it carries when the dataset has it: per-granularity items (schema 1.3)
+OPTIONAL_STEP_KEYS = ("items",)
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -65,9 +67,15 @@ class TrainStep(nn.Module):
                 pixels, batch["input_ids"], batch["attention_mask"], batch["text_index"], batch["text_mask"]
             )
         return self.loss_fn(
-            image_emb.float(), text_emb.float(), batch["text_mask"], batch["labels"], batch["text_ids"], scale.float(),
+            image_emb.float(), text_emb.float(), batch["text_mask"], step_items(batch), batch["text_ids"], scale.float(),
             self.model.logit_bias,
         )
+
+
+def step_items(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What the loss builds targets from: the dataset's per-granularity items [K, N, M] when it has them,
+    else the labels [N, L] (which the loss gives to its label levels)."""
+    return batch["items"] if "items" in batch else batch["labels"]
 
 
 def build_step(
@@ -89,4 +97,5 @@ def build_step(
 
 def to_device(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
     """The step's tensors on the device; non-blocking, so a pinned batch copies while the GPU works."""
-    return {key: batch[key].to(device, non_blocking=True) for key in STEP_KEYS}
+    keys = STEP_KEYS + tuple(k for k in OPTIONAL_STEP_KEYS if k in batch)
+    return {key: batch[key].to(device, non_blocking=True) for key in keys}

@@ -64,7 +64,7 @@ from mgll_train.model import (
 )
 from mgll_train.run_log import MetricsLog, StopRun, StreamState, truncate_metrics
 from mgll_train.schedule import WarmupCosine
-from mgll_train.step import build_step
+from mgll_train.step import build_step, step_items
 
 
 class TrainError(Exception):
@@ -230,7 +230,7 @@ def _start_loader(
     )
     loader = build_loader(
         dataset,
-        Collator(tokens.pad_id),
+        Collator(tokens.pad_id, items=len(plan.info.item_vocabulary)),
         batch_size=config.batch_size,
         workers=config.workers,
         pin_memory=device.type == "cuda",
@@ -304,7 +304,7 @@ def _start_logit_bias(model, batches: Iterator, granularities: list[str], split:
         first = next_batch(batches, StreamState(), split)  # a scratch state: the loop records the batch itself
     except StopRun as exc:
         raise TrainError(str(exc)) from None
-    prior = logit_bias_prior(first["labels"], first["text_ids"], first["text_mask"], label_levels(granularities))
+    prior = logit_bias_prior(step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities))
     with torch.no_grad():
         model.logit_bias.copy_(distributed.all_reduce_mean(prior.to(device)))
     return itertools.chain([first], batches)

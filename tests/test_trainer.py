@@ -238,6 +238,7 @@ def test_two_process_ddp_on_gloo_through_torchrun(dataset, tmp_path):
 def test_the_logit_bias_starts_at_the_first_batch_prior_and_trains(dataset, tmp_path, monkeypatch):
     from mgll_train import trainer as trainer_module
     from mgll_train.loss import label_levels, logit_bias_prior
+    from mgll_train.step import step_items
 
     seen = {}
     real = trainer_module._start_logit_bias
@@ -246,7 +247,7 @@ def test_the_logit_bias_starts_at_the_first_batch_prior_and_trains(dataset, tmp_
         out = real(model, batches, granularities, split, device)
         seen["start"] = model.logit_bias.detach().clone()
         first = next(out)
-        seen["prior"] = logit_bias_prior(first["labels"], first["text_ids"], first["text_mask"], label_levels(granularities))
+        seen["prior"] = logit_bias_prior(step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities))
         return itertools.chain([first], out)
 
     monkeypatch.setattr(trainer_module, "_start_logit_bias", spy)
@@ -280,3 +281,23 @@ def test_freeze_text_keeps_the_text_tower_and_text_lr_scale_slows_it(dataset, tm
     frozen, moving, slow = moved("frozen", freeze_text=True), moved("moving"), moved("slow", text_lr_scale=0.01)
     assert frozen[0] == 0 and frozen[1] > 0  # the tower stays, its projection trains
     assert moving[0] > 0 and 0 < slow[0] < 0.1 * moving[0]  # AdamW steps scale with the group's rate
+
+
+def test_a_dataset_with_items_trains_on_each_levels_items(tmp_path, monkeypatch):
+    """Schema 1.3: the batch's per-level items, not the labels, reach the loss (and its bias prior)."""
+    from mgll_train import step as step_module
+    from tests.train_fixtures import ITEM_VOCABULARY
+
+    seen = []
+    real = step_module.step_items
+
+    def spy(batch):
+        items = real(batch)
+        seen.append(tuple(items.shape))
+        return items
+
+    monkeypatch.setattr(step_module, "step_items", spy)
+    root = write_dataset(tmp_path / "ds", rows=32, items=True)
+    summary = train(tiny(root, tmp_path / "run", max_steps=3), progress=False)
+    assert summary.last_loss is not None and seen
+    assert set(seen) == {(4, 8, len(ITEM_VOCABULARY))}  # K granularities x batch x item vocabulary
