@@ -266,9 +266,9 @@ def test_cli_help_and_export(tmp_path: Path) -> None:
         assert "Example" in result.output
     out = tmp_path / "cli-export"
     result = runner.invoke(cli.main, ["demo", "export", str(out), "--studies", "2", "--no-packaged", "--broken",
-                                      "--quiet", "--json"])
+                                      "--quiet", "--json", "-"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["synthetic_studies"] == 2 and len(summary["broken"]) == len(BROKEN_KINDS)
     again = runner.invoke(cli.main, ["demo", "export", str(out), "--studies", "2", "--no-packaged", "--quiet"])
     assert again.exit_code == 1 and "not empty" in again.output and "Traceback" not in again.output
