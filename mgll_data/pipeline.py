@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from mgll_data import schema
+from mgll_data.reports.certainty import DEFAULT_POLICY, Policy, PolicyError, policy_from
 
 PIPELINE_DIR = Path(__file__).resolve().parent / "pipelines"
 LAYOUTS = ("mimic-cxr", "openi", "folder", "manifest")
@@ -39,6 +40,8 @@ class ImageSettings:
 class ReportSettings:
     vocabulary: str = "chexpert"
     sections: tuple[str, ...] = ("findings", "impression")
+    # which certainty levels become 1 / 0 / -1 / blank (a preset name or a mapping; see certainty.py)
+    uncertain_policy: Policy = field(default_factory=lambda: policy_from(DEFAULT_POLICY))
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,14 @@ def from_dict(raw: dict[str, Any], content_hash: str = "") -> Pipeline:
     if image.size < 16:
         raise PipelineError(f"image.size must be at least 16, got {image.size}")
     rep = dict(raw.get("reports") or {})
+    try:
+        policy = policy_from(rep.get("uncertain_policy", DEFAULT_POLICY))
+    except PolicyError as exc:
+        raise PipelineError(f"pipeline reports.uncertain_policy: {exc}") from None
     reports = ReportSettings(
         vocabulary=str(rep.get("vocabulary", "chexpert")),
         sections=tuple(str(s).lower() for s in rep.get("sections", ("findings", "impression"))),
+        uncertain_policy=policy,
     )
     granularities = tuple(raw.get("granularities") or ())
     unknown = sorted(set(granularities) - set(schema.known_granularities()))

@@ -120,6 +120,8 @@ def _build_row(
     try:
         report_text = deid.scrub_text(raw_report, known_phi)
         understood = reports.understand(report_text, metadata, ctx.pipeline)
+        if understood.truncated_chars:
+            counts.update(reports_truncated=1, report_characters_not_read=understood.truncated_chars)
     except StageError:
         raise
     except Exception as exc:
@@ -146,7 +148,7 @@ def _build_row(
         "manufacturer_model": metadata.get("manufacturer_model"),
         "source_format": rendered.source_format,
         "source_key": source_key,
-        "labels": [{"name": name, "status": status} for name, status in understood.labels],
+        "labels": [{"name": name, "status": status, "certainty": certainty} for name, status, certainty in understood.labels],
         "report_text": understood.report_text,
     }
     for granularity in ctx.pipeline.granularities:

@@ -44,6 +44,8 @@ class Column:
     type: pa.DataType
     nullable: bool
     allowed: tuple[str, ...] | None = None
+    # the column's type in datasets written by an earlier minor version (struct fields marked "since")
+    older_types: tuple[pa.DataType, ...] = ()
 
 
 def _feature(spec: Any) -> Any:
@@ -58,14 +60,23 @@ def _feature(spec: Any) -> Any:
     raise ValueError(f"unknown type in schema file: {spec!r}")
 
 
-def _arrow_type(spec: Any) -> pa.DataType:
+def _arrow_type(spec: Any, as_first_minor: bool = False) -> pa.DataType:
+    """The Arrow type of a schema spec; `as_first_minor` leaves out struct fields a later minor version
+    added (marked "since"), which is the type older datasets of the same major version carry."""
     if isinstance(spec, str):
         return _SCALARS[spec]
     if "struct" in spec:
-        return pa.struct([pa.field(f["name"], _arrow_type(f["type"])) for f in spec["struct"]])
+        fields = [f for f in spec["struct"] if not (as_first_minor and "since" in f)]
+        return pa.struct([pa.field(f["name"], _arrow_type(f["type"], as_first_minor)) for f in fields])
     if "list" in spec:
-        return pa.list_(_arrow_type(spec["list"]))
+        return pa.list_(_arrow_type(spec["list"], as_first_minor))
     raise ValueError(f"unknown type in schema file: {spec!r}")
+
+
+def _column(spec: dict[str, Any]) -> Column:
+    current, first = _arrow_type(spec["type"]), _arrow_type(spec["type"], as_first_minor=True)
+    return Column(spec["name"], current, bool(spec["nullable"]),
+                  tuple(spec["allowed"]) if "allowed" in spec else None, () if first.equals(current) else (first,))
 
 
 @lru_cache(maxsize=None)
@@ -88,10 +99,7 @@ def text_column(granularity: str, version: str = CURRENT_VERSION) -> str:
 
 
 def base_columns(version: str = CURRENT_VERSION) -> list[Column]:
-    return [
-        Column(c["name"], _arrow_type(c["type"]), bool(c["nullable"]), tuple(c["allowed"]) if "allowed" in c else None)
-        for c in contract(version)["columns"]
-    ]
+    return [_column(c) for c in contract(version)["columns"]]
 
 
 def columns(granularities: list[str], version: str = CURRENT_VERSION) -> list[Column]:

@@ -57,11 +57,27 @@ def test_normal_report_texts():
     assert texts["explanation"].startswith("No abnormality")
 
 
-def test_uncertain_finding_is_possible():
-    texts = understand("Cannot exclude early pneumonia in the left base.", {}, make_pipeline()).texts
-    assert texts["disease"] == "possible pneumonia"
-    assert texts["category"] == "abnormal"
-    assert texts["explanation"].startswith("Possibly: ")
+def test_hedged_findings_are_named_with_their_certainty():
+    """Texts describe the report as written: a possible finding stays in the texts although the default
+    policy leaves its label blank."""
+    result = understand("Cannot exclude early pneumonia in the left base. Probable small effusion.", {},
+                        make_pipeline())
+    assert [(label.name, label.status) for label in result.labels] == [("Effusion", -1), ("Pneumonia", None)]
+    assert result.texts["disease"] == "probable pleural effusion and possible pneumonia"
+    assert result.texts["category"] == "abnormal"
+    assert result.texts["explanation"].startswith("Probable: ") and "Possible: " in result.texts["explanation"]
+
+
+def test_related_signs_join_the_description_of_their_finding():
+    report = "FINDINGS: Hyperinflated lungs. Emphysema. No effusion."
+    texts = understand(report, {}, make_pipeline()).texts
+    assert texts["disease"] == "emphysema"
+    assert texts["description"] == "Hyperinflated lungs. Emphysema."
+
+
+def test_related_signs_alone_leave_the_study_normal():
+    texts = understand("FINDINGS: Hyperinflated lungs.\nIMPRESSION: No acute disease.", {}, make_pipeline()).texts
+    assert texts["disease"] == "no finding" and texts["category"] == "normal"
 
 
 def test_fundus_severity_grade():

@@ -39,12 +39,13 @@ def test_csv_in_csv_out_with_bad_rows(tmp_path):
     mentions = [json.loads(line) for line in evidence.read_text().splitlines()]
     hernia = next(m for m in mentions if m["finding"] == "Hernia")
     assert hernia["report_id"] == "r1" and hernia["sentence"] == "Small hiatal hernia." and hernia["rule"] == "affirmed"
+    assert hernia["certainty"] == "definite" and hernia["status"] == 1 and hernia["related"] is False
     assert {m["section"] for m in mentions if m["report_id"] == "r4"} == {"findings", "impression"}
 
 
 def test_jsonl_to_parquet_with_json_summary(tmp_path):
     src = tmp_path / "reports.jsonl"
-    src.write_bytes(b'{"report_id": "j1", "text": "Cannot exclude small left effusion."}\n'
+    src.write_bytes(b'{"report_id": "j1", "text": "Probable small left effusion."}\n'
                     b'this is not json\n'
                     b'{"report_id": "j3", "text": "Normal chest."}\n'
                     b'{"report_id": "j4", "text": "Small effusion \xff"}\n')
@@ -103,6 +104,43 @@ def test_unknown_vocabulary(tmp_path):
     src.write_text("report_id,text\n1,x\n", encoding="utf-8")
     result = run(src, "--vocab", "nope", "--out", tmp_path / "x.csv")
     assert result.exit_code == 1 and "no vocabulary 'nope'" in result.output
+
+
+def test_uncertain_policy_option(tmp_path):
+    src = tmp_path / "reports.csv"
+    src.write_text('report_id,text\nr1,"Cannot exclude a small left effusion. Likely right basilar atelectasis."\n',
+                   encoding="utf-8")
+    for policy, effusion, atelectasis in (("radiologist", "", "-1"), ("chexpert", "-1", "-1"), ("binary", "0", "1")):
+        out = tmp_path / f"{policy}.csv"
+        result = run(src, "--vocab", "nih14", "--out", out, "--uncertain-policy", policy, "--no-progress")
+        assert result.exit_code == 0, result.output
+        row = read_csv(out)["r1"]
+        assert (row["Effusion"], row["Atelectasis"]) == (effusion, atelectasis), policy
+    result = run(src, "--out", tmp_path / "x.csv", "--uncertain-policy", "lenient")
+    assert result.exit_code == 2 and "lenient" in result.output
+
+
+def test_mimic_layout(tmp_path):
+    """MIMIC-CXR-JPG's label file layout: subject_id,study_id + alphabetical findings as floats."""
+    folder = tmp_path / "files" / "p10" / "p10000032"
+    folder.mkdir(parents=True)
+    (folder / "s50414267.txt").write_text("FINDINGS: Small left pleural effusion. No pneumothorax.", encoding="utf-8")
+    (folder / "s53189527.txt").write_text("FINDINGS: Probable right lower lobe pneumonia.", encoding="utf-8")
+    out = tmp_path / "chexpert.csv"
+    result = run(tmp_path / "files", "--vocab", "chexpert", "--layout", "mimic", "--out", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == ("subject_id,study_id,Atelectasis,Cardiomegaly,Consolidation,Edema,Enlarged Cardiomediastinum,"
+                        "Fracture,Lung Lesion,Lung Opacity,No Finding,Pleural Effusion,Pleural Other,Pneumonia,"
+                        "Pneumothorax,Support Devices")
+    rows = {row["study_id"]: row for row in csv.DictReader(lines)}
+    assert rows["50414267"]["subject_id"] == "10000032"
+    assert rows["50414267"]["Pleural Effusion"] == "1.0" and rows["50414267"]["Pneumothorax"] == "0.0"
+    assert rows["50414267"]["Edema"] == "" and rows["53189527"]["Pneumonia"] == "-1.0"
+    parquet = tmp_path / "chexpert.parquet"
+    assert run(tmp_path / "files", "--layout", "mimic", "--out", parquet, "--no-progress").exit_code == 0
+    table = pq.read_table(parquet)
+    assert table.column_names[:2] == ["subject_id", "study_id"] and str(table.schema.field("Pneumonia").type) == "double"
 
 
 def test_help_has_an_example():

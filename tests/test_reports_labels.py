@@ -1,50 +1,88 @@
-"""CheXpert-style aggregation of mentions into one label per finding."""
+"""Aggregation of mentions into one label per finding: the strongest certainty, then the policy."""
 
 from __future__ import annotations
 
+import pytest
+
 from mgll_data.reports import load_vocabulary
-from mgll_data.reports.labels import Mention, aggregate
+from mgll_data.reports.certainty import PRESETS, policy_from
+from mgll_data.reports.labels import Label, Mention, aggregate
+
+RADIOLOGIST = policy_from("radiologist")
 
 
-def mention(finding: str, status: int | None) -> Mention:
-    return Mention(finding=finding, text=finding, status=status, rule="test", sentence="s.", section=None, start=0, end=1)
+def mention(finding: str, certainty: str | None, related: bool = False) -> Mention:
+    return Mention(finding=finding, text=finding, certainty=certainty, status=None, rule="test", sentence="s.",
+                   section=None, start=0, end=1, related=related)
 
 
-def test_any_positive_wins_over_uncertain_and_negative():
+def test_definite_wins_over_everything():
     vocab = load_vocabulary("nih14")
-    found = [mention("Effusion", 0), mention("Effusion", -1), mention("Effusion", 1)]
-    assert aggregate(found, vocab) == [("Effusion", 1)]
+    found = [mention("Effusion", c) for c in ("negated", "possible", "hypothetical", "definite", "probable")]
+    assert aggregate(found, vocab, RADIOLOGIST) == [Label("Effusion", 1, "definite")]
 
 
-def test_uncertain_wins_over_negative():
+def test_a_hedge_outranks_a_negation_and_a_negation_a_question():
     vocab = load_vocabulary("nih14")
-    assert aggregate([mention("Edema", 0), mention("Edema", -1)], vocab) == [("Edema", -1)]
+    assert aggregate([mention("Edema", "negated"), mention("Edema", "possible")], vocab, RADIOLOGIST) == [
+        Label("Edema", None, "possible")]
+    assert aggregate([mention("Edema", "hypothetical"), mention("Edema", "negated")], vocab, RADIOLOGIST) == [
+        Label("Edema", 0, "negated")]
 
 
-def test_only_negated_is_negative_and_order_follows_vocabulary():
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("radiologist", {"definite": 1, "probable": -1, "possible": None, "hypothetical": None, "negated": 0}),
+        ("chexpert", {"definite": 1, "probable": -1, "possible": -1, "hypothetical": None, "negated": 0}),
+        ("strict", {"definite": 1, "probable": -1, "possible": -1, "hypothetical": -1, "negated": 0}),
+        ("binary", {"definite": 1, "probable": 1, "possible": 0, "hypothetical": None, "negated": 0}),
+    ],
+)
+def test_policy_presets(policy, expected):
     vocab = load_vocabulary("nih14")
-    found = [mention("Hernia", 0), mention("Atelectasis", 0)]
-    assert aggregate(found, vocab) == [("Atelectasis", 0), ("Hernia", 0)]
+    for level, status in expected.items():
+        assert aggregate([mention("Hernia", level)], vocab, policy_from(policy)) == [Label("Hernia", status, level)]
 
 
-def test_hypothetical_mentions_do_not_count():
+def test_custom_policy_mapping_and_its_errors():
+    policy = policy_from({"possible": -1})
+    assert (policy.possible, policy.probable) == (-1, PRESETS["radiologist"].probable)
+    with pytest.raises(ValueError, match="unknown certainty levels"):
+        policy_from({"maybe": 1})
+    with pytest.raises(ValueError, match="1, 0, -1 or null"):
+        policy_from({"possible": 2})
+    with pytest.raises(ValueError, match="unknown uncertain policy"):
+        policy_from("lenient")
+
+
+def test_related_signs_and_history_never_reach_a_label():
     vocab = load_vocabulary("nih14")
-    assert aggregate([mention("Pneumonia", None)], vocab) == []
+    found = [mention("Emphysema", "definite", related=True), mention("Pneumonia", "historical"),
+             mention("Cardiomegaly", None)]
+    assert aggregate(found, vocab, RADIOLOGIST) == []
 
 
-def test_no_finding_only_when_nothing_positive_or_uncertain():
+def test_order_follows_the_vocabulary():
+    vocab = load_vocabulary("nih14")
+    found = [mention("Hernia", "negated"), mention("Atelectasis", "negated")]
+    assert [label.name for label in aggregate(found, vocab, RADIOLOGIST)] == ["Atelectasis", "Hernia"]
+
+
+def test_no_finding_when_nothing_is_asserted_even_weakly():
     vocab = load_vocabulary("chexpert")
-    assert aggregate([mention("Edema", 0)], vocab) == [("No Finding", 1), ("Edema", 0)]
-    assert aggregate([mention("Edema", -1)], vocab) == [("Edema", -1)]
-    assert aggregate([], vocab) == [("No Finding", 1)]
+    assert aggregate([mention("Edema", "negated")], vocab, RADIOLOGIST) == [
+        Label("No Finding", 1, "definite"), Label("Edema", 0, "negated")]
+    # a possible finding is blank under the default policy, but the study is still not "normal"
+    assert aggregate([mention("Edema", "possible")], vocab, RADIOLOGIST) == [Label("Edema", None, "possible")]
+    assert aggregate([], vocab, RADIOLOGIST) == [Label("No Finding", 1, "definite")]
 
 
 def test_support_devices_do_not_make_a_study_abnormal():
     vocab = load_vocabulary("chexpert")
-    labels = dict(aggregate([mention("Support Devices", 1)], vocab))
-    assert labels == {"No Finding": 1, "Support Devices": 1}
+    labels = aggregate([mention("Support Devices", "definite")], vocab, RADIOLOGIST)
+    assert labels == [Label("No Finding", 1, "definite"), Label("Support Devices", 1, "definite")]
 
 
 def test_nih14_has_no_no_finding():
-    vocab = load_vocabulary("nih14")
-    assert aggregate([], vocab) == []
+    assert aggregate([], load_vocabulary("nih14"), RADIOLOGIST) == []

@@ -1,4 +1,4 @@
-"""Pipeline assembly: tokenizer, sentence rules, sections and report-defined abbreviations."""
+"""Pipeline assembly: tokenizer, stems, compounds, coordinated words and report-defined abbreviations."""
 
 from __future__ import annotations
 
@@ -19,14 +19,18 @@ def nlp(pipeline):
         yield pipeline
 
 
+def certainties(text: str, vocab: str = "nih14") -> dict[str, str]:
+    return {label.name: label.certainty for label in label_reports([text], vocab)[0].labels}
+
+
 def test_pipeline_components(nlp):
-    assert nlp.pipe_names == ["mgll_sentences", "abbreviation_detector", "medspacy_sectionizer", "mgll_stems",
-                              "medspacy_target_matcher", "mgll_abbreviation_targets", "medspacy_context"]
+    assert nlp.pipe_names == ["mgll_one_sentence", "mgll_stems", "medspacy_target_matcher", "mgll_coordination",
+                              "mgll_abbreviation_targets", "mgll_context"]
 
 
 def test_stem_tagger_marks_vocabulary_prefixes(nlp):
     doc = nlp("Atelectatic changes and PNEUMOTHORACES, lungs clear.")
-    assert [t.norm_ for t in doc][:5] == ["atelecta*", "changes", "and", "pneumothora*", ","]
+    assert [t.norm_ for t in doc][:5] == ["atelect*", "changes", "and", "pneumothora*", ","]
 
 
 def test_tokenizer_splits_slashes_and_hyphens_between_words(nlp):
@@ -36,17 +40,28 @@ def test_tokenizer_splits_slashes_and_hyphens_between_words(nlp):
     assert "1.5" in words
 
 
-def test_sentences_and_sections(nlp):
-    doc = nlp("INDICATION: Cough.\nFINDINGS: No effusion. Heart size normal\nIMPRESSION: Normal chest x-XXXX.")
-    sentences = [s.text.strip() for s in doc.sents if s.text.strip()]
-    assert "No effusion." in sentences and "Heart size normal" in sentences
-    assert [s.category for s in doc._.sections] == ["indication", "findings", "impression"]
+def test_a_phrase_listed_under_two_findings_names_both():
+    assert certainties("Fibronodular changes at the right apex.") == {"Nodule": "definite", "Fibrosis": "definite"}
+    assert certainties("Small left hydropneumothorax.") == {"Effusion": "definite", "Pneumothorax": "definite"}
+
+
+def test_coordinated_word_takes_the_category_of_its_partner():
+    assert certainties("Small effusion or thickening on the left.") == {
+        "Effusion": "probable", "Pleural_Thickening": "probable"}
+    # alone, "thickening" names nothing
+    assert certainties("Bronchial wall thickening.") == {}
 
 
 def test_abbreviation_defined_in_the_report_becomes_a_mention():
     result = label_reports(["Small left pleural effusion (PE). No pneumothorax. The PE is unchanged."], "nih14")[0]
-    assert dict(result.labels) == {"Effusion": 1, "Pneumothorax": 0}
-    assert "PE" in [m.text for m in result.mentions]
+    assert [(label.name, label.certainty) for label in result.labels] == [("Effusion", "definite"),
+                                                                         ("Pneumothorax", "negated")]
+    assert [(m.text, m.start) for m in result.mentions if m.text == "PE"] == [("PE", 55)]
+
+
+def test_abbreviation_in_a_negated_sentence():
+    assert certainties("Large right pneumothorax (PTX) on the prior film. No residual PTX now.")["Pneumothorax"] == "definite"
+    assert certainties("Pleural effusion (PE) is suspected. No PE.") == {"Effusion": "possible"}
 
 
 def test_undefined_abbreviation_is_not_guessed():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mgll_data.reports import VocabularyError, load_vocabulary, vocabulary_names
+from mgll_data.reports import VocabularyError, label_reports, load_vocabulary, vocabulary_names
 from mgll_data.reports.vocabulary import VOCABULARY_DIR, available, compile_term
 
 NIH14 = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
@@ -71,7 +71,7 @@ def test_finding_without_explanation_is_rejected(tmp_path):
 
 def test_vocabulary_prefixes():
     prefixes = load_vocabulary("nih14").prefixes()
-    assert {"atelecta", "pneumothora", "nodul"} <= prefixes
+    assert {"atelect", "pneumothora", "nodul"} <= prefixes
 
 
 def test_term_syntax():
@@ -88,3 +88,61 @@ def test_term_syntax():
     assert [p["LOWER"] for p in compile_term("mass-like")] == ["mass", "-", "like"]
     with pytest.raises(VocabularyError):
         compile_term("~ enlarged")
+
+
+def certainties(text: str, vocab: str = "nih14") -> dict[str, str]:
+    return {label.name: label.certainty for label in label_reports([text], vocab)[0].labels}
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Bibasilar airspace opacities.", "Increased interstitial markings.", "Patchy ground-glass opacity.",
+        "Scarring at the lung apices.", "Chronic interstitial lung disease.", "Hyperinflated lungs.",
+        "Hyperexpansion consistent with COPD.", "Apical bullae.", "Left basilar volume loss.",
+        "Blunting of the left costophrenic angle.", "Fluid in the minor fissure.", "Right hilar tumor.",
+        "Pleural plaques and pleural scarring.", "Findings suggest an infectious process.",
+        "Mild pulmonary vascular congestion.", "Calcified granuloma in the right upper lobe.",
+    ],
+)
+def test_related_signs_never_set_a_label(sentence):
+    result = label_reports([sentence], "nih14")[0]
+    assert result.labels == []
+    assert any(m.related for m in result.mentions), "the sign is kept as evidence"
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    ["Subcutaneous emphysema in the left chest wall.", "History of cystic fibrosis with bronchiectasis.",
+     "Large thyroid mass displacing the trachea.", "Soft tissue mass in the right chest wall.",
+     "Small pericardial effusion.", "Wedge compression collapse of T12.", "Thyroid nodule."],
+)
+def test_exclusions(sentence):
+    assert certainties(sentence) == {}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("Reticulonodular opacities in both lungs.", {"Nodule": "definite"}),
+        ("Minor fissural thickening.", {"Pleural_Thickening": "definite"}),
+        ("Small right pleural air collection.", {"Pneumothorax": "definite"}),
+        ("Heart size is at the upper limits of normal.", {"Cardiomegaly": "negated"}),
+        ("Top-normal heart size.", {"Cardiomegaly": "negated"}),
+        ("Enlarged cardiomediastinal silhouette.", {"Cardiomegaly": "probable"}),
+        ("Small left hemothorax.", {"Effusion": "definite"}),
+    ],
+)
+def test_forms(sentence, expected):
+    assert certainties(sentence) == expected
+
+
+def test_chexpert_lung_opacity_takes_the_generic_words():
+    assert certainties("Bibasilar airspace opacities.", "chexpert") == {"Lung Opacity": "definite"}
+
+
+def test_old_hedged_key_is_read_as_probable(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"findings": [{"name": "X", "terms": ["xray"], "hedged": ["maybe xray"],
+                                                  "explanation": "An x."}]}))
+    assert load_vocabulary(str(path)).by_name["X"].probable == ("maybe xray",)

@@ -18,7 +18,8 @@ def test_contract_columns_are_the_architecture_required_ones():
 def test_arrow_schema_types_and_metadata():
     s = schema.arrow_schema(["disease", "description"], ["Cardiomegaly", "Edema"], "mimic-cxr", pipeline_hash="abc")
     assert s.field("image").type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-    assert s.field("labels").type == pa.list_(pa.struct([("name", pa.string()), ("status", pa.int8())]))
+    assert s.field("labels").type == pa.list_(
+        pa.struct([("name", pa.string()), ("status", pa.int8()), ("certainty", pa.string())]))
     assert s.field("original_height").type == pa.int32()
     assert "image_id" in schema.required_columns() and "text_disease" not in schema.required_columns()
     assert all(f.nullable for f in s), "declared as `datasets` declares them, so it applies the features"
@@ -42,6 +43,13 @@ def test_unknown_granularity_is_refused():
 
 def test_rejects_schema():
     assert schema.rejects_schema().names == ["source_key", "stage", "reason", "error"]
+
+
+def test_label_struct_of_schema_1_0_is_still_accepted():
+    """Minor version 1.2 added `certainty` to the label struct; datasets written before stay valid."""
+    [labels] = [c for c in schema.base_columns() if c.name == "labels"]
+    assert labels.older_types == (pa.list_(pa.struct([("name", pa.string()), ("status", pa.int8())])),)
+    assert schema.schema_version() == "1.2.0"
 
 
 def test_huggingface_features_are_the_arrow_schema_with_an_image_feature():

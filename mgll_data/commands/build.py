@@ -95,6 +95,9 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
              f"({summary.counts['control_characters_stripped']} characters)")
     if summary.rejects_by_reason:
         echo("  rejects by reason: " + ", ".join(f"{k} {v}" for k, v in summary.rejects_by_reason.items()))
+    if summary.counts.get("reports_truncated"):
+        echo(f"  {summary.counts['reports_truncated']} report(s) longer than the size cap: "
+             f"{summary.counts['report_characters_not_read']} characters not read (rows kept)")
     echo(f"  {summary.processed} processed in {summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s, "
          f"{workers} worker{'s' if workers > 1 else ''}, engine {engine})")
     echo(f"  private linkage table: {summary.linkage} (keep it away from the dataset)")

@@ -1,23 +1,33 @@
-"""Report understanding: sections -> finding mentions -> negation / uncertainty -> labels -> granularity texts.
+"""Report understanding: sections -> sentences -> finding mentions with a certainty -> labels -> texts.
 
 The builder calls `understand()` once per image (inside worker processes); `mgll label` calls
 `label_reports()` on many reports at once. Both share one spaCy pipeline per process and vocabulary.
+Names are imported on first use, so light modules (`certainty`, `vocabulary`, `io`) load without spaCy.
 """
 
-from mgll_data.reports.batch import LabelResult, label_reports
-from mgll_data.reports.labels import Mention
-from mgll_data.reports.understanding import MAX_REPORT_CHARS, ReportResult, understand
-from mgll_data.reports.vocabulary import Vocabulary, VocabularyError, load as load_vocabulary, vocabulary_names
+from importlib import import_module
 
-__all__ = [
-    "LabelResult",
-    "MAX_REPORT_CHARS",
-    "Mention",
-    "ReportResult",
-    "Vocabulary",
-    "VocabularyError",
-    "label_reports",
-    "load_vocabulary",
-    "understand",
-    "vocabulary_names",
-]
+_EXPORTS = {
+    "LabelResult": "batch",
+    "label_reports": "batch",
+    "Label": "labels",
+    "Mention": "labels",
+    "MAX_REPORT_CHARS": "understanding",
+    "ReportResult": "understanding",
+    "understand": "understanding",
+    "Policy": "certainty",
+    "PolicyError": "certainty",
+    "policy_from": "certainty",
+    "Vocabulary": "vocabulary",
+    "VocabularyError": "vocabulary",
+    "load_vocabulary": "vocabulary",
+    "vocabulary_names": "vocabulary",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = import_module(f"{__name__}.{_EXPORTS[name]}")
+    return getattr(module, "load" if name == "load_vocabulary" else name)

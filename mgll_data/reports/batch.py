@@ -13,30 +13,24 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from mgll_data.reports.labels import Mention
-from mgll_data.reports.nlp import get_nlp, quiet_matchers
-from mgll_data.reports.understanding import analyse_doc
-from mgll_data.reports.vocabulary import load
+from mgll_data.reports.certainty import Policy, policy_from
+from mgll_data.reports.labels import Label, Mention
+from mgll_data.reports.nlp import get_nlp
+from mgll_data.reports.understanding import analyse_reports
 
 DEFAULT_SECTIONS = ("findings", "impression")
 
 
 @dataclass
 class LabelResult:
-    labels: list[tuple[str, int]]
+    labels: list[Label]
     mentions: list[Mention]
+    truncated_chars: int = 0
 
 
-def _label_chunk(args: tuple[list[str], str, tuple[str, ...], int]) -> list[LabelResult]:
-    texts, vocab_ref, sections, batch_size = args
-    vocab = load(vocab_ref)
-    nlp = get_nlp(vocab_ref)
-    results = []
-    with quiet_matchers():
-        for doc in nlp.pipe(texts, batch_size=batch_size):
-            analysis = analyse_doc(doc, vocab, sections)
-            results.append(LabelResult(analysis.labels, analysis.mentions))
-    return results
+def _label_chunk(args: tuple[list[str], str, tuple[str, ...], Policy]) -> list[LabelResult]:
+    texts, vocab_ref, sections, policy = args
+    return [LabelResult(a.labels, a.mentions, a.truncated_chars) for a in analyse_reports(texts, vocab_ref, sections, policy)]
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -51,24 +45,27 @@ def label_reports(
     n_process: int = 1,
     batch_size: int = 64,
     sections: tuple[str, ...] = DEFAULT_SECTIONS,
+    policy: Policy | str | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[LabelResult]:
-    """Label reports in order; `on_progress(n)` is called after each finished chunk of n reports.
+    """Label reports in order; `on_progress(n)` is called after each finished chunk of n reports;
+    `policy` is an uncertain-policy preset name or Policy (default: `certainty.DEFAULT_POLICY`).
 
     Texts must already be usable (non-empty, reasonable size): the CLI filters bad rows first so one bad
     row never costs a whole batch.
     """
+    policy = policy_from(policy)
     get_nlp(vocab)  # build before forking so workers inherit it
     if n_process <= 1 or len(texts) <= batch_size:
         results: list[LabelResult] = []
         for chunk in _chunks(texts, batch_size):
-            results.extend(_label_chunk((chunk, vocab, sections, batch_size)))
+            results.extend(_label_chunk((chunk, vocab, sections, policy)))
             if on_progress:
                 on_progress(len(chunk))
         return results
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     context = multiprocessing.get_context(method)
-    jobs = [(chunk, vocab, sections, batch_size) for chunk in _chunks(texts, batch_size)]
+    jobs = [(chunk, vocab, sections, policy) for chunk in _chunks(texts, batch_size)]
     results = []
     with ProcessPoolExecutor(max_workers=n_process, mp_context=context) as pool:
         for job, chunk_results in zip(jobs, pool.map(_label_chunk, jobs)):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mgll_data.reports.labels import POSITIVE, UNCERTAIN, Mention
+from mgll_data.reports.certainty import DEFINITE, PROBABLE, is_asserted
+from mgll_data.reports.labels import Label, Mention
 from mgll_data.reports.vocabulary import Finding, Vocabulary
 
 MODALITY_WORDS = {
@@ -58,17 +59,15 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def disease_text(labels: list[tuple[str, int]], vocab: Vocabulary) -> str | None:
-    """The positive findings in plain words; uncertain ones as "possible X"; "no finding" when normal."""
+def disease_text(labels: list[Label], vocab: Vocabulary) -> str | None:
+    """The findings the report asserts, in plain words ("probable X", "possible X" for hedged ones);
+    "no finding" when it asserts none. Texts describe the report as written, whatever the label policy."""
     parts = []
-    for name, status in labels:
-        finding = vocab.by_name[name]
-        if name == vocab.no_finding:
+    for name, _, certainty in labels:
+        if name == vocab.no_finding or not is_asserted(certainty):
             continue
-        if status == POSITIVE:
-            parts.append(finding.plain)
-        elif status == UNCERTAIN:
-            parts.append(f"possible {finding.plain}")
+        plain = vocab.by_name[name].plain
+        parts.append(plain if certainty == DEFINITE else f"{certainty} {plain}")
     return _join(parts) if parts else "no finding"
 
 
@@ -81,28 +80,30 @@ def _severity_text(finding: Finding, sentences: Iterable[str]) -> str:
     return finding.explanation
 
 
-def explanation_text(labels: list[tuple[str, int]], found: list[Mention], vocab: Vocabulary) -> str | None:
+def explanation_text(labels: list[Label], found: list[Mention], vocab: Vocabulary) -> str | None:
     parts = []
-    for name, status in labels:
+    for name, _, certainty in labels:
         finding = vocab.by_name[name]
         if name == vocab.no_finding:
             parts.append(finding.explanation)
-        elif status == POSITIVE:
-            sentences = [m.sentence for m in found if m.finding == name and m.status == POSITIVE]
-            parts.append(_severity_text(finding, sentences))
-        elif status == UNCERTAIN:
-            sentences = [m.sentence for m in found if m.finding == name and m.status == UNCERTAIN]
-            parts.append(f"Possibly: {_severity_text(finding, sentences)}")
+        elif is_asserted(certainty):
+            sentences = [m.sentence for m in found if m.finding == name and m.counts() and m.certainty == certainty]
+            text = _severity_text(finding, sentences)
+            parts.append(text if certainty == DEFINITE else f"{certainty.capitalize()}: {text}")
     return " ".join(parts) or None
 
 
-def description_text(found: list[Mention], section_texts: Mapping[str, str], report_text: str) -> str | None:
-    """The report sentences that assert (or hedge) a finding; when none do, the impression (the
-    radiologist's own summary of a normal study), else the findings, else the whole report."""
-    sentences: list[str] = []
+def description_text(labels: list[Label], found: list[Mention], section_texts: Mapping[str, str],
+                     report_text: str) -> str | None:
+    """The report sentences that assert (or hedge) a finding, with those that describe its related signs
+    ("hyperinflated lungs" beside emphysema); when none do, the impression (the radiologist's own summary
+    of a normal study), else the findings, else the whole report."""
+    asserted = {label.name for label in labels if is_asserted(label.certainty)}
+    sentences: dict[str, None] = {}  # ordered, each sentence once
     for mention in found:
-        if mention.status in (POSITIVE, UNCERTAIN) and mention.sentence not in sentences:
-            sentences.append(mention.sentence)
+        sign = mention.related and mention.finding in asserted and mention.certainty in (DEFINITE, PROBABLE)
+        if (mention.counts() and is_asserted(mention.certainty)) or sign:
+            sentences.setdefault(mention.sentence)
     if sentences:
         return " ".join(sentences)
     for section in ("impression", "findings"):
@@ -114,7 +115,7 @@ def description_text(found: list[Mention], section_texts: Mapping[str, str], rep
 def granularity_texts(
     granularities: Iterable[str],
     *,
-    labels: list[tuple[str, int]],
+    labels: list[Label],
     found: list[Mention],
     section_texts: Mapping[str, str],
     report_text: str,
@@ -123,7 +124,7 @@ def granularity_texts(
 ) -> dict[str, str | None]:
     """One entry per requested granularity; report-derived ones are None when there is no report text."""
     has_report = bool(_clean(report_text))
-    normal = not any(status in (POSITIVE, UNCERTAIN) for name, status in labels
+    normal = not any(is_asserted(certainty) for name, _, certainty in labels
                      if name != vocab.no_finding and name not in vocab.no_finding_ignores)
     texts: dict[str, str | None] = {}
     for granularity in granularities:
@@ -140,7 +141,7 @@ def granularity_texts(
         elif granularity == "disease":
             texts[granularity] = disease_text(labels, vocab)
         elif granularity == "description":
-            texts[granularity] = description_text(found, section_texts, report_text)
+            texts[granularity] = description_text(labels, found, section_texts, report_text)
         elif granularity == "explanation":
             texts[granularity] = explanation_text(labels, found, vocab)
         else:

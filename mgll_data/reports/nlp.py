@@ -1,105 +1,57 @@
-"""Assembly of the spaCy / scispaCy / medspaCy pipeline that reads one report.
+"""The spaCy / medspaCy pipeline that reads one sentence of a report.
 
 Order: scispaCy's biomedical tokenizer (plus splitting "effusion/pneumothorax" and "mass-like" so
-vocabulary words match inside them) -> a rule sentence splitter -> scispaCy's AbbreviationDetector ->
-medspaCy Sectionizer (radiology headings) -> medspaCy TargetMatcher (the vocabulary's terms) -> short
-forms a report defines itself ("pleural effusion (PE) ... no PE") become mentions of the long form's
-finding -> medspaCy ConText (our radiology rules). Labels come only from the vocabulary, so results do not
-depend on which optional packages (scispaCy's statistical en_core_sci_* models) a machine has.
-
-medspaCy's default sentence splitter (PyRuSH) is the slowest part of `medspacy.load()`; reports are short
-and punctuated, so a rule splitter on ". ? !", blank lines and section headings is as accurate here and
-several times faster.
+vocabulary words match inside them) -> the sentence flag (each Doc is one sentence, cut by `segment`)
+-> a stem tagger -> medspaCy TargetMatcher (the vocabulary's terms, probable forms, normal statements,
+related signs and exclusions) -> coordinated forms ("effusion or thickening") -> abbreviations the report
+defined elsewhere -> medspaCy ConText with our radiology rules (skipped when a sentence names nothing).
+Labels come only from the vocabulary, so results do not depend on optional statistical models.
 """
 
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 import threading
 import warnings
+from contextlib import contextmanager
 from functools import lru_cache
 
 import spacy
-from medspacy.context import ConText  # noqa: F401  (registers the medspacy_context factory)
+from medspacy.context import ConText
 from medspacy.ner import TargetMatcher, TargetRule  # noqa: F401  (registers medspacy_target_matcher)
-from medspacy.section_detection import Sectionizer, SectionRule  # noqa: F401  (registers medspacy_sectionizer)
 from scispacy.custom_tokenizer import combined_rule_tokenizer
 from spacy.language import Language
+from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
 
 from mgll_data.reports import assertion
-from mgll_data.reports.vocabulary import Vocabulary, compile_term, load, stem_key
+from mgll_data.reports.vocabulary import Vocabulary, compile_term, first_word_variants, load, stem_key
 
 PSEUDO_TARGET = "PSEUDO_TARGET"
-HEDGED = "hedged"
-NORMAL = "normal"
+# What a vocabulary phrase says by itself, kept in the TargetRule's metadata.
+KIND = "kind"
+TERM, PROBABLE_TERM, NORMAL, RELATED = "term", "probable", "normal", "related"
+ALSO = "also"  # other (finding, kind) pairs the same phrase names
+ABBREVIATIONS_KEY = "mgll_abbreviations"  # Doc.user_data: {short form: finding} defined elsewhere in the report
 
-# Section headings as they appear in radiology reports, mapped to a section name. A heading must end with
-# a colon (or be alone on its line) so "findings consistent with" inside a sentence is not a heading.
-SECTION_HEADINGS: dict[str, list[str]] = {
-    "findings": ["findings", "finding", "report", "chest findings", "description"],
-    "impression": ["impression", "impressions", "conclusion", "conclusions", "summary", "opinion",
-                   "diagnosis", "interpretation", "final impression", "assessment"],
-    "indication": ["indication", "indications", "reason for exam", "reason for examination", "reason for study",
-                   "clinical indication", "clinical information", "clinical details", "clinical question"],
-    "history": ["history", "clinical history", "medical history", "hx"],
-    "comparison": ["comparison", "comparisons", "prior", "priors", "comparison exam"],
-    "technique": ["technique", "procedure", "exam", "examination", "study", "views", "protocol"],
-    "notification": ["notification", "communication", "recommendation", "recommendations"],
-}
-
-_SENTENCE_END = {".", "?", "!"}
 _EXTRA_INFIX = r"(?<=[A-Za-z])[-/](?=[A-Za-z])"
+_CONJUNCTIONS = {"or", "and", "/", ","}
 
 
 @contextmanager
 def quiet_matchers():
-    """spaCy warns (W036) whenever a matcher without patterns runs: scispaCy's abbreviation detector and
-    medspaCy's rule matchers keep an empty matcher by design, so the warning is noise on every report."""
+    """spaCy warns (W036) whenever a matcher without patterns runs: medspaCy's rule matchers keep an empty
+    matcher by design, so the warning is noise on every sentence."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"\[W036\]")
         yield
 
 
-@Language.component("mgll_sentences")
-def split_sentences(doc: Doc) -> Doc:
-    """Rule sentence boundaries: after . ? !, at line breaks, and after a section heading's colon."""
-    previous = None
+@Language.component("mgll_one_sentence")
+def one_sentence(doc: Doc) -> Doc:
+    """Each Doc is one sentence already (see `segment`); ConText scopes end at the sentence's end."""
     for i, token in enumerate(doc):
-        if i == 0:
-            token.is_sent_start = True
-        elif previous.text in _SENTENCE_END or ("\n" in previous.text and previous.is_space):
-            token.is_sent_start = True
-        elif previous.text.endswith(".") and token.text[:1].isupper():  # "hepatitis-C. The", "T12. No"
-            token.is_sent_start = True
-        elif previous.text == ":" and i >= 2 and doc[i - 2].text.isupper():
-            token.is_sent_start = True
-        else:
-            token.is_sent_start = False
-        previous = token
-    return doc
-
-
-@Language.component("mgll_abbreviation_targets")
-def abbreviation_targets(doc: Doc) -> Doc:
-    """Mentions for abbreviations the report defines, labelled like the finding inside the long form."""
-    if not Doc.has_extension("abbreviations") or not doc._.abbreviations:
-        return doc
-    ents = list(doc.ents)
-    taken = {i for ent in ents for i in range(ent.start, ent.end)}
-    added = []
-    for short in doc._.abbreviations:
-        long_form = short._.long_form
-        if short.start - long_form.end <= 1:  # the defining "(PE)" right after its long form
-            continue
-        label = next((e.label_ for e in ents if long_form.start <= e.start and e.end <= long_form.end
-                      and e.label_ != PSEUDO_TARGET), None)
-        if label and not taken.intersection(range(short.start, short.end)):
-            added.append(Span(doc, short.start, short.end, label=label))
-            taken.update(range(short.start, short.end))
-    if added:
-        doc.ents = sorted(ents + added, key=lambda span: span.start)
+        token.is_sent_start = i == 0
     return doc
 
 
@@ -113,33 +65,30 @@ def make_tokenizer(nlp: Language):
     return tokenizer
 
 
-def section_rules() -> list[SectionRule]:
-    rules = []
-    for category, headings in SECTION_HEADINGS.items():
-        for heading in headings:
-            rules.append(SectionRule(f"{heading}:", category))
-            words = heading.split()
-            pattern = [{"LOWER": w} for w in words] + [{"TEXT": ":"}]
-            rules.append(SectionRule(f"{heading} :", category, pattern=pattern))
-    return rules
-
-
 def target_rules(vocab: Vocabulary) -> list[TargetRule]:
-    """One TargetRule per vocabulary term; exclusions become pseudo-targets that win by being longer."""
+    """One TargetRule per vocabulary phrase; exclusions become pseudo-targets that win by being longer.
+
+    A phrase listed under two findings names both ("hydropneumothorax" is effusion and pneumothorax;
+    "normal cardiomediastinal silhouette" negates cardiomegaly and an enlarged cardiomediastinum): it
+    becomes one rule for the first finding, with the others in its metadata (`ALSO`), because spaCy lets
+    only one mention own a stretch of text.
+    """
     prefixes = vocab.prefixes()
-    rules = []
+    owners: dict[str, list[tuple[str, str]]] = {}
     for finding in vocab.mentionable():
-        for term in finding.terms:
-            rules.append(TargetRule(term, finding.name, pattern=compile_term(term, prefixes=prefixes)))
-        for term in finding.hedged:
-            rules.append(TargetRule(term, finding.name, pattern=compile_term(term, prefixes=prefixes),
-                                    metadata={HEDGED: True}))
-        for term in finding.normal:
-            rules.append(TargetRule(term, finding.name, pattern=compile_term(term, prefixes=prefixes),
-                                    metadata={NORMAL: True}))
+        for kind, terms in ((TERM, finding.terms), (PROBABLE_TERM, finding.probable), (NORMAL, finding.normal),
+                            (RELATED, finding.related_signs)):
+            for term in terms:
+                owners.setdefault(term, []).append((finding.name, kind))
+    rules = []
+    for term, named in owners.items():
+        (label, kind), *others = named
+        for pattern in first_word_variants(compile_term(term, prefixes=prefixes)):
+            rules.append(TargetRule(term, label, pattern=pattern, metadata={KIND: kind, ALSO: others}))
+    for finding in vocab.mentionable():
         for term in finding.exclusions:
-            rules.append(TargetRule(term, PSEUDO_TARGET, pattern=compile_term(term, prefixes=prefixes),
-                                    metadata={"excludes": finding.name}))
+            for pattern in first_word_variants(compile_term(term, prefixes=prefixes)):
+                rules.append(TargetRule(term, PSEUDO_TARGET, pattern=pattern, metadata={"excludes": finding.name}))
     return rules
 
 
@@ -160,32 +109,109 @@ def make_stem_tagger(nlp, name, prefixes):  # no annotations: spaCy validates th
     return tag_stems
 
 
-def build_nlp(vocab: Vocabulary, abbreviations: bool = True) -> Language:
+@Language.factory("mgll_coordination", default_config={"vocabulary": ""})
+def make_coordination(nlp, name, vocabulary):
+    """A bare word joined to a mention by "or" / "and" / "/" names a finding of the same category:
+    "small effusion or thickening" is pleural effusion or pleural *thickening*. Each finding lists the
+    words that count this way (`coordinated`); alone they say nothing."""
+    vocab = load(vocabulary)
+    category = {f.name: f.category for f in vocab.findings}
+    matcher = Matcher(nlp.vocab)
+    prefixes = vocab.prefixes()
+    for finding in vocab.mentionable():
+        if finding.coordinated:
+            matcher.add(finding.name, [compile_term(t, prefixes=prefixes) for t in finding.coordinated])
+
+    def _neighbour(doc: Doc, start: int, end: int, by_end: dict, by_start: dict) -> Span | None:
+        after = end
+        while after < len(doc) and doc[after].lower_ in _CONJUNCTIONS:
+            after += 1
+        if after > end and after in by_start:
+            return by_start[after]
+        before = start
+        while before > 0 and doc[before - 1].lower_ in _CONJUNCTIONS:
+            before -= 1
+        if before < start and before in by_end:
+            return by_end[before]
+        return None
+
+    def coordinate(doc: Doc) -> Doc:
+        if not doc.ents or not len(matcher):
+            return doc
+        ents = [e for e in doc.ents if e.label_ != PSEUDO_TARGET]
+        by_end = {e.end: e for e in ents}
+        by_start = {e.start: e for e in ents}
+        taken = {i for e in doc.ents for i in range(e.start, e.end)}
+        added = []
+        for match_id, start, end in matcher(doc):
+            label = nlp.vocab.strings[match_id]
+            if taken.intersection(range(start, end)):
+                continue
+            other = _neighbour(doc, start, end, by_end, by_start)
+            if other is not None and category.get(other.label_) == category[label]:
+                span = Span(doc, start, end, label=label)
+                span._.target_rule = TargetRule(span.text.lower(), label, metadata={KIND: TERM})
+                added.append(span)
+                taken.update(range(start, end))
+        if added:
+            doc.ents = sorted([*doc.ents, *added], key=lambda s: s.start)
+        return doc
+
+    return coordinate
+
+
+@Language.component("mgll_abbreviation_targets")
+def abbreviation_targets(doc: Doc) -> Doc:
+    """Mentions for short forms the report defined in another sentence ("pleural effusion (PE) ... no PE"),
+    labelled like the finding of their long form (see `understanding.abbreviations`)."""
+    defined = doc.user_data.get(ABBREVIATIONS_KEY)
+    if not defined:
+        return doc
+    taken = {i for e in doc.ents for i in range(e.start, e.end)}
+    added = []
+    for token in doc:
+        label = defined.get(token.text)
+        if label and token.i not in taken:
+            span = Span(doc, token.i, token.i + 1, label=label)
+            span._.target_rule = TargetRule(token.text, label, metadata={KIND: TERM})
+            added.append(span)
+    if added:
+        doc.ents = sorted([*doc.ents, *added], key=lambda s: s.start)
+    return doc
+
+
+@Language.factory("mgll_context")
+def make_context(nlp, name):
+    """medspaCy's ConText with our radiology rules, run only on sentences that name something: most
+    sentences of a report ("The trachea is midline.") have no target, and matching cues there is waste."""
+    context = ConText(nlp, rules=None)
+    context.add(assertion.context_rules())
+
+    def run(doc: Doc) -> Doc:
+        return context(doc) if doc.ents else doc
+
+    return run
+
+
+def build_nlp(vocab: Vocabulary) -> Language:
     """A fresh pipeline for one vocabulary (use `get_nlp` for the per-process cached one)."""
     nlp = spacy.blank("en")
     nlp.tokenizer = make_tokenizer(nlp)
-    nlp.add_pipe("mgll_sentences")
-    if abbreviations:
-        import scispacy.abbreviation  # noqa: F401  (registers the abbreviation_detector factory)
-
-        nlp.add_pipe("abbreviation_detector")
-    sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None})
-    sectionizer.add(section_rules())
+    nlp.add_pipe("mgll_one_sentence")
     nlp.add_pipe("mgll_stems", config={"prefixes": sorted(vocab.prefixes())})
     matcher = nlp.add_pipe("medspacy_target_matcher")
     matcher.add(target_rules(vocab))
-    if abbreviations:
-        nlp.add_pipe("mgll_abbreviation_targets")
-    context = nlp.add_pipe("medspacy_context", config={"rules": None})
-    context.add(assertion.context_rules())
+    nlp.add_pipe("mgll_coordination", config={"vocabulary": vocab.source})
+    nlp.add_pipe("mgll_abbreviation_targets")
+    nlp.add_pipe("mgll_context")
     return nlp
 
 
 def context_only_nlp() -> Language:
-    """Tokenizer + sentences + ConText, for judging assertion on given target spans (NegEx corpus)."""
+    """Tokenizer + sentence flag + ConText, for judging assertion on given target spans (NegEx corpus)."""
     nlp = spacy.blank("en")
     nlp.tokenizer = make_tokenizer(nlp)
-    nlp.add_pipe("mgll_sentences")
+    nlp.add_pipe("mgll_one_sentence")
     context = nlp.add_pipe("medspacy_context", config={"rules": None})
     context.add(assertion.context_rules())
     return nlp

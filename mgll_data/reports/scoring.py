@@ -1,19 +1,23 @@
-"""Scoring a labeller against human codings, the way the maintainers judge it.
+"""Scoring a labeller against human codings, per finding, the way the maintainers judge it.
 
-Uncertain counts as positive (a report that hedges a finding is coded as having it), so each finding
-becomes a binary decision; micro-F1 pools all findings, macro-F1 averages the per-finding F1 of findings
-that occur in the gold set. "No Finding" is derived, not read, so it is left out.
+Each finding becomes a binary decision per report: with `uncertain_positive` (the maintainers' main
+measure) a 1 or a -1 counts as positive, otherwise only a 1 does. Gold codings written as certainty
+levels (the development sets in tests/data/reports/) are first turned into 1 / 0 / -1 by a policy, the
+same one the labeller runs with, so "uncertain" means the same thing on both sides. Micro-F1 pools all
+findings; macro-F1 averages the F1 of findings that occur in the gold set. "No Finding" is derived, not
+read, so callers leave it out.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
-from mgll_data.reports.labels import NEGATIVE, POSITIVE, UNCERTAIN
+from mgll_data.reports.certainty import NEGATIVE, POSITIVE, UNCERTAIN, Policy, policy_from
 
 
 @dataclass
@@ -28,16 +32,18 @@ def _f1(tp: int, fp: int, fn: int) -> float:
 
 
 def score(
-    predicted: Sequence[Mapping[str, int]], gold: Sequence[Mapping[str, int]], findings: Iterable[str]
+    predicted: Sequence[Mapping[str, int]], gold: Sequence[Mapping[str, int]], findings: Iterable[str],
+    uncertain_positive: bool = True,
 ) -> Scores:
-    """F1 with uncertain-as-positive over `findings`; each mapping is finding -> status, absent = no."""
+    """Precision, recall and F1 per finding; each mapping is finding -> status, absent = not positive."""
+    positive = (POSITIVE, UNCERTAIN) if uncertain_positive else (POSITIVE,)
     totals = {"tp": 0, "fp": 0, "fn": 0}
     per_finding = {}
     for name in findings:
         tp = fp = fn = 0
         for pred, true in zip(predicted, gold, strict=True):
-            p = pred.get(name) in (POSITIVE, UNCERTAIN)
-            t = true.get(name) in (POSITIVE, UNCERTAIN)
+            p = pred.get(name) in positive
+            t = true.get(name) in positive
             tp += p and t
             fp += p and not t
             fn += t and not p
@@ -45,9 +51,45 @@ def score(
         totals["fp"] += fp
         totals["fn"] += fn
         if tp + fn:
-            per_finding[name] = {"f1": _f1(tp, fp, fn), "support": tp + fn, "tp": tp, "fp": fp, "fn": fn}
+            per_finding[name] = {
+                "precision": tp / (tp + fp) if tp + fp else 0.0,
+                "recall": tp / (tp + fn),
+                "f1": _f1(tp, fp, fn),
+                "support": tp + fn, "tp": tp, "fp": fp, "fn": fn,
+            }
     macro = sum(v["f1"] for v in per_finding.values()) / len(per_finding) if per_finding else 0.0
     return Scores(micro_f1=_f1(**totals), macro_f1=macro, per_finding=per_finding)
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    """One coded text of a development set: `gold` maps finding -> certainty level."""
+
+    id: str
+    text: str
+    gold: dict[str, str]
+
+
+def read_gold(path: Path, key: str = "gold") -> list[GoldItem]:
+    """A development-set JSONL file. Sentence files carry their section: the text is given to the
+    labeller under that heading ("INDICATION: ..."), as it stood in its report. `key` picks the coding
+    of report files ("gold_nih14" or "gold_chexpert")."""
+    items = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        text = record["text"]
+        if record.get("section"):
+            text = f"{record['section']}: {text}"
+        items.append(GoldItem(str(record["id"]), text, dict(record.get(key) or {})))
+    return items
+
+
+def gold_statuses(gold: Mapping[str, str], policy: Policy | str | None = None) -> dict[str, int]:
+    """Certainty levels -> 1 / 0 / -1 under a policy (levels the policy leaves blank are left out)."""
+    chosen = policy_from(policy)
+    return {name: status for name, level in gold.items() if (status := chosen.status(level)) is not None}
 
 
 @dataclass

@@ -266,7 +266,7 @@ def check_columns(
                 problems[f"missing column '{column.name}'"].append(name)
                 continue
             actual, mapped = normalise_type(arrow_schema.field(index).type)
-            if not actual.equals(column.type):
+            if not any(actual.equals(t) for t in (column.type, *column.older_types)):
                 problems[f"column '{column.name}' is {arrow_schema.field(index).type}, expected {column.type}"
                          ].append(name)
                 continue
