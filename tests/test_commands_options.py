@@ -15,6 +15,8 @@ from mgll_data.commands.options import (
     describe_os_error,
     human_echo,
     json_option,
+    old_spelling,
+    old_spellings,
     quiet_option,
     write_json,
 )
@@ -22,10 +24,12 @@ from mgll_data.commands.options import (
 
 @click.command()
 @click.option("--name", default="x")
+@click.option("--threads", default=2, type=click.IntRange(1, 8), callback=old_spellings)
+@old_spelling("--workers", "use --threads", dest="threads", type=click.IntRange(1, 8))
 @json_option("the summary")
 @quiet_option
-def tool(name: str, json_out: str | None, quiet: bool) -> None:
-    human_echo(json_out)(f"human {name} quiet={quiet}")
+def tool(name: str, threads: int, json_out: str | None, quiet: bool) -> None:
+    human_echo(json_out)(f"human {name} quiet={quiet} threads={threads}")
     write_json({"name": name, "quiet": quiet}, json_out)
 
 
@@ -51,6 +55,27 @@ def test_quiet_and_its_old_spellings(args, quiet, warned) -> None:
     assert ("old spelling" in result.stderr) == warned
     assert result.stderr.count("old spelling") <= 1
     assert "--no-progress" not in _run("--help").output and "--progress" not in _run("--help").output
+
+
+@pytest.mark.parametrize(
+    "args, threads, warned",
+    [([], 2, False), (["--threads", "3"], 3, False), (["--workers", "4"], 4, True), (["--workers", "4", "--threads", "5"], 5, True)],
+)
+def test_a_renamed_option_with_a_value_still_takes_its_old_name(args, threads, warned) -> None:
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    assert f"threads={threads}" in result.stdout and ("--workers is an old spelling" in result.stderr) == warned
+    assert _run("--workers", "9").exit_code == 2  # the old spelling is checked like the new one
+
+
+def test_evaluate_counts_threads_as_threads() -> None:
+    from mgll_train.commands.evaluate import evaluate
+
+    args = ["run", "ds", "--task", "all", "--out", "o"]
+    assert evaluate.make_context("evaluate", [*args, "--workers", "3"]).params["workers"] == 3
+    assert evaluate.make_context("evaluate", [*args, "--threads", "5"]).params["workers"] == 5
+    assert "--threads" in evaluate.get_help(click.Context(evaluate)) and "--workers" not in evaluate.get_help(
+        click.Context(evaluate))
 
 
 def test_json_to_stdout_moves_the_human_summary_to_stderr(tmp_path: Path) -> None:

@@ -59,22 +59,25 @@ def _warn_old_spelling(old: str, advice: str) -> None:
     click.echo(f"warning: {old} is an old spelling and still works; {advice}", err=True)
 
 
-def old_spelling(old: str, advice: str, *, dest: str, value: Any) -> Callable[[F], F]:
-    """A hidden flag `old` that sets the option `dest` to `value`, with one warning line giving `advice`.
+def old_spelling(old: str, advice: str, *, dest: str, value: Any = None, type: Any = None) -> Callable[[F], F]:
+    """A hidden option `old` for the option `dest`, with one warning line giving `advice`: a flag that sets
+    `dest` to `value`, or, given a `type`, an option whose own value becomes `dest`'s.
 
     Click processes the options given on the command line before the ones left at their default, so
-    the old spelling is seen first and the new option (see `_with_old_spellings`) takes its value."""
+    the old spelling is seen first and the new option (whose callback must be `old_spellings`) takes it."""
 
     def remember(ctx: click.Context, _param: click.Parameter, given: Any) -> None:
-        if given:
+        if given is not None and given is not False:
             _warn_old_spelling(old, advice)
-            ctx.meta.setdefault(_ALIASES, {})[dest] = value
+            ctx.meta.setdefault(_ALIASES, {})[dest] = value if type is None else given
 
-    return click.option(old, f"_old_{dest}_{old.strip('-').replace('-', '_')}", is_flag=True, hidden=True,
-                        expose_value=False, callback=remember)
+    name = f"_old_{dest}_{old.strip('-').replace('-', '_')}"
+    if type is None:
+        return click.option(old, name, is_flag=True, hidden=True, expose_value=False, callback=remember)
+    return click.option(old, name, type=type, default=None, hidden=True, expose_value=False, callback=remember)
 
 
-def _with_old_spellings(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def old_spellings(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """The callback of an option that has old spellings: an old spelling given on the command line wins
     over this option's default."""
     source = ctx.get_parameter_source(param.name) if param.name else None
@@ -88,7 +91,7 @@ def quiet_option(f: F) -> F:
     """`--quiet` / `-q`, with the old `--no-progress` and `--progress/--no-progress` spellings hidden."""
     f = old_spelling("--no-progress", "use --quiet", dest="quiet", value=True)(f)
     f = old_spelling("--progress", "progress shows unless --quiet is given", dest="quiet", value=False)(f)
-    return click.option("--quiet", "-q", is_flag=True, callback=_with_old_spellings,
+    return click.option("--quiet", "-q", is_flag=True, callback=old_spellings,
                         help="No progress bar or progress lines (errors and the end summary still print). "
                              "Progress is drawn as a bar only on a terminal, as a line every 30 s otherwise.")(f)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
 import click
 
+from mgll_data.commands.options import human_echo, json_option, quiet_option, write_json
+from mgll_data.progress import is_terminal
 from mgll_train.config import ConfigError, parse_granularities
 
 
@@ -26,7 +28,7 @@ from mgll_train.config import ConfigError, parse_granularities
 @click.option("--lr", type=float, help="Peak learning rate (default 5e-4).")
 @click.option("--embed-dim", type=int, help="Shared embedding size (default 256).")
 @click.option("--image-size", type=int, help="Square input size in pixels (default 224).")
-@click.option("--workers", type=int, help="DataLoader worker processes (default 0: load in the training process).")
+@click.option("--workers", type=int, help="Data-loader worker processes (default 0: load in the training process).")
 @click.option("--seed", type=int, help="Seed for weights, data order and augmentation (default 0).")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="auto: bf16 autocast on CUDA, fp32 on CPU.")
@@ -35,9 +37,9 @@ from mgll_train.config import ConfigError, parse_granularities
 @click.option("--grad-checkpointing", is_flag=True, default=None, help="Recompute activations to save GPU memory.")
 @click.option("--compile", "compile_model", is_flag=True, default=None, help="torch.compile the model.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
-@click.option("--no-progress", is_flag=True, help="No progress bar (logs and CI).")
-@click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON on stdout.")
-def pretrain(dataset, out, config_file, resume, no_progress, as_json, compile_model, **flags) -> None:
+@json_option("the end summary")
+@quiet_option
+def pretrain(dataset, out, config_file, resume, quiet, json_out, compile_model, **flags) -> None:
     """Pretrain a vision encoder on a built mgll DATASET with MGLL (or CLIP) into the run folder --out.
 
     \b
@@ -68,26 +70,26 @@ def pretrain(dataset, out, config_file, resume, no_progress, as_json, compile_mo
         config = resolve(config_file, overrides, resume)
         if not config.dataset:
             raise click.ClickException("give the DATASET folder to train on")
-        summary = train(config, resume=resume, progress=not no_progress)
+        # a bar only on a terminal (the trainer may not import mgll_data.progress for lines elsewhere)
+        summary = train(config, resume=resume, progress=not quiet and is_terminal(sys.stderr))
     except (ConfigError, DatasetError, ModelError, CheckpointError, TrainError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted; continue with: mgll pretrain --out {out} --resume") from None
     if summary.world_size > 1 and not _is_main():
         return
-    if as_json:
-        click.echo(json.dumps(summary.to_dict()))
-        return
+    echo = human_echo(json_out)
     first = f"{summary.first_loss:.4f}" if summary.first_loss is not None else "-"
     last = f"{summary.last_loss:.4f}" if summary.last_loss is not None else "-"
-    click.echo(
+    echo(
         f"trained steps {summary.start_step}->{summary.steps} on {summary.device}"
         f"{f' x{summary.world_size}' if summary.world_size > 1 else ''}: {summary.samples} samples in "
         f"{summary.seconds:.1f}s ({summary.samples_per_second:.1f} samples/s); loss {first} -> {last}"
     )
     if summary.corrupt_images:
-        click.echo(f"skipped {summary.corrupt_images} corrupt images (check with `mgll validate --full`)")
-    click.echo(f"checkpoint: {summary.checkpoint}")
+        echo(f"skipped {summary.corrupt_images} corrupt images (check with `mgll validate --full`)")
+    echo(f"checkpoint: {summary.checkpoint}")
+    write_json(summary.to_dict(), json_out)
 
 
 def _is_main() -> bool:
