@@ -1,7 +1,8 @@
 """`mgll build` as a user sees it: a new salt is announced once, and every error of the file system (a
 read-only OUT, linkage or salt path, an unwritable --json path, a full disk while writing a shard, the
 rejects or the manifest) is one line with exit status 1 (2 for a --json path refused before the build),
-after which the same command resumes.
+after which the same command resumes. The file-system cases of `card`, `validate`, `label` and `demo
+export` ride along in the namespace test.
 
 Read-only paths are tested three ways, because the suite may run as root, for whom chmod stops nothing:
 chmod when not root; a real read-only and a real tiny tmpfs inside a user + mount namespace
@@ -179,6 +180,11 @@ CASES = textwrap.dedent("""
     }
     subprocess.run(["mount", "-o", "remount,size=64m", small], check=True)
     cases["resumed"] = run("build", e, small + "/ds", "--salt-file", salt, "-q", "--json", "-")
+    cases["card"] = run("card", small + "/ds", "--out", ro + "/card")
+    cases["validate"] = run("validate", small + "/ds", "-q", "--json", ro + "/v.json")
+    with open(tmp + "/reports.csv", "w") as f:
+        f.write("report_id,report\\nr1,Small left pleural effusion.\\n")
+    cases["label"] = run("label", tmp + "/reports.csv", "--out", ro + "/labels.csv", "-q")
     print(json.dumps(cases))
 """)
 
@@ -208,6 +214,9 @@ def test_a_real_read_only_file_system_and_a_real_full_disk(export, salt, tmp_pat
         "json": (2, "cannot be written"),
         "demo": (1, "Read-only file system"),
         "full": (1, "the build stopped: No space left on device; free some space; then run the same command"),
+        "card": (1, "cannot write the card: Read-only file system"),
+        "validate": (2, "cannot be written"),
+        "label": (1, "cannot write the labels: Read-only file system"),
     }
     for name, (code, message) in expected.items():
         assert cases[name]["code"] == code, (name, cases[name])
