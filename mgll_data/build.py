@@ -90,11 +90,13 @@ def build_dataset(
     if not isinstance(pipeline, Pipeline):
         pipeline = load_pipeline(pipeline)
     linkage_path = Path(linkage).resolve() if linkage else dataset.default_linkage_path(out)
-    output_folder.check_paths(source, out, linkage_path)  # before anything is created, the salt included
-    salt = deid.load_salt(Path(salt_file) if salt_file else deid.default_salt_path(), on_create=on_salt_created)
+    # Every refusal comes before anything is created, the salt included, so a refused build changes nothing.
+    output_folder.check_paths(source, out, linkage_path)
+    output_folder.check_contents(out)
+    writer.check_linkage(linkage_path)  # before --overwrite deletes anything
     items = list(sources.discover(source, pipeline))
+    salt = deid.load_salt(Path(salt_file) if salt_file else deid.default_salt_path(), on_create=on_salt_created)
     keys = [deid.source_key(salt, item.source_path) for item in items]
-    writer.check_linkage(linkage_path)  # before --overwrite deletes anything: a refusal changes nothing
     with output_folder.claim(source, out, linkage_path, overwrite=overwrite):
         if overwrite:
             writer.remove_linkage(linkage_path)

@@ -225,3 +225,18 @@ def test_a_real_read_only_file_system_and_a_real_full_disk(export, salt, tmp_pat
     assert resumed["code"] == 0, resumed
     summary = json.loads(resumed["stdout"])
     assert summary["rows"] + summary["rejects"] == summary["inputs"] == len(_images(export))
+
+
+@pytest.mark.parametrize("refusal", ["missing export", "foreign OUT", "foreign linkage"])
+def test_a_refused_build_creates_no_salt(export, tmp_path, refusal):
+    out, linkage = tmp_path / "ds", tmp_path / "ds.linkage.parquet"
+    source = tmp_path / "no-such-export" if refusal == "missing export" else export
+    if refusal == "foreign OUT":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    if refusal == "foreign linkage":
+        linkage.write_text("not a linkage table")
+    salt = tmp_path / "keys" / "salt"
+    result = _build(source, out, "--salt-file", str(salt), "--linkage", str(linkage))
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert not salt.exists() and "pseudonym key" not in result.output
