@@ -111,7 +111,8 @@ def json_option(what: str) -> Callable[[F], F]:
         if not path.parent.is_dir():
             raise click.BadParameter(f"the folder {path.parent} does not exist", ctx, param)
         if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise click.BadParameter(f"{value} cannot be written (permission denied)", ctx, param)
+            raise click.BadParameter(f"{value} cannot be written (no permission, or a read-only file system)",
+                                     ctx, param)
         return value
 
     return click.option("--json", "json_out", metavar="PATH|-", default=None, is_flag=False, flag_value=_BARE_JSON,
