@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from contextlib import nullcontext
 
 import torch
 
 from mgll_train.loss import MGLLLoss
 from mgll_train.model import build_model, default_text_folder, load_tokenizer
+from mgll_train.step import TrainStep
+from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD
 
 TEXTS = [
     ["normal", "abnormal"],
@@ -28,31 +29,33 @@ TEXTS = [
 
 
 def synthetic_batch(batch: int, image_size: int, labels: int, device: torch.device, max_tokens: int = 64):
-    """Images, K=3 granularities of texts with repeats (so identical-text targets occur) and multi-hot labels."""
+    """A batch in the collator's layout: 8-bit grey images, K=3 granularities of texts with repeats (so
+    identical-text targets occur and distinct texts are encoded once), multi-hot labels."""
     generator = torch.Generator().manual_seed(0)
     tokenizer = load_tokenizer(default_text_folder())
     texts = [[options[(i * (k + 3)) % len(options)] + ("" if i % 3 else f" case {i}") for i in range(batch)] for k, options in enumerate(TEXTS)]
-    tokens = tokenizer([t for column in texts for t in column], padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt")
-    length = tokens["input_ids"].shape[-1]
+    distinct = list(dict.fromkeys(t for column in texts for t in column))
+    tokens = tokenizer(distinct, padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt")
     text_mask = torch.rand(len(TEXTS), batch, generator=generator) > 0.1
     ids = torch.tensor([[hash(t) & (2**62 - 1) for t in column] for column in texts])
-    return {
-        "pixel_values": torch.randn(batch, 3, image_size, image_size, generator=generator).to(device),
-        "input_ids": tokens["input_ids"].view(len(TEXTS), batch, length).to(device),
-        "attention_mask": tokens["attention_mask"].view(len(TEXTS), batch, length).to(device),
-        "text_mask": text_mask.to(device),
-        "text_ids": ids.masked_fill(~text_mask, -1).to(device),
-        "labels": (torch.rand(batch, labels, generator=generator) > 0.85).float().to(device),
+    out = {
+        "pixels": torch.randint(0, 256, (batch, 1, image_size, image_size), generator=generator, dtype=torch.uint8),
+        "views": torch.tensor([[0.0, 1.0, 1.0]]).repeat(batch, 1),
+        "input_ids": tokens["input_ids"],
+        "attention_mask": tokens["attention_mask"],
+        "text_index": torch.tensor([[distinct.index(t) for t in column] for column in texts]),
+        "text_mask": text_mask,
+        "text_ids": ids.masked_fill(~text_mask, -1),
+        "labels": (torch.rand(batch, labels, generator=generator) > 0.85).float(),
     }
+    return {key: value.to(device) for key, value in out.items()}
 
 
 def step_fn(model, loss_fn, optimizer, batch, device: torch.device, bf16: bool):
+    train_step = TrainStep(model, loss_fn, IMAGENET_MEAN, IMAGENET_STD, torch.bfloat16 if bf16 else None).to(device)
+
     def step() -> None:
-        autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-        with autocast:
-            image, text, scale = model(batch["pixel_values"], batch["input_ids"], batch["attention_mask"], batch["text_mask"])
-        out = loss_fn(image.float(), text.float(), batch["text_mask"], batch["labels"], batch["text_ids"], scale.float())
-        out["loss"].backward()
+        train_step(batch)["loss"].backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 

@@ -161,7 +161,8 @@ def _write(
     this run's summed per-input counts (e.g. control characters stripped from reports)."""
     pipeline = ctx.pipeline
     arrow_schema = schema.arrow_schema(
-        list(pipeline.granularities), _vocabulary(pipeline), pipeline.name, pipeline_hash=pipeline.content_hash
+        list(pipeline.granularities), _vocabulary(pipeline), pipeline.name, pipeline_hash=pipeline.content_hash,
+        training_image=pipeline.image.training_format is not None,
     )
     journal = writer.LinkageJournal(linkage_path)
     shards = writer.ShardWriter(out, arrow_schema, state.next_shards, before_commit=journal.flush)

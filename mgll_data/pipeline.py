@@ -31,6 +31,7 @@ class ImageSettings:
     size: int = 512
     format: str = "png"
     jpeg_quality: int = 95
+    training_format: str | None = None  # also store a lossy training copy (`image_train`) next to `image`
     percentiles: tuple[float, float] = (0.5, 99.5)
     default_modality: str | None = None
     burned_in_annotation: str = "reject"
@@ -92,12 +93,15 @@ def from_dict(raw: dict[str, Any], content_hash: str = "") -> Pipeline:
         size=int(img.get("size", 512)),
         format=str(img.get("format", "png")).lower(),
         jpeg_quality=int(img.get("jpeg_quality", 95)),
+        training_format=str(img["training_format"]).lower() if img.get("training_format") else None,
         percentiles=tuple(float(p) for p in img.get("percentiles", (0.5, 99.5))),
         default_modality=img.get("default_modality"),
         burned_in_annotation=str(img.get("burned_in_annotation", "reject")).lower(),
     )
     if image.format not in ("png", "jpeg"):
         raise PipelineError(f"image.format must be png or jpeg, got {image.format!r}")
+    if image.training_format not in (None, "jpeg"):
+        raise PipelineError(f"image.training_format must be jpeg or absent, got {image.training_format!r}")
     if image.burned_in_annotation not in BURNED_IN_POLICIES:
         raise PipelineError(
             f"image.burned_in_annotation must be one of {', '.join(BURNED_IN_POLICIES)}, got {image.burned_in_annotation!r}"

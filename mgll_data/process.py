@@ -153,4 +153,6 @@ def _build_row(
     }
     for granularity in ctx.pipeline.granularities:
         row[schema.text_column(granularity)] = understood.texts.get(granularity)
+    if rendered.training_data is not None:
+        row[schema.TRAINING_IMAGE] = {"bytes": rendered.training_data, "path": f"{image_id}.jpg"}
     return row

@@ -24,6 +24,8 @@ META_GRANULARITIES = b"mgll.granularities"
 META_PIPELINE = b"mgll.pipeline"
 META_PIPELINE_HASH = b"mgll.pipeline_hash"
 META_HUGGINGFACE = b"huggingface"  # where `datasets` looks for a Parquet file's Features
+# Optional column: a lossy copy of `image` for fast training loaders (pipeline `image.training_format`).
+TRAINING_IMAGE = "image_train"
 
 _SCALARS = {
     "string": pa.string(),
@@ -130,21 +132,26 @@ def arrow_schema(
     pipeline: str,
     version: str = CURRENT_VERSION,
     pipeline_hash: str = "",
+    training_image: bool = False,
 ) -> pa.Schema:
     """The Arrow schema of the data shards, with the contract's file metadata and the Hugging Face features
-    attached.
+    attached; `training_image` adds the optional `image_train` column (the image's type and feature).
 
     Every field is declared nullable, as `datasets` declares them: it applies a shard's features (the
     `Image` of `image`) only to fields equal to its own, nullability included. The contract's required
     columns are enforced by the writer (`required_columns`) and checked by `mgll validate`."""
     fields = [pa.field(c.name, c.type) for c in columns(granularities, version)]
+    features = huggingface_features(granularities, version)
+    if training_image:
+        fields.append(pa.field(TRAINING_IMAGE, next(f.type for f in fields if f.name == "image")))
+        features[TRAINING_IMAGE] = features["image"]
     metadata = {
         META_SCHEMA_VERSION: schema_version(version).encode(),
         META_VOCABULARY: json.dumps(list(vocabulary)).encode(),
         META_GRANULARITIES: json.dumps(list(granularities)).encode(),
         META_PIPELINE: pipeline.encode(),
         META_PIPELINE_HASH: pipeline_hash.encode(),
-        META_HUGGINGFACE: json.dumps({"info": {"features": huggingface_features(granularities, version)}}).encode(),
+        META_HUGGINGFACE: json.dumps({"info": {"features": features}}).encode(),
     }
     return pa.schema(fields, metadata=metadata)
 

@@ -53,6 +53,8 @@ class TrainConfig:
     grad_checkpointing: bool = False
     compile: bool = False
     workers: int = 0
+    max_corrupt_fraction: float = 0.01
+    image_column: str = "auto"
     shuffle_buffer: int = 256
     max_text_tokens: int = 128
     augment: bool = True
@@ -85,6 +87,8 @@ def _check(config: TrainConfig) -> TrainConfig:
             raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {value}")
     if config.workers < 0:
         raise ConfigError(f"workers must be 0 or more, got {config.workers}")
+    if not 0.0 <= config.max_corrupt_fraction <= 1.0:
+        raise ConfigError(f"max-corrupt-fraction must be between 0 and 1, got {config.max_corrupt_fraction}")
     if config.lr <= 0:
         raise ConfigError(f"lr must be positive, got {config.lr}")
     if isinstance(config.granularities, str):
@@ -144,9 +148,10 @@ def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any]) -> TrainC
 
 
 def save_config(config: TrainConfig, derived: dict[str, Any], path: Path) -> None:
-    """`derived` (vocabulary, tower configs, fingerprint) goes under `extra` so the file stays loadable."""
+    """The config as given (reusable with --config), plus under `extra` what the run derived from the data
+    and model that the config does not say (vocabulary, resolved granularities, step counts)."""
     data = config.to_dict()
-    data["extra"] = {**config.extra, **derived}
+    data["extra"] = {**config.extra, **{k: v for k, v in derived.items() if k not in _FIELDS}}
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 

@@ -5,43 +5,41 @@ epoch, so no image is seen twice in an epoch however many GPUs and loader worker
 choice (row-group order, shuffle buffer, augmentation) is seeded from (seed, slot, epoch or sample index),
 which makes the stream reproducible and lets `--resume` skip to where a run stopped without decoding the
 skipped images.
+
+Per-sample work is kept to the decode and one resampling (`transform.load_pixels`); everything that can
+be done once per row group is: the split filter (one small column read first), the label matrix, the
+text ids and the tokenisation of each distinct text. The collator hands each distinct token sequence of
+a batch to the model once (`text_index` points every sample and granularity at its row), with 8-bit
+pixels and the views' draws, which `transform.finish_batch` applies on the device.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
-from PIL import Image, ImageFile
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from mgll_data import dataset, schema
-
-# A truncated PNG must fail loudly (and be counted), never decode as a half-grey image.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-_LOCAL_FS = pafs.LocalFileSystem()
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from mgll_train.transform import CorruptImage, load_pixels, stack_pixels, view_tensor
 
 
 class DatasetError(Exception):
     """A dataset folder the trainer cannot read (message is one line)."""
 
 
-class CorruptImage(ValueError):
-    """Image bytes inside a shard that do not decode."""
+class UndecodableShare(DatasetError):
+    """A loader slot read its whole share of the split once and not one image decoded."""
 
 
 @dataclass(frozen=True)
@@ -134,17 +132,36 @@ def open_dataset(path: Path) -> DatasetInfo:
 
 
 def split_counts(info: DatasetInfo) -> dict[str, int]:
-    """Rows per split, from the `split` column only (cheap: no image bytes are read)."""
+    """Rows per split: from the manifest's `splits` when they cover every row (what `mgll build` writes, so
+    start-up reads no shard), else from the `split` column (no image bytes are read, but every shard is)."""
+    splits = (dataset.read_manifest(info.root) or {}).get("splits")
+    if isinstance(splits, dict) and sum(int(n) for n in splits.values()) == info.num_rows:
+        return {str(name): int(n) for name, n in splits.items()}
     table = pads.dataset([str(s) for s in info.shards], format="parquet").to_table(columns=["split"])
     counts = table.column("split").value_counts().to_pylist()
     return {c["values"]: int(c["counts"]) for c in counts}
 
 
-def row_group_units(info: DatasetInfo, slots: int) -> list[Unit]:
-    """Row groups as read units; when there are fewer than slots, each is cut into row-strided parts."""
-    groups = [(str(s), i) for s in info.shards for i in range(pq.ParquetFile(s).metadata.num_row_groups)]
+def row_group_units(info: DatasetInfo, slots: int, split: str | None = None) -> list[Unit]:
+    """Row groups as read units; when there are fewer than slots, each is cut into row-strided parts. With
+    `split`, shards whose name says they hold another split are left out (schema-1.0 shards mix splits)."""
+    shards = [s for s in info.shards if split is None or (dataset.parse_shard_name(s.name) or (None,))[0] in (None, split)]
+    groups = [(str(s), i) for s in shards for i in range(pq.ParquetFile(s).metadata.num_row_groups)]
     parts = max(1, math.ceil(slots / max(1, len(groups))))
     return [Unit(shard, rg, p, parts) for shard, rg in groups for p in range(parts)]
+
+
+def image_column(info: DatasetInfo, requested: str = "auto") -> str:
+    """The column the loader decodes: "auto" takes the training copy (`image_train`, JPEG, written when the
+    pipeline sets image.training_format) when every shard has it, else the archival `image`."""
+    if requested not in ("auto", "image", schema.TRAINING_IMAGE):
+        raise DatasetError(f"image column must be auto, image or {schema.TRAINING_IMAGE}, got {requested!r}")
+    everywhere = all(schema.TRAINING_IMAGE in pq.ParquetFile(s).schema_arrow.names for s in info.shards)
+    if requested == schema.TRAINING_IMAGE and not everywhere:
+        raise DatasetError(f"the dataset has no {schema.TRAINING_IMAGE} column in every shard; build it with image.training_format: jpeg")
+    if requested == "auto":
+        return schema.TRAINING_IMAGE if everywhere else "image"
+    return requested
 
 
 def text_id(text: str | None) -> int:
@@ -161,84 +178,49 @@ def label_matrix(labels_column: Sequence[Sequence[dict[str, Any]] | None], vocab
     return torch.from_numpy(statuses == 1).to(torch.float32)
 
 
-def _to_unit_float(img: Image.Image) -> Image.Image:
-    """Grayscale of any bit depth as mode F in [0, 1], colour as RGB, so the geometry ops below work on both."""
-    if img.mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
-        return img.convert("RGB")
-    if img.mode == "LA":
-        img = img.convert("L")
-    array = np.asarray(img)
-    if array.dtype == np.uint8:
-        scale = 255.0
-    elif array.dtype == np.uint16 or img.mode.startswith("I;16"):
-        scale = 65535.0
-    elif array.dtype == np.bool_:
-        scale = 1.0
-    else:
-        scale = float(max(array.max(), 1))
-    return Image.fromarray(array.astype(np.float32) / scale)
+class TextTokens:
+    """Token ids of texts, from a tokenizer loaded lazily in each process (so it pickles into loader workers
+    cheaply); `load` is a picklable callable returning a `transformers` tokenizer."""
+
+    def __init__(self, load: Callable[[], Any], max_tokens: int = 128) -> None:
+        self.load = load
+        self.max_tokens = max_tokens
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = self.load()
+        return self._tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id or 0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_tokenizer": None}
+
+    def __call__(self, texts: list[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
 
 
-def _random_resized_crop(img: Image.Image, rng: np.random.Generator, scale=(0.7, 1.0), ratio=(3 / 4, 4 / 3)):
-    width, height = img.size
-    area = width * height
-    for _ in range(10):
-        target = area * rng.uniform(*scale)
-        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
-        w = int(round(math.sqrt(target * aspect)))
-        h = int(round(math.sqrt(target / aspect)))
-        if 0 < w <= width and 0 < h <= height:
-            left = int(rng.integers(0, width - w + 1))
-            top = int(rng.integers(0, height - h + 1))
-            return img.crop((left, top, left + w, top + h))
-    return img
+@dataclass(frozen=True)
+class Row:
+    """One stored row as the stream carries it, before its image is decoded."""
 
-
-def decode_image(
-    data: bytes,
-    image_size: int,
-    train: bool,
-    *,
-    rng: np.random.Generator | None = None,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-) -> torch.Tensor:
-    """PNG/JPEG bytes to a normalised FloatTensor[3, H, W].
-
-    Training augmentation is a random resized crop, a small rotation and brightness/contrast jitter; there is
-    no horizontal flip because laterality (left/right findings, the heart's side) is part of the label.
-    """
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-        img = _to_unit_float(img)
-    except Exception as exc:  # PIL raises many unrelated types for bad bytes
-        raise CorruptImage(f"image bytes do not decode ({type(exc).__name__})") from None
-    if train:
-        rng = rng or np.random.default_rng()
-        img = _random_resized_crop(img, rng)
-        angle = float(rng.uniform(-7.0, 7.0))
-        img = img.rotate(angle, resample=Image.BILINEAR, fillcolor=0)
-    img = img.resize((image_size, image_size), resample=Image.BILINEAR)
-    array = np.asarray(img, dtype=np.float32)
-    if img.mode == "RGB":
-        array = array / 255.0
-        pixels = torch.from_numpy(array.copy()).permute(2, 0, 1)
-    else:
-        pixels = torch.from_numpy(array.copy()).unsqueeze(0).expand(3, -1, -1).clone()
-    if train:
-        contrast = float(rng.uniform(0.8, 1.2))
-        brightness = float(rng.uniform(0.8, 1.2))
-        pixels = ((pixels - pixels.mean()) * contrast + pixels.mean()) * brightness
-        pixels = pixels.clamp_(0.0, 1.0)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return (pixels - mean_t) / std_t
+    image_id: str
+    image: bytes | None
+    labels: torch.Tensor
+    texts: tuple[str | None, ...]
+    tokens: tuple[list[int] | None, ...]
+    text_ids: tuple[int, ...]
 
 
 class ParquetImageText(IterableDataset):
-    """Samples {pixel_values, labels, texts, image_id, corrupt_before, position} streamed from the shards;
-    corrupt_before lists the ids of undecodable rows skipped just before this sample.
+    """Samples {pixels, view, labels, texts, tokens, text_ids, image_id, corrupt_before, position} streamed
+    from the shards; corrupt_before lists the ids of undecodable rows skipped just before this sample.
 
     `position` is (slot, rows of the stream handed out so far): what a checkpoint stores so a resumed run
     continues each slot's stream exactly (`resume_positions`), corrupt rows included.
@@ -246,6 +228,7 @@ class ParquetImageText(IterableDataset):
     `train` turns augmentation on; `shuffle_buffer` > 1 shuffles row-group order and rows (0: file order).
     `epochs=None` streams forever (the trainer counts steps, so every DDP rank stops at the same step and
     none waits on a rank that ran out); `resume_batches` estimates the position when no exact one is known.
+    Without `tokens` the samples carry texts but no token ids (the collator needs them).
     """
 
     def __init__(
@@ -254,6 +237,8 @@ class ParquetImageText(IterableDataset):
         granularities: Sequence[str],
         *,
         image_size: int,
+        tokens: TextTokens | None = None,
+        image_column: str = "image",
         split: str | None = "train",
         train: bool = True,
         shuffle_buffer: int = 256,
@@ -264,13 +249,13 @@ class ParquetImageText(IterableDataset):
         resume_batches: int = 0,
         resume_positions: dict[int, int] | None = None,
         batch_size: int = 1,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
     ) -> None:
         super().__init__()
         self.info = info
         self.granularities = tuple(granularities)
         self.image_size = image_size
+        self.tokens = tokens
+        self.image_column = image_column
         self.split = split
         self.train = train
         self.shuffle_buffer = shuffle_buffer
@@ -281,9 +266,7 @@ class ParquetImageText(IterableDataset):
         self.resume_batches = resume_batches
         self.resume_positions = dict(resume_positions or {})
         self.batch_size = batch_size
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        self.columns = ["image_id", "image", "labels"] + [schema.text_column(g) for g in self.granularities]
+        self.text_columns = [schema.text_column(g) for g in self.granularities]
 
     def _slot(self) -> tuple[int, int, int]:
         worker = get_worker_info()
@@ -298,112 +281,152 @@ class ParquetImageText(IterableDataset):
         batches = max(0, self.resume_batches - worker_id + workers - 1) // workers
         return batches * self.batch_size
 
-    def _read_unit(self, unit: Unit) -> Iterator[tuple]:
-        fragment = pads.ParquetFileFormat().make_fragment(unit.shard, filesystem=_LOCAL_FS, row_groups=[unit.row_group])
-        condition = pads.field("split") == self.split if self.split else None
-        table = fragment.to_table(columns=self.columns, filter=condition)
-        if unit.parts > 1:
-            table = table.take(np.arange(unit.part, table.num_rows, unit.parts))
-        images = table.column("image").combine_chunks().field("bytes").to_pylist()
-        ids = table.column("image_id").to_pylist()
-        labels = table.column("labels").to_pylist()
-        texts = [table.column(schema.text_column(g)).to_pylist() for g in self.granularities]
-        for i in range(table.num_rows):
-            yield ids[i], images[i], labels[i], tuple(t[i] for t in texts)
+    def _read_table(self, unit: Unit) -> tuple[pa.Table | None, np.ndarray]:
+        """(the row group's columns, the indices of this unit's rows of the split). The split column is read
+        first, so a row group without any of them costs no image read. Memory-mapped, threads off: a loader
+        worker is one process per core already, and pyarrow's threads only fight the others."""
+        with pq.ParquetFile(unit.shard, memory_map=True) as parquet:
+            wanted = np.arange(parquet.metadata.row_group(unit.row_group).num_rows)
+            if self.split:
+                split = parquet.read_row_group(unit.row_group, columns=["split"], use_threads=False).column(0)
+                wanted = np.flatnonzero(pc.equal(split, self.split).to_numpy(zero_copy_only=False))
+            wanted = wanted[unit.part :: unit.parts]
+            if len(wanted) == 0:
+                return None, wanted
+            columns = ["image_id", self.image_column, "labels", *self.text_columns]
+            return parquet.read_row_group(unit.row_group, columns=columns, use_threads=False), wanted
 
-    def _raw_rows(self, slot: int, slots: int) -> Iterator[tuple]:
-        units = row_group_units(self.info, slots)
-        epoch = 0
-        while self.epochs is None or epoch < self.epochs:
-            shuffled = self.shuffle_buffer > 1
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(units)) if shuffled else range(len(units))
-            mine = [units[k] for n, k in enumerate(order) if n % slots == slot]
-            rng = np.random.default_rng([self.seed, slot, epoch, 7])
-            buffer: list[tuple] = []
-            produced = 0
-            for unit in mine:
-                for row in self._read_unit(unit):
-                    produced += 1
-                    if not shuffled:
-                        yield row
-                        continue
-                    if len(buffer) < self.shuffle_buffer:
-                        buffer.append(row)
-                        continue
-                    pick = int(rng.integers(len(buffer)))
-                    buffer[pick], row = row, buffer[pick]
+    def _read_unit(self, unit: Unit) -> list[Row]:
+        """The unit's rows of this split, with labels, text ids and token ids made once per row group."""
+        table, wanted = self._read_table(unit)
+        if table is None:
+            return []
+        images = table.column(self.image_column).combine_chunks().field("bytes")
+        small = table.drop_columns([self.image_column]).take(pa.array(wanted))
+        labels = label_matrix(small.column("labels").to_pylist(), self.info.vocabulary)
+        texts = list(zip(*(small.column(c).to_pylist() for c in self.text_columns))) or [()] * len(wanted)
+        distinct = list(dict.fromkeys(t for row in texts for t in row if t is not None))
+        ids = dict(zip(distinct, self.tokens(distinct))) if self.tokens is not None else {}
+        hashes = {t: text_id(t) for t in distinct}
+        return [
+            Row(
+                image_id=image_id,
+                image=images[int(index)].as_py(),
+                labels=labels[i],
+                texts=row,
+                tokens=tuple(ids.get(t) if t is not None else None for t in row),
+                text_ids=tuple(hashes[t] if t is not None else -1 for t in row),
+            )
+            for i, (index, image_id, row) in enumerate(zip(wanted, small.column("image_id").to_pylist(), texts))
+        ]
+
+    def _epoch_rows(self, units: list[Unit], slot: int, slots: int, epoch: int) -> Iterator[Row]:
+        shuffled = self.shuffle_buffer > 1
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(units)) if shuffled else range(len(units))
+        mine = [units[k] for n, k in enumerate(order) if n % slots == slot]
+        rng = np.random.default_rng([self.seed, slot, epoch, 7])
+        buffer: list[Row] = []
+        for unit in mine:
+            for row in self._read_unit(unit):
+                if not shuffled:
                     yield row
-            rng.shuffle(buffer)
-            yield from buffer
-            if produced == 0:
-                return
-            epoch += 1
+                    continue
+                if len(buffer) < self.shuffle_buffer:
+                    buffer.append(row)
+                    continue
+                pick = int(rng.integers(len(buffer)))
+                buffer[pick], row = row, buffer[pick]
+                yield row
+        rng.shuffle(buffer)
+        yield from buffer
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         slot, slots, worker_id = self._slot()
         skip = self._rows_to_skip(slot, worker_id, slots // self.world_size)
+        units = row_group_units(self.info, slots, self.split)
         corrupt: list[str] = []
-        for index, (image_id, data, labels, texts) in enumerate(self._raw_rows(slot, slots)):
-            if index < skip:
-                continue
-            rng = np.random.default_rng([self.seed, slot, index]) if self.train else None
-            try:
-                pixels = decode_image(
-                    data or b"", self.image_size, self.train, rng=rng, mean=self.mean, std=self.std
+        index = epoch = 0
+        while self.epochs is None or epoch < self.epochs:
+            read = failed = 0
+            for row in self._epoch_rows(units, slot, slots, epoch):
+                index += 1
+                read += 1
+                if index <= skip:
+                    continue
+                rng = np.random.default_rng([self.seed, slot, index - 1]) if self.train else None
+                try:
+                    pixels, view = load_pixels(row.image or b"", self.image_size, rng)
+                except CorruptImage:
+                    corrupt.append(row.image_id)
+                    failed += 1
+                    continue
+                yield {
+                    "pixels": pixels,
+                    "view": view,
+                    "labels": row.labels,
+                    "texts": row.texts,
+                    "tokens": row.tokens,
+                    "text_ids": row.text_ids,
+                    "image_id": row.image_id,
+                    "corrupt_before": corrupt,
+                    "position": (slot, index),
+                }
+                corrupt = []
+            if read == 0:
+                return
+            if failed == read:
+                # Without this the slot would loop over undecodable rows forever and never yield a batch.
+                raise UndecodableShare(
+                    f"none of the {read} {self.split or 'dataset'} images of one loader slot's share decodes; "
+                    "check the data with `mgll validate --full`"
                 )
-            except CorruptImage:
-                corrupt.append(image_id)
-                continue
-            yield {
-                "pixel_values": pixels,
-                "labels": label_matrix([labels], self.info.vocabulary)[0],
-                "texts": texts,
-                "image_id": image_id,
-                "corrupt_before": corrupt,
-                "position": (slot, index + 1),
-            }
-            corrupt = []
+            epoch += 1
 
 
 class Collator:
-    """Stacks samples and tokenises every granularity's texts in the loader worker, not the training loop.
+    """Stacks samples into a batch and lays out each distinct token sequence once.
 
-    The tokenizer is loaded lazily by folder so the collator pickles cheaply into worker processes.
+    input_ids / attention_mask [U, L] hold the U distinct texts of the batch (coarse granularities repeat:
+    "normal", "no finding"), text_index [K, N] points each sample's granularity at its row and text_mask
+    [K, N] says which exist; a batch without any text gets one placeholder row, masked out, so the text
+    tower always runs (DDP needs every parameter in the graph).
     """
 
-    def __init__(self, tokenizer_dir: str, max_tokens: int = 128) -> None:
-        self.tokenizer_dir = tokenizer_dir
-        self.max_tokens = max_tokens
-        self._tokenizer = None
+    def __init__(self, pad_id: int = 0) -> None:
+        self.pad_id = pad_id
 
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from mgll_train.model import load_tokenizer
-
-            self._tokenizer = load_tokenizer(self.tokenizer_dir)
-        return self._tokenizer
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"tokenizer_dir": self.tokenizer_dir, "max_tokens": self.max_tokens, "_tokenizer": None}
+    def _texts(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        granularities, batch = len(samples[0]["tokens"]), len(samples)
+        rows: dict[tuple[int, ...], int] = {}
+        index = [[0] * batch for _ in range(granularities)]
+        present = [[False] * batch for _ in range(granularities)]
+        for i, sample in enumerate(samples):
+            for k, ids in enumerate(sample["tokens"]):
+                if ids is not None:
+                    index[k][i] = rows.setdefault(tuple(ids), len(rows))
+                    present[k][i] = True
+        sequences = list(rows) or [(self.pad_id,)]
+        length = max(len(seq) for seq in sequences)
+        input_ids = np.full((len(sequences), length), self.pad_id, dtype=np.int64)
+        attention = np.zeros((len(sequences), length), dtype=np.int64)
+        for row, seq in enumerate(sequences):
+            input_ids[row, : len(seq)] = seq
+            attention[row, : len(seq)] = 1
+        return {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention),
+            "text_index": torch.tensor(index, dtype=torch.long),
+            "text_mask": torch.tensor(present, dtype=torch.bool),
+            "text_ids": torch.tensor([[s["text_ids"][k] for s in samples] for k in range(granularities)], dtype=torch.long),
+        }
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        granularities = len(samples[0]["texts"])
-        batch = len(samples)
-        texts = [[s["texts"][k] for s in samples] for k in range(granularities)]
-        flat = [t if t is not None else "" for column in texts for t in column]
-        tokens = self.tokenizer(
-            flat, padding="longest", truncation=True, max_length=self.max_tokens, return_tensors="pt"
-        )
-        length = tokens["input_ids"].shape[-1]
         positions = [s["position"] for s in samples]
         return {
-            "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
+            "pixels": stack_pixels([s["pixels"] for s in samples]),
+            "views": view_tensor([s["view"] for s in samples]),
             "labels": torch.stack([s["labels"] for s in samples]),
-            "input_ids": tokens["input_ids"].view(granularities, batch, length),
-            "attention_mask": tokens["attention_mask"].view(granularities, batch, length),
-            "text_mask": torch.tensor([[t is not None for t in column] for column in texts], dtype=torch.bool),
-            "text_ids": torch.tensor([[text_id(t) for t in column] for column in texts], dtype=torch.long),
+            **self._texts(samples),
             "image_ids": [s["image_id"] for s in samples],
             "corrupt": [image_id for s in samples for image_id in s["corrupt_before"]],
             "positions": {slot: max(p for q, p in positions if q == slot) for slot, _ in positions},
@@ -413,7 +436,9 @@ class Collator:
 def build_loader(
     dataset: ParquetImageText, collator: Collator, *, batch_size: int, workers: int, pin_memory: bool = False
 ) -> DataLoader:
-    """A DataLoader over the stream; batches are formed per worker, so each is one slot's rows."""
+    """A DataLoader over the stream; batches are formed per worker, so each is one slot's rows, pinned for
+    non-blocking copies when asked. The trainer's stream never ends, so one iterator (and its workers)
+    lives for the whole run: `persistent_workers` would only keep them alive after it is dropped."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -421,7 +446,5 @@ def build_loader(
         num_workers=workers,
         pin_memory=pin_memory,
         drop_last=dataset.epochs is None,
-        persistent_workers=False,
         prefetch_factor=2 if workers > 0 else None,
     )
-

@@ -76,6 +76,15 @@ def init_distributed(backend: str | None = None) -> DistInfo:
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=device)
 
 
+def all_gather_objects(obj: object) -> list:
+    """Every rank's `obj` (any picklable value) in rank order; `[obj]` in a single process."""
+    if not is_distributed():
+        return [obj]
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, obj)
+    return parts
+
+
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     """Average a detached metric over ranks, for logging the same number on every rank."""
     value = value.detach().clone()

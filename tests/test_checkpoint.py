@@ -1,4 +1,5 @@
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -7,13 +8,16 @@ import torch
 from mgll_train.checkpoint import (
     CheckpointError,
     find_checkpoint,
+    load_newest_intact,
     load_run,
     load_training_state,
     load_weights,
+    readable_weights,
     rng_state,
     save_run,
     save_tokenizer,
     set_rng_state,
+    verify_checkpoint,
 )
 from mgll_train.model import build_model
 
@@ -106,3 +110,52 @@ def test_weights_of_another_architecture_are_refused(trained):
     other, _ = build_model("tiny", "tiny", 24, image_size=32)
     with pytest.raises(CheckpointError, match="does not fit the model"):
         load_weights(other, find_checkpoint(run))
+
+
+def _flip_bytes(path, count=4000):
+    data = bytearray(path.read_bytes())
+    for offset in range(len(data) - count, len(data)):
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_each_checkpoint_records_checksums_of_its_payloads(trained):
+    run, _, _ = trained
+    listing = (find_checkpoint(run) / "SHA256SUMS").read_text().splitlines()
+    assert [line.split("  ")[1] for line in listing] == ["model.safetensors", "training_state.pt"]
+    verify_checkpoint(find_checkpoint(run))
+
+
+def test_flipped_bytes_in_the_weights_fall_back_to_the_previous_checkpoint(trained, tmp_path):
+    run = shutil.copytree(trained[0], tmp_path / "run")
+    _flip_bytes(run / "checkpoints" / "step-00000002" / "model.safetensors")
+    with pytest.raises(CheckpointError, match="model.safetensors does not match its checksum"):
+        verify_checkpoint(run / "checkpoints" / "step-00000002")
+    warnings = []
+    loaded = load_run(run, warn=warnings.append)
+    assert loaded.step == 1 and loaded.checkpoint_dir.name == "step-00000001"
+    assert len(warnings) == 1 and "step-00000002" in warnings[0] and "using the older step-00000001" in warnings[0]
+
+
+def test_no_intact_checkpoint_is_one_error_naming_the_newest_problem(trained, tmp_path):
+    run = shutil.copytree(trained[0], tmp_path / "run")
+    (run / "checkpoints" / "step-00000002" / "training_state.pt").write_bytes(b"")
+    (run / "checkpoints" / "step-00000001" / "model.safetensors").write_bytes(b"truncated")
+    with pytest.raises(CheckpointError, match="step-00000002: training_state.pt does not match its checksum .*no older checkpoint is intact"):
+        load_newest_intact(run, lambda checkpoint: checkpoint, warn=pytest.fail)
+
+
+def test_checkpoints_without_checksums_are_still_checked_when_loaded(trained, tmp_path):
+    """Checkpoints written before checksums existed: a truncated or empty file is a one-line error, not a crash."""
+    run = shutil.copytree(trained[0], tmp_path / "run")
+    newest = run / "checkpoints" / "step-00000002"
+    (newest / "SHA256SUMS").unlink()
+    weights = newest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    (newest / "training_state.pt").write_bytes(b"")
+    verify_checkpoint(newest)
+    with pytest.raises(CheckpointError, match="cannot read the weights in step-00000002 .*truncated"):
+        readable_weights(newest)
+    with pytest.raises(CheckpointError, match="cannot read training_state.pt in step-00000002 \\(EOFError"):
+        load_training_state(newest)
+    assert load_run(run, warn=lambda line: None).step == 1

@@ -17,6 +17,8 @@ from mgll_data.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 OTHER_TOOLS_OPTIONS = {"--no-deps"}  # pip's, in the README's install notes
+BENCH_OPTIONS = {option for script in (ROOT / "bench").glob("*.py")
+                 for option in re.findall(r"add_argument\(\s*\"(--[a-z0-9-]+)\"", script.read_text(encoding="utf-8"))}
 
 
 def _commands(group: click.Group = main, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
@@ -85,7 +87,7 @@ def test_every_command_line_in_the_readme_parses(line: str, monkeypatch) -> None
 
 def test_every_option_the_readme_names_exists() -> None:
     # an old spelling (a hidden option) may be named where the README says it still works
-    every_option = {"--help", "--version", *OTHER_TOOLS_OPTIONS}.union(
+    every_option = {"--help", "--version", *OTHER_TOOLS_OPTIONS, *BENCH_OPTIONS}.union(
         *(_visible_options(c, hidden=True) for c in COMMANDS.values()))
     for span in SPANS:
         if span.startswith("mgll "):
@@ -95,7 +97,7 @@ def test_every_option_the_readme_names_exists() -> None:
             assert not missing, f"the README's `{span}` names {sorted(missing)}, which mgll {' '.join(path)} lacks"
         elif span.startswith("--"):
             option = span.split()[0].split("=")[0]
-            assert option in every_option, f"the README names `{span}`; no mgll command has {option}"
+            assert option in every_option, f"the README names `{span}`; no mgll command or benchmark has {option}"
 
 
 def test_the_readme_lists_the_conventions_every_command_follows() -> None:

@@ -1,27 +1,33 @@
-import io
+import json
+import pickle
+from functools import partial
+from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from PIL import Image
 
 from mgll_train.data import (
     Collator,
-    CorruptImage,
     DatasetError,
     ParquetImageText,
+    TextTokens,
+    UndecodableShare,
     build_loader,
-    decode_image,
     label_matrix,
     open_dataset,
+    row_group_units,
     split_counts,
     text_id,
 )
-from mgll_train.model import default_text_folder
+from mgll_train.model import default_text_folder, load_tokenizer
 from tests.train_fixtures import GRANULARITIES, VOCABULARY, write_dataset
 
 TEXTS = ["category", "disease", "description"]
+
+
+def _tokens(max_tokens=128):
+    return TextTokens(partial(load_tokenizer, default_text_folder()), max_tokens)
 
 
 @pytest.fixture(scope="module")
@@ -82,35 +88,6 @@ def test_text_id_is_stable_and_folds_case_and_spacing():
     assert 0 <= text_id("x") < 2**63
 
 
-def _png(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def test_decode_image_grayscale_colour_and_16_bit():
-    gray = decode_image(_png(np.full((40, 30), 255, np.uint8)), 32, train=False, mean=(0, 0, 0), std=(1, 1, 1))
-    assert gray.shape == (3, 32, 32) and torch.allclose(gray, torch.ones_like(gray))
-    rgb = np.zeros((20, 20, 3), np.uint8)
-    rgb[..., 0] = 255
-    colour = decode_image(_png(rgb), 16, train=False, mean=(0, 0, 0), std=(1, 1, 1))
-    assert colour[0].min() == 1.0 and colour[1].max() == 0.0
-    deep = decode_image(_png(np.full((8, 8), 65535, np.uint16)), 8, train=False, mean=(0, 0, 0), std=(1, 1, 1))
-    assert torch.allclose(deep, torch.ones_like(deep))
-
-
-def test_decode_image_augmentation_is_seeded_and_rejects_bad_bytes():
-    data = _png(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
-    one = decode_image(data, 32, train=True, rng=np.random.default_rng(1))
-    again = decode_image(data, 32, train=True, rng=np.random.default_rng(1))
-    other = decode_image(data, 32, train=True, rng=np.random.default_rng(2))
-    assert torch.equal(one, again) and not torch.equal(one, other)
-    with pytest.raises(CorruptImage):
-        decode_image(data[:100], 32, train=False)
-    with pytest.raises(CorruptImage):
-        decode_image(b"", 32, train=False)
-
-
 def test_stream_covers_split_once_per_epoch_across_ranks(dataset):
     info = open_dataset(dataset)
     seen = []
@@ -123,8 +100,8 @@ def test_stream_covers_split_once_per_epoch_across_ranks(dataset):
 
 def test_stream_with_loader_workers_has_no_duplicates_and_counts_corrupt(dataset):
     info = open_dataset(dataset)
-    stream = ParquetImageText(info, TEXTS, image_size=16, epochs=1, shuffle_buffer=0, train=False)
-    loader = build_loader(stream, Collator(str(default_text_folder())), batch_size=4, workers=2)
+    stream = ParquetImageText(info, TEXTS, image_size=16, tokens=_tokens(), epochs=1, shuffle_buffer=0, train=False)
+    loader = build_loader(stream, Collator(), batch_size=4, workers=2)
     ids, corrupt = [], []
     for batch in loader:
         ids += batch["image_ids"]
@@ -148,7 +125,7 @@ def test_resume_from_a_recorded_position_continues_the_stream_exactly(dataset):
     slot, position = full[19]["position"]
     resumed = list(ParquetImageText(info, TEXTS, image_size=16, epochs=2, seed=4, resume_positions={slot: position}))
     assert _ids(resumed) == _ids(full[20:])
-    assert all(torch.equal(a["pixel_values"], b["pixel_values"]) for a, b in zip(resumed, full[20:]))
+    assert all(torch.equal(a["pixels"], b["pixels"]) and a["view"] == b["view"] for a, b in zip(resumed, full[20:]))
 
 
 def test_resume_by_batch_count_when_no_position_was_recorded(tmp_path):
@@ -165,17 +142,73 @@ def test_other_split_and_empty_split(dataset):
     assert _ids(ParquetImageText(info, TEXTS, image_size=16, split="test")) == []
 
 
-def test_collator_tokenises_and_masks_missing_texts(dataset):
+def test_collator_sends_each_distinct_text_once_and_masks_missing_ones(dataset):
     info = open_dataset(dataset)
-    samples = list(ParquetImageText(info, ["disease", "description", "explanation"], image_size=16, epochs=1, shuffle_buffer=0))[:8]
-    batch = Collator(str(default_text_folder()), max_tokens=16)(samples)
-    assert batch["pixel_values"].shape == (8, 3, 16, 16)
-    assert batch["labels"].shape == (8, len(VOCABULARY))
-    k, n, length = batch["input_ids"].shape
-    assert (k, n) == (3, 8) and length <= 16
-    expected_mask = [[t is not None for t in (s["texts"][g] for s in samples)] for g in range(3)]
-    assert batch["text_mask"].tolist() == expected_mask
+    granularities = ["category", "disease", "description", "explanation"]
+    tokens = _tokens(max_tokens=16)
+    samples = list(ParquetImageText(info, granularities, image_size=16, tokens=tokens, epochs=1, shuffle_buffer=0))[:8]
+    batch = Collator(tokens.pad_id)(samples)
+    assert batch["pixels"].shape == (8, 1, 16, 16) and batch["pixels"].dtype == torch.uint8
+    assert batch["views"].shape == (8, 3) and batch["labels"].shape == (8, len(VOCABULARY))
+    texts = [[s["texts"][k] for s in samples] for k in range(4)]
+    assert batch["text_mask"].tolist() == [[t is not None for t in column] for column in texts]
     assert ((batch["text_ids"] == -1) == ~batch["text_mask"]).all()
-    disease = [s["texts"][0] for s in samples]
-    first, twin = next((i, j) for i in range(8) for j in range(i + 1, 8) if disease[i] == disease[j])
-    assert batch["text_ids"][0, first] == batch["text_ids"][0, twin]
+    distinct = {t for column in texts for t in column if t is not None}
+    assert batch["input_ids"].shape[0] == len(distinct) < sum(t is not None for column in texts for t in column)
+    assert batch["input_ids"].shape[1] <= 16 and batch["attention_mask"].shape == batch["input_ids"].shape
+    tokenizer = tokens.tokenizer
+    for k, column in enumerate(texts):
+        for i, text in enumerate(column):
+            if text is not None:
+                row = batch["text_index"][k, i]
+                ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()
+                assert ids == tokenizer(text, truncation=True, max_length=16)["input_ids"]
+    first, twin = next((i, j) for i in range(8) for j in range(i + 1, 8) if texts[1][i] == texts[1][j])
+    assert batch["text_ids"][1, first] == batch["text_ids"][1, twin]
+    assert batch["text_index"][1, first] == batch["text_index"][1, twin]
+
+
+def test_a_batch_without_texts_still_feeds_the_text_tower_one_masked_row(dataset):
+    info = open_dataset(dataset)
+    samples = list(ParquetImageText(info, ["explanation"], image_size=16, tokens=_tokens(), epochs=1, shuffle_buffer=0))
+    no_text = [s for s in samples if s["texts"] == (None,)][:2]
+    batch = Collator(pad_id=0)(no_text)
+    assert batch["input_ids"].shape == (1, 1) and not batch["text_mask"].any()
+
+
+def test_tokenizer_is_not_pickled_into_workers():
+    tokens = _tokens()
+    assert tokens.pad_id == 0 and tokens._tokenizer is not None
+    assert pickle.loads(pickle.dumps(tokens))._tokenizer is None
+
+
+@pytest.mark.timeout(60)
+def test_a_split_whose_images_all_fail_stops_instead_of_looping_forever(tmp_path):
+    info = open_dataset(write_dataset(tmp_path, rows=12, corrupt_rows=tuple(range(12))))
+    stream = ParquetImageText(info, TEXTS, image_size=16)
+    with pytest.raises(UndecodableShare, match="none of the 9 train images"):
+        next(iter(stream))
+
+
+def test_split_counts_come_from_the_manifest_when_it_covers_every_row(tmp_path):
+    root = write_dataset(tmp_path, rows=8)
+    info = open_dataset(root)
+    assert split_counts(info) == {"train": 6, "val": 2}  # the fixture's manifest lists no splits: column scan
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "splits": {"train": 5, "test": 3}}))
+    assert split_counts(open_dataset(root)) == {"train": 5, "test": 3}
+    (root / "manifest.json").write_text(json.dumps({**manifest, "splits": {"train": 5}}))
+    assert split_counts(open_dataset(root)) == {"train": 6, "val": 2}  # stale: does not add up to the rows
+
+
+def test_a_split_reads_only_its_own_shards_when_their_names_say_the_split(tmp_path):
+    root = write_dataset(tmp_path / "ds", rows=8, splits=("train",))
+    (root / "data" / "part-00000.parquet").rename(root / "data" / "train-00000.parquet")
+    other = write_dataset(tmp_path / "other", rows=4, splits=("val",), seed=1)
+    (other / "data" / "part-00000.parquet").rename(root / "data" / "validation-00000.parquet")
+    info = open_dataset(root)
+    assert len(info.shards) == 2
+    assert {Path(u.shard).name for u in row_group_units(info, 1, "train")} == {"train-00000.parquet"}
+    assert {Path(u.shard).name for u in row_group_units(info, 1, "val")} == {"validation-00000.parquet"}
+    assert len(row_group_units(info, 1)) == 2
+    assert len(_ids(ParquetImageText(info, TEXTS, image_size=16, split="val", epochs=1))) == 4

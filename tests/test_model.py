@@ -25,11 +25,10 @@ def tiny():
     return build_model("tiny", "tiny", 32, image_size=32)
 
 
-def _tokens(texts, granularities=1):
-    tokenizer = load_tokenizer(default_text_folder())
-    out = tokenizer(texts, padding="longest", return_tensors="pt")
-    n = len(texts) // granularities
-    return out["input_ids"].view(granularities, n, -1), out["attention_mask"].view(granularities, n, -1)
+def _tokens(texts):
+    """[U, L] token ids and attention mask, one row per text (the collator's layout)."""
+    out = load_tokenizer(default_text_folder())(texts, padding="longest", return_tensors="pt")
+    return out["input_ids"], out["attention_mask"]
 
 
 def test_embeddings_are_normalised_and_projected(tiny):
@@ -39,7 +38,7 @@ def test_embeddings_are_normalised_and_projected(tiny):
     assert image.shape == (3, 32)
     torch.testing.assert_close(image.norm(dim=-1), torch.ones(3))
     ids, mask = _tokens(["pleural effusion", "no finding"])
-    text = model.encode_text(ids[0], mask[0])
+    text = model.encode_text(ids, mask)
     assert text.shape == (2, 32)
     torch.testing.assert_close(text.norm(dim=-1), torch.ones(2))
 
@@ -49,16 +48,17 @@ def test_mean_pooling_ignores_padding(tiny):
     model.eval()
     alone_ids, alone_mask = _tokens(["cardiomegaly"])
     padded_ids, padded_mask = _tokens(["cardiomegaly", "a much longer sentence about the cardiac silhouette size"])
-    alone = model.encode_text(alone_ids[0], alone_mask[0])
-    padded = model.encode_text(padded_ids[0], padded_mask[0])
+    alone = model.encode_text(alone_ids, alone_mask)
+    padded = model.encode_text(padded_ids, padded_mask)
     torch.testing.assert_close(alone[0], padded[0], rtol=1e-4, atol=1e-5)
 
 
 def test_forward_skips_missing_texts_and_clamps_the_scale(tiny):
     model, _ = tiny
-    ids, mask = _tokens(["effusion", "normal", "enlarged heart", "clear lungs"], granularities=2)
+    ids, mask = _tokens(["effusion", "normal", "enlarged heart", "clear lungs"])
+    text_index = torch.tensor([[0, 1], [2, 3]])
     text_mask = torch.tensor([[True, False], [True, True]])
-    image, text, scale = model(torch.randn(2, 3, 32, 32), ids, mask, text_mask)
+    image, text, scale = model(torch.randn(2, 3, 32, 32), ids, mask, text_index, text_mask)
     assert image.shape == (2, 32) and text.shape == (2, 2, 32)
     assert float(text[0, 1].detach().abs().sum()) == 0 and float(text[1, 1].detach().norm()) == pytest.approx(1.0, abs=1e-5)
     assert float(scale.detach()) == pytest.approx(1 / 0.07, rel=1e-5)
@@ -74,7 +74,8 @@ def test_every_parameter_gets_a_gradient_even_without_texts(tiny):
     model, _ = tiny
     model.zero_grad()
     ids, mask = _tokens(["a", "b"])
-    image, text, scale = model(torch.randn(2, 3, 32, 32), ids, mask, torch.zeros(1, 2, dtype=torch.bool))
+    no_text = torch.zeros(1, 2, dtype=torch.bool)
+    image, text, scale = model(torch.randn(2, 3, 32, 32), ids, mask, torch.zeros(1, 2, dtype=torch.long), no_text)
     (image.sum() + text.sum() + scale).backward()
     assert all(p.grad is not None for p in model.parameters())
     assert not hasattr(model.text, "pooler") or model.text.pooler is None
@@ -99,7 +100,7 @@ def test_local_vision_folder_keeps_its_weights(tmp_path):
 def test_unknown_names_and_missing_folders_are_one_line_errors(tmp_path):
     with pytest.raises(ModelError, match="neither a name"):
         build_model("vit-huge-typo", "tiny")
-    with pytest.raises(ModelError, match="text model folder not found"):
+    with pytest.raises(ModelError, match="text model '.*missing' is neither a name \\(tiny, minilm\\)"):
         build_model("tiny", str(tmp_path / "missing"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="cannot load the vision model"):
@@ -128,7 +129,7 @@ def test_grad_checkpointing_and_unwrap(tiny):
     model.set_grad_checkpointing(True)
     assert model.vision.is_activation_checkpointing and model.text.is_activation_checkpointing
     ids, mask = _tokens(["x", "y"])
-    image, text, _ = model(torch.randn(2, 3, 32, 32), ids, mask, torch.ones(1, 2, dtype=torch.bool))
+    image, text, _ = model(torch.randn(2, 3, 32, 32), ids, mask, torch.tensor([[0, 1]]), torch.ones(1, 2, dtype=torch.bool))
     (image * text[0]).sum().backward()
     model.set_grad_checkpointing(False)
     assert unwrap(torch.nn.Sequential(model)[0]) is model
@@ -139,24 +140,17 @@ def test_grad_checkpointing_and_unwrap(tiny):
 def test_default_text_tower_is_the_packaged_minilm():
     folder = default_text_folder()
     assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
-    model, cfg = build_model("tiny", None, 16, image_size=32)
-    assert model.text.config.hidden_size == 384 and cfg["tokenizer_dir"] == str(folder)
+    for name in (None, "minilm"):
+        model, cfg = build_model("tiny", name, 16, image_size=32)
+        assert model.text.config.hidden_size == 384 and cfg["tokenizer_dir"] == str(folder)
 
 
-def test_repeated_texts_are_encoded_once_with_the_same_result(tiny):
+def test_shared_rows_give_each_sample_its_text(tiny):
+    """The collator sends each distinct text once; text_index hands its embedding to every sample using it."""
     model, _ = tiny
     model.eval()
-    ids, mask = _tokens(["normal", "abnormal", "normal", "normal", "abnormal", "no finding"], granularities=2)
-    text_mask = torch.ones(2, 3, dtype=torch.bool)
-    _, text, _ = model(torch.randn(3, 3, 32, 32), ids, mask, text_mask)
-    direct = model.encode_text(ids.view(6, -1), mask.view(6, -1)).view(2, 3, -1)
-    torch.testing.assert_close(text, direct, rtol=1e-5, atol=1e-6)
-    calls = []
-    handle = model.text.register_forward_hook(
-        lambda module, args, kwargs, out: calls.append(kwargs["input_ids"].shape[0]), with_kwargs=True
-    )
-    try:
-        model(torch.randn(3, 3, 32, 32), ids, mask, text_mask)
-    finally:
-        handle.remove()
-    assert calls == [3]
+    ids, mask = _tokens(["normal", "abnormal", "no finding"])
+    text_index = torch.tensor([[0, 1, 0], [0, 1, 2]])
+    _, text, _ = model(torch.randn(3, 3, 32, 32), ids, mask, text_index, torch.ones(2, 3, dtype=torch.bool))
+    direct = model.encode_text(ids, mask)
+    torch.testing.assert_close(text, direct[text_index], rtol=1e-5, atol=1e-6)

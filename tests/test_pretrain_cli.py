@@ -38,22 +38,48 @@ def test_pretrain_40_steps_then_resume_to_60(dataset, tmp_path):
     assert len(losses) == 40 and sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
     assert (out / "checkpoints" / "step-00000040" / "model.safetensors").is_file()
 
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert f"-> {last['loss']:.4f} (step 40)" in first.output
+
     resumed = run("--out", out, "--resume", "--max-steps", "60", "--no-progress")
     assert resumed.exit_code == 0, resumed.output
-    assert "trained steps 40->60" in resumed.output
+    assert "trained steps 40->60" in resumed.output and "a warm restart" in resumed.output
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 61))
     assert (out / "latest").read_text().strip() == "step-00000060"
 
 
-def test_default_text_tower_and_json_summary(dataset, tmp_path):
+def test_minilm_text_tower_by_name_and_json_summary(dataset, tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text("batch_size: 4\nimage_size: 32\nmax_steps: 2\nembed_dim: 16\n")
-    result = run(dataset, "--out", tmp_path / "run", "--config", config, "--model", "tiny", "--max-steps", "1", "--json", "--no-progress")
+    args = ["--config", config, "--model", "tiny", "--text-model", "minilm", "--max-steps", "1", "--json", "--no-progress"]
+    result = run(dataset, "--out", tmp_path / "run", *args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["steps"] == 1 and summary["samples"] == 4
     assert summary["parameters"] > 20_000_000
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "empty training state"])
+def test_a_damaged_checkpoint_on_resume_is_one_line_or_falls_back(dataset, tmp_path, damage):
+    out = tmp_path / "run"
+    assert run(dataset, "--out", out, *SMALL, "--max-steps", "4", "--save-every", "2").exit_code == 0
+    newest = out / "checkpoints" / "step-00000004"
+    target = newest / ("model.safetensors" if damage == "truncated weights" else "training_state.pt")
+    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2] if damage == "truncated weights" else b"")
+
+    fallback = run("--out", out, "--resume", "--max-steps", "6", "--no-progress")
+    assert fallback.exit_code == 0, fallback.output
+    assert "trained steps 2->6" in fallback.output and f"step-00000004: {target.name} does not match" in fallback.output
+
+    for checkpoint in (out / "checkpoints").glob("step-*"):
+        (checkpoint / target.name).write_bytes(b"")
+    failed = run("--out", out, "--resume", "--max-steps", "8", "--no-progress")
+    assert failed.exit_code == 1 and "Aborted" not in failed.output
+    assert [line for line in failed.output.splitlines() if line.startswith("Error:")] == [
+        f"Error: checkpoint step-00000006: {target.name} does not match its checksum (damaged or truncated), "
+        "and no older checkpoint is intact"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -67,6 +93,7 @@ def test_default_text_tower_and_json_summary(dataset, tmp_path):
         (["--out", "{out}", "--resume"], "nothing to resume"),
         (["{dataset}", "--out", "{out}", "--config", "{missing}"], "config file not found"),
         (["{dataset}", "--out", "{out}", "--batch-size", "0"], "batch-size must be at least 1"),
+        (["{dataset}", "--out", "{out}", "--max-corrupt-fraction", "2"], "max-corrupt-fraction must be between 0 and 1"),
     ],
 )
 def test_bad_input_is_one_line(dataset, tmp_path, args, message):

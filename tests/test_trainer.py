@@ -3,10 +3,13 @@ import shutil
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from mgll_train.config import TrainConfig
-from mgll_train.trainer import TrainError, WarmupCosine, resolve_granularities, train
+from mgll_train.run_log import corrupt_beyond_cap
+from mgll_train.schedule import WarmupCosine
+from mgll_train.trainer import TrainError, resolve_granularities, train
 from tests.train_fixtures import GRANULARITIES, write_dataset
 
 
@@ -83,17 +86,99 @@ def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path):
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-4) and x["lr"] == pytest.approx(y["lr"])
 
 
+def test_a_moved_end_replans_the_cosine_without_a_jump():
+    schedule = WarmupCosine(warmup=2, total=10, min_ratio=0.0)
+    before = [schedule(s) for s in range(6)]
+    message = schedule.replan(5, 20)
+    assert "continues from the lr reached at step 5" in message
+    after = [schedule(s) for s in range(5, 21)]
+    assert after[0] == pytest.approx(before[5])
+    assert all(a >= b for a, b in zip(after, after[1:])) and after[-1] == pytest.approx(0.0)
+    assert schedule(6) > WarmupCosine(2, 10)(6)  # the slope flattened: more steps to decay over
+    assert schedule.replan(20, 20) == ""
+
+
+def test_extending_a_finished_run_restarts_the_cosine_and_says_so():
+    schedule = WarmupCosine(warmup=2, total=10)
+    assert schedule(10) == pytest.approx(0.0)
+    assert "a warm restart" in schedule.replan(10, 16)
+    assert schedule(10) == pytest.approx(1.0) and schedule(13) == pytest.approx(0.5) and schedule(16) == pytest.approx(0.0)
+
+
 def test_resume_to_more_steps_continues_counter_and_schedule(dataset, tmp_path):
     run = tmp_path / "run"
-    train(tiny(dataset, run, max_steps=4), progress=False)
-    summary = train(tiny(dataset, run, max_steps=8), resume=True, progress=False)
-    assert (summary.start_step, summary.steps) == (4, 8)
+    train(tiny(dataset, run, max_steps=8, save_every=4, keep_checkpoints=5), progress=False)
+    lr_8_step_run = [r["lr"] for r in metrics(run)]
+    shutil.rmtree(run / "checkpoints" / "step-00000008")
+    (run / "latest").write_text("step-00000004\n")
+    said = []
+    summary = train(tiny(dataset, run, max_steps=12), resume=True, progress=False, echo=said.append)
+    assert (summary.start_step, summary.steps) == (4, 12)
+    assert any("cosine continues from the lr reached at step 4" in line for line in said)
     rows = metrics(run)
-    assert [r["step"] for r in rows] == list(range(1, 9))
-    assert rows[3]["lr"] < rows[4]["lr"] or rows[4]["lr"] > 0
-    assert rows[-1]["lr"] == pytest.approx(0.0)
-    with pytest.raises(TrainError, match="already at step 8"):
-        train(tiny(dataset, run, max_steps=8), resume=True, progress=False)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    lrs = [r["lr"] for r in rows]
+    assert lrs[:4] == pytest.approx(lr_8_step_run[:4])
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] == pytest.approx(0.0)
+    assert lrs[4] > lr_8_step_run[4]
+    with pytest.raises(TrainError, match="already at step 12"):
+        train(tiny(dataset, run, max_steps=12), resume=True, progress=False)
+
+
+def test_the_run_summary_reports_the_losses_metrics_jsonl_holds(dataset, tmp_path):
+    run = tmp_path / "run"
+    summary = train(tiny(dataset, run, max_steps=7, log_every=3), progress=False)
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [1, 3, 6, 7]
+    assert summary.first_loss == rows[0]["loss"] and summary.last_loss == rows[-1]["loss"]
+    assert summary.last_loss_steps == (7, 7)
+    assert rows[2]["loss"] == pytest.approx(sum(summary.losses[3:6]) / 3, rel=1e-5)
+    assert 0 < summary.first_step_seconds <= summary.seconds + 60
+
+
+def test_config_yaml_is_portable_and_says_each_setting_once(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(dataset, run, max_steps=1), progress=False)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert "resolved" not in saved["extra"] and not set(saved["extra"]) & set(TrainConfig().to_dict())
+    assert saved["extra"]["label_vocabulary"] and saved["extra"]["tokenizer_dir"] == "tokenizer"
+    assert ".venv" not in (run / "config.yaml").read_text()
+    checkpoint_config = json.loads((run / "checkpoints" / "step-00000001" / "config.json").read_text())
+    assert checkpoint_config["tokenizer_dir"] == "tokenizer"
+
+
+def test_resume_skips_a_damaged_newest_checkpoint_with_a_warning(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(dataset, run, max_steps=4, save_every=2), progress=False)
+    (run / "checkpoints" / "step-00000004" / "training_state.pt").write_bytes(b"")
+    said = []
+    summary = train(tiny(dataset, run, max_steps=5), resume=True, progress=False, echo=said.append)
+    assert summary.start_step == 2
+    assert any("step-00000004: training_state.pt does not match its checksum" in line and "step-00000002" in line for line in said)
+
+
+def test_the_corrupt_image_cap_is_a_binomial_test():
+    assert not corrupt_beyond_cap(1, 9, 0.01)  # one bad image in the first batch: could be bad luck
+    assert corrupt_beyond_cap(5, 16, 0.01)  # a third of the split: surely above 1%
+    assert not corrupt_beyond_cap(15, 1000, 0.01) and corrupt_beyond_cap(30, 1000, 0.01)
+    assert corrupt_beyond_cap(1, 1000, 0.0) and not corrupt_beyond_cap(0, 1000, 0.0)
+    assert not corrupt_beyond_cap(999, 1000, 1.0)
+
+
+def test_too_many_corrupt_images_stop_the_run_with_one_line(tmp_path):
+    broken = write_dataset(tmp_path / "ds", rows=48, corrupt_rows=tuple(range(0, 48, 3)))
+    with pytest.raises(TrainError, match="of the .* images read so far do not decode, more than --max-corrupt-fraction 0.01"):
+        train(tiny(broken, tmp_path / "a", max_steps=20), progress=False)
+    summary = train(tiny(broken, tmp_path / "b", max_steps=2, max_corrupt_fraction=0.5), progress=False)
+    assert summary.corrupt_images > 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_split_without_one_decodable_image_stops_instead_of_hanging(tmp_path, workers):
+    broken = write_dataset(tmp_path / "ds", rows=16, corrupt_rows=tuple(range(16)))
+    with pytest.raises(TrainError, match="^none of the 12 train images of one loader slot's share decodes; check"):
+        train(tiny(broken, tmp_path / "run", workers=workers), progress=False)
 
 
 def test_gradient_accumulation_and_clip_loss(dataset, tmp_path):

@@ -54,6 +54,7 @@ class RenderedImage:
     header: Any = None
     decoder: str = ""
     window_source: str = ""
+    training_data: bytes | None = None  # the pipeline's optional training copy (image.training_format)
     frames: int = 1
     frame_index: int = 0
 
@@ -138,9 +139,11 @@ def _render(path: Path, settings: ImageSettings) -> RenderedImage:
     image = resize_long_side(pixels, settings.size)
     del pixels
     data = encode(image, settings.format, settings.jpeg_quality)
+    training = encode(image, settings.training_format, settings.jpeg_quality) if settings.training_format else None
     return RenderedImage(
         data=data,
         format=settings.format,
+        training_data=training,
         height=image.height,
         width=image.width,
         channels=len(image.getbands()),

@@ -17,7 +17,7 @@ from mgll_train.config import ConfigError, parse_granularities
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics, config).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML config; flags given here override it.")
 @click.option("--model", help="Vision tower: tiny, vit-b16, convnext-tiny, resnet50, or a local pretrained folder.")
-@click.option("--text-model", help="Text tower folder (default: the packaged MiniLM); 'tiny' for a small random one.")
+@click.option("--text-model", help="Text tower: minilm (default, the packaged MiniLM), tiny (small, random) or a local folder.")
 @click.option("--loss", type=click.Choice(["mgll", "clip"]), help="MGLL (default) or the plain CLIP baseline.")
 @click.option("--granularities", help="Comma list, e.g. disease,description,explanation (default: the dataset's minus modality/study/series).")
 @click.option("--split", help="Split to train on (default train).")
@@ -29,14 +29,19 @@ from mgll_train.config import ConfigError, parse_granularities
 @click.option("--embed-dim", type=int, help="Shared embedding size (default 256).")
 @click.option("--image-size", type=int, help="Square input size in pixels (default 224).")
 @click.option("--workers", type=int, help="Data-loader worker processes (default 0: load in the training process).")
+@click.option("--image-column", type=click.Choice(["auto", "image", "image_train"]),
+              help="Images to train on: auto (default) takes the JPEG training copy when the dataset has one.")
+@click.option("--max-corrupt-fraction", type=float,
+              help="Stop when clearly more than this share of the images read does not decode (default 0.01).")
 @click.option("--seed", type=int, help="Seed for weights, data order and augmentation (default 0).")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="auto: bf16 autocast on CUDA, fp32 on CPU.")
 @click.option("--save-every", type=int, help="Checkpoint every N steps (default 500; always at the end).")
 @click.option("--log-every", type=int, help="Write metrics every N steps (default 10).")
 @click.option("--grad-checkpointing", is_flag=True, default=None, help="Recompute activations to save GPU memory.")
-@click.option("--compile", "compile_model", is_flag=True, default=None, help="torch.compile the model.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--compile", "compile_model", is_flag=True, default=None,
+              help="torch.compile the whole step (augmentation, towers, loss); pays a warm-up of minutes on CPU.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its newest intact checkpoint.")
 @json_option("the end summary")
 @quiet_option
 def pretrain(dataset, out, config_file, resume, quiet, json_out, compile_model, **flags) -> None:
@@ -79,17 +84,25 @@ def pretrain(dataset, out, config_file, resume, quiet, json_out, compile_model, 
     if summary.world_size > 1 and not _is_main():
         return
     echo = human_echo(json_out)
-    first = f"{summary.first_loss:.4f}" if summary.first_loss is not None else "-"
-    last = f"{summary.last_loss:.4f}" if summary.last_loss is not None else "-"
     echo(
         f"trained steps {summary.start_step}->{summary.steps} on {summary.device}"
         f"{f' x{summary.world_size}' if summary.world_size > 1 else ''}: {summary.samples} samples in "
-        f"{summary.seconds:.1f}s ({summary.samples_per_second:.1f} samples/s); loss {first} -> {last}"
+        f"{summary.seconds:.1f}s ({summary.samples_per_second:.1f} samples/s, first step after "
+        f"{summary.first_step_seconds:.1f}s); {_loss_line(summary)}"
     )
     if summary.corrupt_images:
         echo(f"skipped {summary.corrupt_images} corrupt images (check with `mgll validate --full`)")
     echo(f"checkpoint: {summary.checkpoint}")
     write_json(summary.to_dict(), json_out)
+
+
+def _loss_line(summary) -> str:
+    """The first and last losses exactly as metrics.jsonl and the progress bar show them."""
+    if summary.first_loss is None or summary.last_loss_steps is None:
+        return "no loss logged"
+    first_step, last_step = summary.last_loss_steps
+    window = f"step {last_step}" if first_step == last_step else f"mean of steps {first_step}-{last_step}"
+    return f"loss {summary.first_loss:.4f} (step {summary.start_step + 1}) -> {summary.last_loss:.4f} ({window})"
 
 
 def _is_main() -> bool:

@@ -124,7 +124,7 @@ def check_vision_matches_config(config: dict) -> None:
 def _decoded_batches(
     data: Downstream, indices: np.ndarray, image_size: int, batch_size: int, workers: int, norm: dict
 ) -> Iterator[tuple[list[int], torch.Tensor]]:
-    from mgll_train.data import CorruptImage, decode_image
+    from mgll_train.transform import CorruptImage, decode_image
 
     def decode(item: tuple[int, bytes]) -> tuple[int, torch.Tensor]:
         row, raw = item

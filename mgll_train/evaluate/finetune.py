@@ -60,7 +60,7 @@ class Classifier(nn.Module):
 
 
 def _decode_all(run: Run, raw: list[bytes], train: bool, seeds: list[int], pool: ThreadPoolExecutor) -> torch.Tensor:
-    from mgll_train.data import CorruptImage, decode_image
+    from mgll_train.transform import CorruptImage, decode_image
 
     norm = run.normalisation
 
