@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from mgll_data.commands.options import human_echo, json_option, quiet_option, write_json
-from mgll_data.progress import is_terminal
 from mgll_train.config import ConfigError, parse_granularities
 
 
@@ -75,8 +73,7 @@ def pretrain(dataset, out, config_file, resume, quiet, json_out, compile_model, 
         config = resolve(config_file, overrides, resume)
         if not config.dataset:
             raise click.ClickException("give the DATASET folder to train on")
-        # a bar only on a terminal (the trainer may not import mgll_data.progress for lines elsewhere)
-        summary = train(config, resume=resume, progress=not quiet and is_terminal(sys.stderr))
+        summary = train(config, resume=resume, progress=not quiet)
     except (ConfigError, DatasetError, ModelError, CheckpointError, TrainError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
