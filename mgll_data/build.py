@@ -15,15 +15,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from tqdm import tqdm
+from typing import Any, Callable
 
 from mgll_data import __version__, dataset, deid, output_folder, reports, schema, sources, writer
 from mgll_data.engines import get_engine
 from mgll_data.pipeline import Pipeline
 from mgll_data.pipeline import load as load_pipeline
 from mgll_data.process import BuildContext
+from mgll_data.progress import progress_bar
 from mgll_data.records import SourceItem
 
 
@@ -79,21 +78,25 @@ def build_dataset(
     overwrite: bool = False,
     progress: bool = True,
     license: str = dataset.DEFAULT_LICENSE,
+    on_salt_created: Callable[[Path], None] | None = None,
 ) -> BuildSummary:
     """Build (or resume building) the dataset of export `source` into `out`.
 
     `license` (an SPDX id, or "other") is recorded in the manifest for the dataset card's front matter.
+    `on_salt_created(path)` is called, before any input is read, when the build had to create its salt.
     Raises OutputFolderError (one line) for an OUT or linkage path it must not use: see `output_folder`."""
     started = time.perf_counter()
     source, out = Path(source).resolve(), Path(out).resolve()
     if not isinstance(pipeline, Pipeline):
         pipeline = load_pipeline(pipeline)
     linkage_path = Path(linkage).resolve() if linkage else dataset.default_linkage_path(out)
-    output_folder.check_paths(source, out, linkage_path)  # before anything is created, the salt included
-    salt = deid.load_salt(Path(salt_file) if salt_file else deid.default_salt_path())
+    # Every refusal comes before anything is created, the salt included, so a refused build changes nothing.
+    output_folder.check_paths(source, out, linkage_path)
+    output_folder.check_contents(out)
+    writer.check_linkage(linkage_path)  # before --overwrite deletes anything
     items = list(sources.discover(source, pipeline))
+    salt = deid.load_salt(Path(salt_file) if salt_file else deid.default_salt_path(), on_create=on_salt_created)
     keys = [deid.source_key(salt, item.source_path) for item in items]
-    writer.check_linkage(linkage_path)  # before --overwrite deletes anything: a refusal changes nothing
     with output_folder.claim(source, out, linkage_path, overwrite=overwrite):
         if overwrite:
             writer.remove_linkage(linkage_path)
@@ -167,7 +170,7 @@ def _write(
     rejects = list(state.rejects)
     input_counts: Counter[str] = Counter()
     run = get_engine(engine, **(engine_options or {}))
-    bar = tqdm(total=len(todo), unit="img", desc="build", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(len(todo), desc="build", unit="img", enabled=progress)
     try:
         for outcome in run(todo, ctx, max(1, workers)):
             journal.add(writer.linkage_entry(outcome))  # before the row: adding it may commit its shard

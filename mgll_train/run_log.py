@@ -19,6 +19,9 @@ from mgll_train import distributed
 
 # A run stops on corrupt images only when their count would be this unlikely under the allowed share.
 CORRUPT_TEST_LEVEL = 1e-3
+# Off a terminal, progress is a plain line at most this often (mgll_data.progress's interval and format:
+# this package may not import it).
+LINE_INTERVAL_S = 30.0
 
 
 class StopRun(Exception):
@@ -107,12 +110,19 @@ class MetricsLog:
 
     Terms stay on the device between flushes so a step never waits for a GPU sync just to log. The first
     and last entries are kept: the end-of-run summary reports exactly what metrics.jsonl and the bar show.
+    The bar is drawn only on a terminal; anywhere else (a log file, CI) a logged step becomes a plain line
+    at most every LINE_INTERVAL_S seconds, and the last one always does, so a log holds no carriage returns.
     """
 
     def __init__(self, run_dir: Path | None, steps: int, start_step: int, samples_per_step: int, progress: bool) -> None:
         self.file = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if run_dir else None
         self.board = _tensorboard(run_dir) if run_dir else None
-        self.bar = tqdm(total=steps, initial=start_step, unit="step", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        self.bar = tqdm(total=steps, initial=start_step, unit="step", file=sys.stderr,
+                        disable=None if progress else True, dynamic_ncols=True)
+        self.lines = progress and self.bar.disable
+        self.steps = steps
+        self.started = self.last_line = time.perf_counter()
+        self.line_step: int | None = None
         self.samples_per_step = samples_per_step
         self.window: list[dict[str, torch.Tensor]] = []
         self.window_start = time.perf_counter()
@@ -144,8 +154,21 @@ class MetricsLog:
         self.last = LogEntry(self.window_first_step, step, entry)
         self.first = self.first or self.last
         self.window, self.window_start, self.window_first_step = [], time.perf_counter(), step + 1
+        if self.lines and time.perf_counter() - self.last_line >= LINE_INTERVAL_S:
+            self._line()
+
+    def _line(self) -> None:
+        """`pretrain: 40/200 step (20%), 00:12 elapsed, loss 2.1234, 49.3 samples/s`: the last logged step."""
+        assert self.last is not None
+        step, values = self.last.step, self.last.values
+        elapsed = tqdm.format_interval(time.perf_counter() - self.started)
+        print(f"pretrain: {step}/{self.steps} step ({step / max(self.steps, 1):.0%}), {elapsed} elapsed, "
+              f"loss {values['loss']:.4f}, {values['samples_per_second']:.1f} samples/s", file=sys.stderr, flush=True)
+        self.last_line, self.line_step = time.perf_counter(), step
 
     def close(self) -> None:
+        if self.lines and self.last is not None and self.line_step != self.last.step:
+            self._line()
         self.bar.close()
         if self.file:
             self.file.close()

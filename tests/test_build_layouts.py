@@ -420,7 +420,7 @@ def manifest(tmp_path_factory, salt, manifest_dicom_ids) -> Built:
     ds.save_as(root / "images" / "m6.dcm")
     _write(root / "reports" / "m1.txt", "FINDINGS: Moderate cardiomegaly.\nIMPRESSION: Cardiomegaly.")
     _write(root / "manifest.csv", (
-        "image_path,report_path,report_text,patient_id,study_id\n"
+        "image,report_path,report,patient_id,study_id\n"
         "images/m1.png,reports/m1.txt,,P1,S1\n"
         'images/m2.png,,"IMPRESSION: Left lower lobe atelectasis.",P1,S2\n'
         "images/m3.png,,No pneumothorax. No pleural effusion.,,\n"

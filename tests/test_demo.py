@@ -7,6 +7,8 @@ import csv
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -266,9 +268,9 @@ def test_cli_help_and_export(tmp_path: Path) -> None:
         assert "Example" in result.output
     out = tmp_path / "cli-export"
     result = runner.invoke(cli.main, ["demo", "export", str(out), "--studies", "2", "--no-packaged", "--broken",
-                                      "--quiet", "--json"])
+                                      "--quiet", "--json", "-"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["synthetic_studies"] == 2 and len(summary["broken"]) == len(BROKEN_KINDS)
     again = runner.invoke(cli.main, ["demo", "export", str(out), "--studies", "2", "--no-packaged", "--quiet"])
     assert again.exit_code == 1 and "not empty" in again.output and "Traceback" not in again.output
@@ -298,3 +300,24 @@ def test_run_reports_missing_commands_as_skipped_and_goes_on(tmp_path: Path, mon
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(DemoError, match="not made by"):
         run_demo(foreign, DemoRunSettings(studies=1), progress=False)
+
+
+@pytest.mark.timeout(300)
+def test_the_whole_demo_into_a_log_has_no_carriage_returns(tmp_path: Path) -> None:
+    """`make demo > log` at toy size: every step runs, its output is not a terminal, so progress comes as
+    whole lines and the log holds no carriage return (a bar redrawn per image made 613 of them)."""
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as handle:
+        done = subprocess.run(
+            [sys.executable, "-c", "from mgll_data.cli import main; main()", "demo", "run", str(tmp_path / "demo"),
+             "--studies", "6", "--steps", "2"],
+            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=280,
+        )
+    text = log.read_text(encoding="utf-8")
+    assert done.returncode == 0, text[-3000:]
+    assert "\r" not in text
+    steps = json.loads((tmp_path / "demo" / "demo_run.json").read_text())
+    assert [(s["step"], s["status"]) for s in steps] == [
+        (name, "ok") for name in ("export", "build", "validate", "card", "pretrain", "evaluate")]
+    assert re.search(r"^build: \d+/\d+ img \(100%\)", text, flags=re.M)  # the build's last progress line
+    assert text.count("\n") < 120

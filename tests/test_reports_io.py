@@ -17,13 +17,13 @@ def test_unreadable_inputs_raise_a_one_line_domain_error(tmp_path):
     with pytest.raises(ReportInputError, match="give a .csv, a .jsonl"):
         read_reports(tmp_path / "r.xlsx", 100)
     (tmp_path / "r.csv").write_text("id,body\n1,x\n", encoding="utf-8")
-    with pytest.raises(ReportInputError, match="needs the columns report_id,text"):
+    with pytest.raises(ReportInputError, match="needs the columns report_id,report"):
         read_reports(tmp_path / "r.csv", 100)
 
 
 def test_bad_rows_are_kept_with_a_reason(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_bytes(b'{"report_id": "a", "text": "ok"}\n[1]\n{"report_id": "c", "text": 3}\n'
+    path.write_bytes(b'{"report_id": "a", "report": "ok"}\n[1]\n{"report_id": "c", "text": 3}\n'
                      b'{"report_id": "d", "text": "' + b"x" * 20 + b'"}\n')
     got = [(r.report_id, r.problem) for r in read_reports(path, 10)]
     assert got == [("a", None), ("line-2", "not a JSON object"), ("c", "text is not a string"),

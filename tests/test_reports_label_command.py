@@ -22,11 +22,11 @@ def read_csv(path):
 
 def test_csv_in_csv_out_with_bad_rows(tmp_path):
     src = tmp_path / "reports.csv"
-    src.write_text('report_id,text\nr1,"No pleural effusion or pneumothorax. Small hiatal hernia."\nr2,""\n'
+    src.write_text('report_id,report\nr1,"No pleural effusion or pneumothorax. Small hiatal hernia."\nr2,""\n'
                    f'r3,"{"The lungs are clear. " * 6000}"\nr4,"FINDINGS: Heart is enlarged.\nIMPRESSION: Cardiomegaly."\n',
                    encoding="utf-8")
     out, evidence = tmp_path / "labels.csv", tmp_path / "evidence.jsonl"
-    result = run(src, "--vocab", "nih14", "--out", out, "--evidence", evidence, "--no-progress")
+    result = run(src, "--vocab", "nih14", "--out", out, "--evidence", evidence, "--quiet")
     assert result.exit_code == 0, result.output
     rows = read_csv(out)
     assert list(rows) == ["r1", "r2", "r3", "r4"]
@@ -45,12 +45,12 @@ def test_csv_in_csv_out_with_bad_rows(tmp_path):
 
 def test_jsonl_to_parquet_with_json_summary(tmp_path):
     src = tmp_path / "reports.jsonl"
-    src.write_bytes(b'{"report_id": "j1", "text": "Probable small left effusion."}\n'
+    src.write_bytes(b'{"report_id": "j1", "report": "Probable small left effusion."}\n'
                     b'this is not json\n'
                     b'{"report_id": "j3", "text": "Normal chest."}\n'
                     b'{"report_id": "j4", "text": "Small effusion \xff"}\n')
     out = tmp_path / "labels.parquet"
-    result = run(src, "--out", out, "--json", "--no-progress")
+    result = run(src, "--out", out, "--json", "-", "--quiet")
     assert result.exit_code == 0, result.output
     table = pq.read_table(out).to_pylist()
     assert [r["report_id"] for r in table] == ["j1", "line-2", "j3", "j4"]
@@ -69,7 +69,7 @@ def test_folder_of_txt_with_two_workers(tmp_path):
     (folder / "sub" / "b.txt").write_text("No pneumothorax.", encoding="utf-8")
     (folder / "bad.txt").write_bytes(b"\xff\xfe\x00 broken")
     out = tmp_path / "labels.csv"
-    result = run(folder, "--vocab", "nih14", "--out", out, "--workers", "2", "--no-progress")
+    result = run(folder, "--vocab", "nih14", "--out", out, "--workers", "2", "--quiet")
     assert result.exit_code == 0, result.output
     rows = read_csv(out)
     assert rows["a"]["Atelectasis"] == "1" and rows["sub/b"]["Pneumothorax"] == "0"
@@ -83,25 +83,27 @@ def test_missing_input_is_one_line_error(tmp_path):
     assert result.output.strip().splitlines() == [f"Error: {tmp_path / 'nope.csv'} does not exist"]
 
 
-def test_excel_csv_with_bom_and_crlf(tmp_path):
+def test_excel_csv_with_bom_and_crlf_and_the_old_names(tmp_path):
+    """`text` is the report column's earlier name, --no-progress the earlier --quiet: both still work."""
     src = tmp_path / "excel.csv"
     src.write_bytes("\ufeffreport_id,text,extra\r\nx1,Small hiatal hernia.,a\r\n".encode("utf-8"))
     out = tmp_path / "labels.csv"
     result = run(src, "--vocab", "nih14", "--out", out, "--no-progress")
     assert result.exit_code == 0, result.output
     assert read_csv(out)["x1"]["Hernia"] == "1"
+    assert "--no-progress is an old spelling" in result.stderr
 
 
 def test_csv_without_required_columns(tmp_path):
     src = tmp_path / "r.csv"
     src.write_text("id,body\n1,x\n", encoding="utf-8")
     result = run(src, "--out", tmp_path / "x.csv")
-    assert result.exit_code == 1 and "needs the columns report_id,text" in result.output
+    assert result.exit_code == 1 and "needs the columns report_id,report" in result.output
 
 
 def test_unknown_vocabulary(tmp_path):
     src = tmp_path / "r.csv"
-    src.write_text("report_id,text\n1,x\n", encoding="utf-8")
+    src.write_text("report_id,report\n1,x\n", encoding="utf-8")
     result = run(src, "--vocab", "nope", "--out", tmp_path / "x.csv")
     assert result.exit_code == 1 and "no vocabulary 'nope'" in result.output
 
@@ -112,7 +114,7 @@ def test_uncertain_policy_option(tmp_path):
                    encoding="utf-8")
     for policy, effusion, atelectasis in (("radiologist", "", "-1"), ("chexpert", "-1", "-1"), ("binary", "0", "1")):
         out = tmp_path / f"{policy}.csv"
-        result = run(src, "--vocab", "nih14", "--out", out, "--uncertain-policy", policy, "--no-progress")
+        result = run(src, "--vocab", "nih14", "--out", out, "--uncertain-policy", policy, "--quiet")
         assert result.exit_code == 0, result.output
         row = read_csv(out)["r1"]
         assert (row["Effusion"], row["Atelectasis"]) == (effusion, atelectasis), policy
@@ -127,7 +129,7 @@ def test_mimic_layout(tmp_path):
     (folder / "s50414267.txt").write_text("FINDINGS: Small left pleural effusion. No pneumothorax.", encoding="utf-8")
     (folder / "s53189527.txt").write_text("FINDINGS: Probable right lower lobe pneumonia.", encoding="utf-8")
     out = tmp_path / "chexpert.csv"
-    result = run(tmp_path / "files", "--vocab", "chexpert", "--layout", "mimic", "--out", out, "--no-progress")
+    result = run(tmp_path / "files", "--vocab", "chexpert", "--layout", "mimic", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == ("subject_id,study_id,Atelectasis,Cardiomegaly,Consolidation,Edema,Enlarged Cardiomediastinum,"
@@ -138,7 +140,7 @@ def test_mimic_layout(tmp_path):
     assert rows["50414267"]["Pleural Effusion"] == "1.0" and rows["50414267"]["Pneumothorax"] == "0.0"
     assert rows["50414267"]["Edema"] == "" and rows["53189527"]["Pneumonia"] == "-1.0"
     parquet = tmp_path / "chexpert.parquet"
-    assert run(tmp_path / "files", "--layout", "mimic", "--out", parquet, "--no-progress").exit_code == 0
+    assert run(tmp_path / "files", "--layout", "mimic", "--out", parquet, "--quiet").exit_code == 0
     table = pq.read_table(parquet)
     assert table.column_names[:2] == ["subject_id", "study_id"] and str(table.schema.field("Pneumonia").type) == "double"
 

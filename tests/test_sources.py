@@ -295,7 +295,7 @@ def _manifest_export(tmp_path: Path, csv_text: str, encoding: str = "utf-8") -> 
 
 def test_manifest_layout_items(tmp_path):
     csv_text = (
-        "image_path,report_path,report_text,patient_id,study_id\n"
+        "image,report_path,report,patient_id,study_id\n"
         "dicom/1.dcm,reports/1.txt,,PAT-1,ACC-1\n"
         'dicom/2.dcm,,"FINDINGS: Right lower lobe opacity, possibly pneumonia.",PAT-1, \n'
         "dicom/3.dcm,reports/missing.txt,,,\n"
@@ -316,7 +316,7 @@ def test_manifest_layout_items(tmp_path):
     assert blank.image_path and blank.report_error is None and not (root / blank.image_path).exists()
 
 
-def test_manifest_with_bom_semicolons_and_absolute_paths(tmp_path):
+def test_manifest_with_bom_semicolons_absolute_paths_and_the_old_column_names(tmp_path):
     root = tmp_path / "export"
     csv_text = f"\ufeffImage_Path;Report_Text;Patient_ID;Study_ID\n{root / 'dicom' / '1.dcm'};Clear lungs.;P1;S1\n"
     root = _manifest_export(tmp_path, csv_text)
@@ -336,8 +336,8 @@ def test_manifest_given_by_absolute_path(tmp_path):
 @pytest.mark.parametrize(
     "csv_text, encoding, message",
     [
-        ("path,report\ndicom/1.dcm,x\n", "utf-8", "lacks required column.*image_path"),
-        ("image_path,patient_id\ndicom/1.dcm,P1\n", "utf-8", "report_path or report_text"),
+        ("path,report\ndicom/1.dcm,x\n", "utf-8", "lacks required column.*image"),
+        ("image,patient_id\ndicom/1.dcm,P1\n", "utf-8", "report_path or report"),
         ("image_path,report_text\ndicom/1.dcm,Épanchement pleural à droite\n", "latin-1", "not UTF-8"),
         ("", "utf-8", "empty"),
     ],
@@ -348,6 +348,12 @@ def test_unusable_manifest_is_a_source_error(tmp_path, csv_text, encoding, messa
     with pytest.raises(SourceError, match=message) as info:
         list(discover(root, _load("manifest")))
     assert "\n" not in str(info.value)
+
+
+def test_a_current_column_name_wins_over_its_old_name(tmp_path):
+    root = _manifest_export(tmp_path, "image_path,image,report_text,report\ndicom/1.dcm,dicom/2.dcm,Old.,New.\n")
+    (item,) = discover(root, _load("manifest"))
+    assert (item.image_path, item.report_text) == ("dicom/2.dcm", "New.")
 
 
 def test_missing_manifest_is_a_source_error(tmp_path):

@@ -137,6 +137,21 @@ def test_the_run_summary_reports_the_losses_metrics_jsonl_holds(dataset, tmp_pat
     assert 0 < summary.first_step_seconds <= summary.seconds + 60
 
 
+@pytest.mark.parametrize("interval, logged", [(0.0, [1, 3, 6, 7]), (3600.0, [7])])
+def test_off_a_terminal_progress_is_plain_lines_of_logged_steps(dataset, tmp_path, capsys, monkeypatch, interval, logged):
+    """stderr is not a terminal here: no bar (no carriage return), a line per logged step at most every
+    LINE_INTERVAL_S, and always one for the last logged step, with the loss metrics.jsonl holds."""
+    monkeypatch.setattr("mgll_train.run_log.LINE_INTERVAL_S", interval)
+    run = tmp_path / "run"
+    train(tiny(dataset, run, max_steps=7, log_every=3), progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("pretrain: ")]
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == logged
+    last = metrics(run)[-1]
+    assert lines[-1].startswith("pretrain: 7/7 step (100%), ") and f"loss {last['loss']:.4f}, " in lines[-1]
+
+
 def test_config_yaml_is_portable_and_says_each_setting_once(dataset, tmp_path):
     run = tmp_path / "run"
     train(tiny(dataset, run, max_steps=1), progress=False)
@@ -216,12 +231,12 @@ def test_two_process_ddp_on_gloo_through_torchrun(dataset, tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
         "--master-port", str(port), str(script), "pretrain", str(dataset), "--out", str(out), "--model", "tiny",
         "--text-model", "tiny", "--image-size", "32", "--batch-size", "4", "--embed-dim", "16", "--max-steps", "3",
-        "--log-every", "1", "--no-progress", "--json",
+        "--log-every", "1", "--quiet", "--json", "-",
     ]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    summaries = [json.loads(done.stdout)]  # the main rank's alone: stdout holds nothing else
     assert len(summaries) == 1 and summaries[0]["world_size"] == 2 and summaries[0]["samples"] == 3 * 4 * 2
     assert [r["step"] for r in metrics(out)] == [1, 2, 3]
     assert (out / "checkpoints" / "step-00000003" / "model.safetensors").is_file()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mgll_data.card import CardError, NotADatasetError, write_card
+from mgll_data.commands.options import describe_os_error
 from mgll_data.dataset import CHARTS, CHARTS_DIR
 
 
@@ -34,6 +35,6 @@ def card(dataset: Path, out: Path | None) -> None:
     except (NotADatasetError, CardError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot write the card: {exc.strerror} ({exc.filename})") from None
+        raise click.ClickException(f"cannot write the card: {describe_os_error(exc)}") from None
     charts = [name for name in CHARTS.values() if (readme.parent / CHARTS_DIR / name).is_file()]
     click.echo(f"wrote {readme} and {len(charts)} chart(s): {', '.join(charts) or 'none'}")

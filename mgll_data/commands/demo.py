@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
+from mgll_data.commands.options import describe_os_error, human_echo, json_option, quiet_option, write_json
 from mgll_data.demo import DemoError, write_demo_export
 
 
@@ -34,12 +34,13 @@ def demo() -> None:
                    "a study without its report, a non-UTF-8 report) so a build shows rejects.")
 @click.option("--packaged/--no-packaged", default=True, show_default=True,
               help="Copy the real DICOM test files shipped in pydicom-data, pydicom and deid-data (about 21 MB).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes writing studies.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Worker processes writing studies.")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier demo export in OUT.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option("the summary")
+@quiet_option
 def export(out: Path, studies: int, seed: int, broken: bool, packaged: bool, workers: int, overwrite: bool,
-           as_json: bool, quiet: bool) -> None:
+           json_out: str | None, quiet: bool) -> None:
     """Write a MIMIC-CXR-shaped demo export into OUT (absent or empty).
 
     Images are synthetic chest radiographs saved as real DICOM files (CR/DX, MONOCHROME1/2, 8-16 bits,
@@ -59,19 +60,20 @@ def export(out: Path, studies: int, seed: int, broken: bool, packaged: bool, wor
                                     workers=workers, overwrite=overwrite, progress=not quiet)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
-    if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
-        return
-    click.echo(f"wrote {summary.studies} studies ({summary.synthetic_studies} synthetic, {len(summary.packaged)} packaged"
-               f"{f', {len(summary.broken)} planted broken inputs' if broken else ''}), "
-               f"{summary.images} DICOM files, {summary.reports} reports, {summary.bytes / 1e6:.1f} MB "
-               f"in {summary.seconds:.1f}s to {out}")
-    click.echo("transfer syntaxes: " + ", ".join(f"{k} {v}" for k, v in summary.transfer_syntaxes.items()))
-    click.echo("positive studies: " + ", ".join(f"{k} {v}" for k, v in summary.positives.items()))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the demo export: {describe_os_error(exc)}") from None
+    echo = human_echo(json_out)
+    echo(f"wrote {summary.studies} studies ({summary.synthetic_studies} synthetic, {len(summary.packaged)} packaged"
+         f"{f', {len(summary.broken)} planted broken inputs' if broken else ''}), "
+         f"{summary.images} DICOM files, {summary.reports} reports, {summary.bytes / 1e6:.1f} MB "
+         f"in {summary.seconds:.1f}s to {out}")
+    echo("transfer syntaxes: " + ", ".join(f"{k} {v}" for k, v in summary.transfer_syntaxes.items()))
+    echo("positive studies: " + ", ".join(f"{k} {v}" for k, v in summary.positives.items()))
     if summary.packaged_missing:
-        click.echo(f"not installed, skipped: {', '.join(summary.packaged_missing)}")
-    click.echo(f"expect {summary.expected_rows} rows and {len(summary.broken)} rejects; "
-               f"next: mgll build {out} <dataset> --pipeline mimic-cxr")
+        echo(f"not installed, skipped: {', '.join(summary.packaged_missing)}")
+    echo(f"expect {summary.expected_rows} rows and {len(summary.broken)} rejects; "
+         f"next: mgll build {out} <dataset> --pipeline mimic-cxr")
+    write_json(summary.to_dict(), json_out)
 
 
 @demo.command("run")
@@ -82,13 +84,14 @@ def export(out: Path, studies: int, seed: int, broken: bool, packaged: bool, wor
 @click.option("--text-model", default="tiny", show_default=True,
               help="Text tower: 'tiny' (fast, random init), 'minilm' (the packaged pretrained MiniLM, "
                    "about 6x slower on CPU) or a local folder.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes for export and build.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Worker processes for the export and the build steps.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto, for pretrain and evaluate.")
 @click.option("--broken", is_flag=True, help="Plant bad inputs too, so the build shows rejects.")
-@click.option("--json", "as_json", is_flag=True, help="Print the step results as JSON on stdout.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@json_option("the step results")
+@quiet_option
 def run(out: Path, studies: int, seed: int, steps: int, text_model: str, workers: int, device: str, broken: bool,
-        as_json: bool, quiet: bool) -> None:
+        json_out: str | None, quiet: bool) -> None:
     """Run the whole toolkit on a fresh demo export in OUT (default ./demo-out).
 
     Steps: demo export -> mgll build (mimic-cxr) -> mgll validate -> mgll card -> mgll pretrain
@@ -105,19 +108,19 @@ def run(out: Path, studies: int, seed: int, steps: int, text_model: str, workers
 
     settings = DemoRunSettings(studies=studies, seed=seed, steps=steps, text_model=text_model, workers=workers,
                                device=device, broken=broken)
-    # with --json, stdout carries only the JSON: the steps' own output goes to stderr
-    step_output = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    # with --json -, stdout carries only the JSON: the steps' own output goes to stderr
+    step_output = contextlib.redirect_stdout(sys.stderr) if json_out == "-" else contextlib.nullcontext()
     try:
         with step_output:
             results = run_demo(out, settings, progress=not quiet)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
-    if as_json:
-        click.echo(json.dumps([asdict(r) for r in results], indent=2, default=str))
-    else:
-        click.echo("")
-        click.echo(format_results(results))
-        click.echo(f"details: {out / 'demo_run.json'}")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the demo: {describe_os_error(exc)}") from None
+    echo = human_echo(json_out)
+    echo("")
+    echo(format_results(results))
+    echo(f"details: {out / 'demo_run.json'}")
+    write_json([asdict(r) for r in results], json_out)
     if any(r.status == "failed" for r in results):
-        where = "the JSON above" if as_json else "the table above"
-        raise click.ClickException(f"some demo steps failed (see {where}); details in {out / 'demo_run.json'}")
+        raise click.ClickException(f"some demo steps failed (see the table above); details in {out / 'demo_run.json'}")

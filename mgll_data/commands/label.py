@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import click
 
+from mgll_data.commands.options import describe_os_error, human_echo, json_option, quiet_option, write_json
+from mgll_data.progress import progress_bar
 from mgll_data.reports.certainty import DEFAULT_POLICY, PRESETS
 from mgll_data.reports.io import LAYOUTS, OUTPUT_SUFFIXES
 
@@ -35,24 +35,23 @@ Example:
 @click.option("--layout", default="wide", show_default=True, type=click.Choice(LAYOUTS),
               help="wide: report_id + findings in vocabulary order; mimic: MIMIC-CXR-JPG's subject_id,study_id + "
                    "alphabetical findings as 1.0/0.0/-1.0/blank.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes to label with.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Worker processes labelling reports.")
 @click.option("--sections", default="findings,impression", show_default=True,
               help="Sections to label when a report has headings (indication / history are read as the "
                    "clinical question; others are ignored).")
 @click.option("--max-chars", default=100_000, show_default=True, type=click.IntRange(1), help="Longer reports are skipped.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+@json_option("the summary")
+@quiet_option
 def label(reports: Path, vocab: str, out: Path, evidence: Path | None, policy: str, layout: str, workers: int,
-          sections: str, max_chars: int, as_json: bool, progress: bool) -> None:
+          sections: str, max_chars: int, json_out: str | None, quiet: bool) -> None:
     """Label free-text reports: one row per report, one column per finding (1 positive, 0 negative,
     -1 uncertain, blank not mentioned or not asserted under the policy).
 
-    REPORTS is a CSV with columns report_id,text, a JSONL file of {"report_id": ..., "text": ...}, or a
+    REPORTS is a CSV with columns report_id,report, a JSONL file of {"report_id": ..., "report": ...}, or a
     folder of .txt files (report_id = file path without .txt). Empty, non-UTF-8 or enormous reports get
     a blank row and a warning.
     """
-    from tqdm import tqdm
-
     from mgll_data.reports import VocabularyError, label_reports, load_vocabulary
     from mgll_data.reports.io import ReportInputError, read_reports, write_evidence, write_labels
     from mgll_data.reports.labels import statuses
@@ -65,23 +64,29 @@ def label(reports: Path, vocab: str, out: Path, evidence: Path | None, policy: s
         inputs = read_reports(reports, max_chars)
     except (VocabularyError, ReportInputError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the reports: {describe_os_error(exc)}") from None
     wanted_sections = tuple(s.strip().lower() for s in sections.split(",") if s.strip())
     usable = [r for r in inputs if r.text is not None]
     get_nlp(vocabulary.source)  # load spaCy + medspaCy once, outside the timed part
     started = time.perf_counter()
-    with tqdm(total=len(usable), unit="report", file=sys.stderr, disable=not progress or None, desc="labelling") as bar:
+    with progress_bar(len(usable), desc="labelling", unit="report", enabled=not quiet) as bar:
         results = label_reports([r.text for r in usable], vocabulary.source, n_process=workers,
                                 sections=wanted_sections, policy=policy, on_progress=bar.update)
     seconds = time.perf_counter() - started
     by_id = {id(r): res for r, res in zip(usable, results)}
     rows = [statuses(by_id[id(r)].labels) if id(r) in by_id else None for r in inputs]
-    write_labels(out, inputs, rows, vocabulary.names(), layout)
-    if evidence:
-        write_evidence(evidence, inputs, [by_id[id(r)].mentions if id(r) in by_id else [] for r in inputs])
-    _report(inputs, rows, vocabulary.names(), seconds, out, policy, as_json)
+    try:
+        write_labels(out, inputs, rows, vocabulary.names(), layout)
+        if evidence:
+            write_evidence(evidence, inputs, [by_id[id(r)].mentions if id(r) in by_id else [] for r in inputs])
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the labels: {describe_os_error(exc)}") from None
+    _report(inputs, rows, vocabulary.names(), seconds, out, policy, json_out)
 
 
-def _report(inputs: list, rows: list, names: list[str], seconds: float, out: Path, policy: str, as_json: bool) -> None:
+def _report(inputs: list, rows: list, names: list[str], seconds: float, out: Path, policy: str,
+            json_out: str | None) -> None:
     problems = [r for r in inputs if r.problem]
     for r in problems[:MAX_WARNINGS_SHOWN]:
         click.echo(f"warning: report {r.report_id!r}: {r.problem}; its row is blank", err=True)
@@ -105,12 +110,11 @@ def _report(inputs: list, rows: list, names: list[str], seconds: float, out: Pat
         "uncertain": uncertain,
         "out": str(out),
     }
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-        return
     rate = summary["reports_per_second"]
-    click.echo(f"labelled {labelled} of {len(inputs)} reports in {seconds:.1f}s ({rate} reports/s, "
-               f"uncertain policy {policy}) -> {out}", err=True)
+    echo = human_echo(json_out)
+    echo(f"labelled {labelled} of {len(inputs)} reports in {seconds:.1f}s ({rate} reports/s, "
+         f"uncertain policy {policy}) -> {out}")
     width = max(len(n) for n in names)
     for name in names:
-        click.echo(f"  {name:<{width}}  positive {positives[name]:>6}  uncertain {uncertain[name]:>6}", err=True)
+        echo(f"  {name:<{width}}  positive {positives[name]:>6}  uncertain {uncertain[name]:>6}")
+    write_json(summary, json_out)

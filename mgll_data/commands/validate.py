@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from mgll_data.commands.options import describe_os_error, human_echo, json_option, quiet_option, write_json
 from mgll_data.dataset import NotADatasetError
 from mgll_data.validate import validate_dataset
 
 
 @click.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--json", "json_out", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Also write the verdict as JSON to FILE ('-': JSON only, to stdout).")
+@json_option("the verdict (every check, error and warning)")
 @click.option("--full", is_flag=True, help="Decode every image, not a sample.")
 @click.option("--linkage", type=click.Path(path_type=Path), default=None,
               help="Also check the private linkage table at this path: an entry for every row and reject, "
@@ -23,8 +22,9 @@ from mgll_data.validate import validate_dataset
               help="How many images to decode (evenly spread, same rows every run).")
 @click.option("--allow-warnings", is_flag=True,
               help="Report PHI-like strings (UIDs, dates, DICOM names, raw ids) as warnings, not errors.")
+@quiet_option
 def validate(dataset: Path, json_out: str | None, full: bool, linkage: Path | None, sample: int,
-             allow_warnings: bool) -> None:
+             allow_warnings: bool, quiet: bool) -> None:
     """Check a built DATASET folder against the contract; exit 1 on any error.
 
     Checks the Arrow schema and file metadata, nulls, label statuses and names, image decoding and sizes,
@@ -41,20 +41,15 @@ def validate(dataset: Path, json_out: str | None, full: bool, linkage: Path | No
       mgll validate mgll-cxr --json - | jq .ok
     """
     try:
-        report = validate_dataset(dataset, full=full, sample=sample, linkage=linkage, progress=True,
+        report = validate_dataset(dataset, full=full, sample=sample, linkage=linkage, progress=not quiet,
                                   allow_phi=allow_warnings)
     except NotADatasetError as exc:
         raise click.ClickException(str(exc)) from None
-    payload = json.dumps(report.to_dict(), indent=2) + "\n"
-    if json_out == "-":
-        click.echo(payload, nl=False)
-    else:
-        click.echo("\n".join(report.summary_lines()))
-        if json_out:
-            try:
-                Path(json_out).write_text(payload, encoding="utf-8")
-            except OSError as exc:
-                raise click.ClickException(f"cannot write {json_out}: {exc.strerror}") from None
-            click.echo(f"wrote {json_out}", err=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the dataset: {describe_os_error(exc)}") from None
+    human_echo(json_out)("\n".join(report.summary_lines()))
+    write_json(report.to_dict(), json_out)
+    if json_out not in (None, "-"):
+        click.echo(f"wrote {json_out}", err=True)
     if not report.ok:
         raise SystemExit(1)

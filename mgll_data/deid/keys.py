@@ -12,6 +12,7 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 SALT_BYTES = 32
@@ -41,15 +42,25 @@ def default_salt_path() -> Path:
     return Path.home() / ".config" / "mgll" / "salt"
 
 
-def load_salt(path: Path) -> bytes:
+def load_salt(path: Path, on_create: Callable[[Path], None] | None = None) -> bytes:
     """Read the pseudonym key, creating a random one (mode 0600) on first use.
 
+    `on_create(path)` is called when this call created the file: a new key must be announced, because
+    losing it breaks the link between rebuilds and leaking it lets its holder re-derive pseudonyms.
     The file may hold raw bytes or hex text (so a key kept in a password vault can be pasted in).
     A short or empty file is refused rather than silently weakening every pseudonym.
     """
     path = Path(path).expanduser()
     if not path.exists():
-        _create_salt(path)
+        try:
+            created = _create_salt(path)
+        except OSError as exc:
+            raise ValueError(
+                f"salt file {path} cannot be created: {exc.strerror or type(exc).__name__} ({exc.filename or path}); "
+                "choose a writable place with --salt-file or $MGLL_SALT_FILE"
+            ) from None
+        if created and on_create is not None:
+            on_create(path)
     if path.is_dir():
         raise ValueError(f"salt file {path} is a directory; point MGLL_SALT_FILE / --salt-file at a file")
     try:
@@ -67,7 +78,8 @@ def load_salt(path: Path) -> bytes:
     return raw
 
 
-def _create_salt(path: Path) -> None:
+def _create_salt(path: Path) -> bool:
+    """True when this call created the file (False: a concurrent first run won the race)."""
     # Write to a private temp file and hard-link it into place: concurrent first runs (several workers or
     # builds) never see a half-written salt, and the first writer wins.
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -80,7 +92,8 @@ def _create_salt(path: Path) -> None:
         try:
             os.link(tmp, path)
         except FileExistsError:
-            pass
+            return False
+        return True
     finally:
         tmp.unlink(missing_ok=True)
 

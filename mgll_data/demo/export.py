@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -27,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom import uid
-from tqdm import tqdm
 
 from mgll_data.demo import broken as broken_files
 from mgll_data.demo.dicom_files import ImageContext, PixelVariant, build_dataset, choose_variant, save
@@ -36,6 +34,7 @@ from mgll_data.demo.findings import CHEXPERT, StudyPlan, plan_study
 from mgll_data.demo.packaged import PACKAGED_STUDIES, PackagedStudy, locate, packaged_report
 from mgll_data.demo.report_text import write_report
 from mgll_data.demo.synthetic import draw_frontal, draw_lateral
+from mgll_data.progress import progress_bar
 
 GROUND_TRUTH = "ground_truth.csv"
 IMAGES_INDEX = "demo_images.csv"
@@ -247,8 +246,7 @@ def write_demo_export(out: Path, studies: int = 24, seed: int = 0, *, broken: bo
     ids = _allocate_ids(seed, studies + extra_packaged + len(broken_kinds))
     tasks = [(out, seed, ids[i], None) for i in range(studies)]
     tasks += [(out, seed, ids[studies + extra_packaged + j], kind) for j, kind in enumerate(broken_kinds)]
-    bar = tqdm(total=len(tasks) + extra_packaged, desc="demo export", unit="study", file=sys.stderr,
-               disable=not progress)
+    bar = progress_bar(len(tasks) + extra_packaged, desc="demo export", unit="study", enabled=progress)
     results: list[dict] = []
     if workers == 1:
         for task in tasks:

@@ -8,9 +8,7 @@ steps that need its output are skipped. The run never stops half-way without a t
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import shutil
 import time
@@ -87,15 +85,12 @@ def _command_unavailable(name: str) -> StepResult | None:
     return None
 
 
-def _invoke(args: list[str], capture_stdout: bool = False) -> str:
+def _invoke(args: list[str]) -> None:
     """Run `mgll ARGS` in-process; raises click.ClickException with a one-line reason on failure."""
     from mgll_data.cli import main
 
-    buffer = io.StringIO()
-    redirect = contextlib.redirect_stdout(buffer) if capture_stdout else contextlib.nullcontext()
     try:
-        with redirect:
-            main.main(args=args, prog_name="mgll", standalone_mode=False)
+        main.main(args=args, prog_name="mgll", standalone_mode=False)
     except click.exceptions.Exit as exc:
         if exc.exit_code:
             raise click.ClickException(f"exited with status {exc.exit_code}") from None
@@ -109,7 +104,10 @@ def _invoke(args: list[str], capture_stdout: bool = False) -> str:
     except Exception as exc:  # noqa: BLE001 - any crash of a step becomes that step's one-line failure
         first_line = (str(exc).splitlines() or [""])[0]
         raise click.ClickException(f"{type(exc).__name__}: {first_line}") from None
-    return buffer.getvalue()
+
+
+def _quiet(progress: bool) -> list[str]:
+    return [] if progress else ["--quiet"]
 
 
 def _read_json(path: Path) -> dict:
@@ -141,7 +139,7 @@ def _step_build(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
     _demo_salt(out, s.seed)
     args = ["build", str(out / "export"), str(out / "dataset"), "--pipeline", "mimic-cxr", "--workers", str(s.workers),
             "--salt-file", str(out / "salt"), "--json", str(out / "logs" / "build.json")]
-    _invoke(args + ([] if progress else ["--quiet"]))
+    _invoke(args + _quiet(progress))
     manifest = _read_json(out / "dataset" / dataset.MANIFEST_FILE)
     rejects = manifest.get("rejects_by_reason") or {}
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejects.items()))
@@ -156,7 +154,7 @@ def _step_build(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
 def _step_validate(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
     report_path = out / "logs" / "validate.json"
     try:
-        _invoke(["validate", str(out / "dataset"), "--json", str(report_path)])
+        _invoke(["validate", str(out / "dataset"), "--json", str(report_path), *_quiet(progress)])
     except click.ClickException:
         if not report_path.is_file():
             raise
@@ -179,14 +177,14 @@ def _step_card(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
 
 
 def _step_pretrain(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
+    summary_path = out / "logs" / "pretrain.json"
     args = ["pretrain", str(out / "dataset"), "--out", str(out / "run"), "--model", "tiny", "--image-size", "64",
             "--batch-size", "16", "--max-steps", str(s.steps), "--device", s.device, "--seed", str(s.seed),
-            "--save-every", str(max(s.steps, 1)), "--json"]
+            "--save-every", str(max(s.steps, 1)), "--json", str(summary_path)]
     if s.text_model != "minilm":
         args += ["--text-model", s.text_model]
-    printed = _invoke(args + ([] if progress else ["--no-progress"]), capture_stdout=True)
-    lines = [line for line in printed.splitlines() if line.strip().startswith("{")]
-    summary = json.loads(lines[-1]) if lines else {}
+    _invoke(args + _quiet(progress))
+    summary = _read_json(summary_path)
     first, last = summary.get("first_loss"), summary.get("last_loss")
     detail = f"{summary.get('steps', '?')} steps on {summary.get('device', s.device)}"
     if first is not None and last is not None:
@@ -202,7 +200,7 @@ def _step_evaluate(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
     args = ["evaluate", str(out / "run"), str(out / "dataset"), "--task", "zero-shot", "--task", "linear-probe",
             "--out", str(out / "eval"), "--bootstrap", "200", "--device", s.device, "--seed", str(s.seed),
             "--json", str(results_path)]
-    _invoke(args + ([] if progress else ["--quiet"]))
+    _invoke(args + _quiet(progress))
     results = _read_json(results_path)
     metrics: dict[str, Any] = {}
     parts = []

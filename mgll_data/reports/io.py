@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mgll_data.reports.labels import Mention
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
+TEXT_NAMES = ("report", "text")  # the report text's column or key; "text" is its earlier name
 LAYOUTS = ("wide", "mimic")
 # MIMIC-CXR report files live at files/pXX/p<subject>/s<study>.txt
 _MIMIC_IDS = re.compile(r"(?:^|/)p(?P<subject>\d+)/s(?P<study>\d+)(?:\.txt)?$")
@@ -55,8 +56,9 @@ def _check_text(report_id: str, raw: str | bytes | None, max_chars: int, **ids: 
 
 
 def read_reports(path: Path, max_chars: int) -> list[InputReport]:
-    """CSV (report_id,text), JSONL ({"report_id","text"}) or a folder of .txt files (report_id = path
-    without .txt). Optional subject_id / study_id columns or keys are kept for the MIMIC layout."""
+    """CSV (report_id,report), JSONL ({"report_id","report"}) or a folder of .txt files (report_id = path
+    without .txt). Optional subject_id / study_id columns or keys are kept for the MIMIC layout. The
+    text's earlier name `text` is still read (mgll's CSVs name one idea one way: see `sources.tables`)."""
     path = Path(path)
     if not path.exists():
         raise ReportInputError(f"{path} does not exist")
@@ -78,13 +80,14 @@ def _read_csv(path: Path, max_chars: int) -> list[InputReport]:
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:  # -sig: Excel's BOM
         reader = csv.DictReader(fh)
         columns = {c.strip().lower(): c for c in (reader.fieldnames or [])}
-        if "report_id" not in columns or "text" not in columns:
-            raise ReportInputError(f"{path.name} needs the columns report_id,text (found: {','.join(columns) or 'none'})")
+        text_column = next((columns[name] for name in TEXT_NAMES if name in columns), None)
+        if "report_id" not in columns or text_column is None:
+            raise ReportInputError(f"{path.name} needs the columns report_id,report (found: {','.join(columns) or 'none'})")
         reports = []
         for n, row in enumerate(reader, start=1):
             report_id = (row.get(columns["report_id"]) or "").strip() or f"row-{n}"
             ids = {key: (row.get(columns[key]) or "").strip() or None for key in ("subject_id", "study_id") if key in columns}
-            reports.append(_check_text(report_id, row.get(columns["text"]), max_chars, **ids))
+            reports.append(_check_text(report_id, row.get(text_column), max_chars, **ids))
     return reports
 
 
@@ -104,7 +107,7 @@ def _read_jsonl(path: Path, max_chars: int) -> list[InputReport]:
                 continue
             report_id = _clean_id(record.get("report_id")) or f"line-{n}"
             ids = {key: _clean_id(record.get(key)) for key in ("subject_id", "study_id") if key in record}
-            text = record.get("text")
+            text = next((record[name] for name in TEXT_NAMES if name in record), None)
             if text is not None and not isinstance(text, str):
                 reports.append(InputReport(report_id, None, "text is not a string", **ids))
                 continue

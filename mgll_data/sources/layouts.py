@@ -206,12 +206,12 @@ def _csv_item(image: str, row: dict[str, str], text_column: str) -> SourceItem:
 
 def manifest(root: Path, pipeline: Pipeline) -> Iterator[SourceItem]:
     name = pipeline.source.get("manifest") or "manifest.csv"
-    required = [("image_path",), ("report_path", "report_text")]
+    required = [("image",), ("report_path", "report")]
     rows = tables.read_csv(tables.resolve(root, str(name)), required=required, what="manifest")
     for number, row in enumerate(rows, start=2):
         # A row without an image path still counts as an input (imaging rejects it as file-missing).
-        image = tables.relative(root, row.get("image_path") or "") or f"manifest-row-{number}-has-no-image-path"
-        text = row.get("report_text") or ""
+        image = tables.relative(root, row.get("image") or "") or f"manifest-row-{number}-has-no-image-path"
+        text = row.get("report") or ""
         report_path = tables.relative(root, row.get("report_path") or "")
         report_error = None
         if text.strip():

@@ -1,5 +1,10 @@
 """Reading the CSVs a user writes (a manifest, a reports table): any dialect, UTF-8, one-line errors, and
-paths in them made relative to the export root."""
+paths in them made relative to the export root.
+
+Every CSV mgll reads names one idea one way: `image` (an image path), `report` (report text),
+`report_path`, `report_id`, `patient_id`, `study_id`, `split`. Earlier names are still read
+(`OLD_COLUMN_NAMES`), so a manifest written for an older release keeps working.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from mgll_data import filekind
 from mgll_data.sources.inputs import SourceError
 
 MAX_CSV_BYTES = 2_000_000_000
+OLD_COLUMN_NAMES = {"image_path": "image", "report_text": "report", "text": "report"}
 
 
 def resolve(root: Path, name: str) -> Path:
@@ -21,7 +27,8 @@ def resolve(root: Path, name: str) -> Path:
 def read_csv(path: Path, required: list[tuple[str, ...]], what: str) -> list[dict[str, str]]:
     """Rows of a UTF-8 CSV with normalised (stripped, lower-case) headers; SourceError when unusable.
 
-    `required` lists column groups: at least one column of each group must be present.
+    `required` lists column groups: at least one column of each group must be present. A column under
+    an old name (`OLD_COLUMN_NAMES`) is read under the current one unless that is present too.
     """
     try:
         kind = filekind.entry_kind(path)
@@ -53,7 +60,7 @@ def read_csv(path: Path, required: list[tuple[str, ...]], what: str) -> list[dic
         header = next(reader, None)
         if not header:
             raise SourceError(f"{what} {path} is empty")
-        columns = [h.strip().lower() for h in header]
+        columns = _current_names([h.strip().lower() for h in header])
         missing = [" or ".join(group) for group in required if not any(c in columns for c in group)]
         if missing:
             raise SourceError(
@@ -67,6 +74,11 @@ def read_csv(path: Path, required: list[tuple[str, ...]], what: str) -> list[dic
     except csv.Error as exc:
         raise SourceError(f"{what} {path} is not a readable CSV (line {reader.line_num}: {exc})") from None
     return rows
+
+
+def _current_names(columns: list[str]) -> list[str]:
+    return [OLD_COLUMN_NAMES[c] if c in OLD_COLUMN_NAMES and OLD_COLUMN_NAMES[c] not in columns else c
+            for c in columns]
 
 
 def relative(root: Path, value: str) -> str:

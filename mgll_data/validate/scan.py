@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -19,9 +18,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
 
 from mgll_data import dataset, schema
+from mgll_data.progress import progress_bar
 from mgll_data.validate.reading import Shards
 from mgll_data.validate.report import EXAMPLES, Recorder
 from mgll_data.validate.structure import UsableColumns
@@ -304,8 +303,8 @@ def scan_shards(
         decode_at=sample_positions(total, sample, full),
     )
     state.rows_on_disk = total
-    bar = tqdm(total=len(state.decode_at), desc="decoding images", unit="img", file=sys.stderr,
-               disable=not progress or not state.decode_at)
+    bar = progress_bar(len(state.decode_at), desc="decoding images", unit="img",
+                       enabled=progress and bool(state.decode_at))
     offset = 0
     for name, shard in shards:
         columns = usable.get(name, {})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
 import click
 
+from mgll_data.commands.options import human_echo, json_option, old_spelling, old_spellings, quiet_option, write_json
+from mgll_data.progress import is_terminal
 from mgll_train.evaluate import TASKS, EvaluationError, EvaluationOptions
 from mgll_train.evaluate import evaluate as run_evaluation
 from mgll_train.evaluate.report import format_table, summary_rows
@@ -24,7 +26,9 @@ from mgll_train.evaluate.report import format_table, summary_rows
 @click.option("--seed", default=0, show_default=True, help="Seed for bootstrap, probe and fine-tuning.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images per feature batch.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Image decoding threads.")
+@click.option("--threads", "workers", default=2, show_default=True, type=click.IntRange(1, 64), callback=old_spellings,
+              help="Threads decoding images.")
+@old_spelling("--workers", "use --threads (they are threads, not processes)", dest="workers", type=click.IntRange(1, 64))
 @click.option("--labels", default=None, help="Comma-separated label columns/findings to evaluate (default: all).")
 @click.option("--image-column", default=None, help="CSV input: the image path column (default: image, image_path or path).")
 @click.option("--prompts", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -37,13 +41,12 @@ from mgll_train.evaluate.report import format_table, summary_rows
 @click.option("--finetune-batch-size", default=16, show_default=True, type=click.IntRange(1), help="finetune: batch size.")
 @click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(0, min_open=True),
               help="finetune: learning rate of the vision tower (the new head uses 10x).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path, allow_dash=True), default=None,
-              help="Also write the full results as JSON to this file ('-' for stdout).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@json_option("the full results")
+@quiet_option
 def evaluate(run: Path, dataset: Path, tasks: tuple[str, ...], out: Path, bootstrap: int, seed: int, device: str,
              batch_size: int, workers: int, labels: str | None, image_column: str | None, prompts: Path | None,
              probe_features: str, head: str, epochs: int, finetune_batch_size: int, lr: float,
-             json_out: Path | None, quiet: bool) -> None:
+             json_out: str | None, quiet: bool) -> None:
     """Evaluate a pretraining RUN on DATASET: zero-shot, retrieval, linear probe, fine-tuning.
 
     DATASET is a folder built by `mgll build` (its train/val/test splits are used) or a CSV with an
@@ -54,29 +57,25 @@ def evaluate(run: Path, dataset: Path, tasks: tuple[str, ...], out: Path, bootst
     \b
     Example:
       mgll evaluate runs/mgll-tiny mgll-cxr --task all --out eval/mgll-tiny
-      mgll evaluate runs/mgll-tiny labels.csv --task linear-probe --task finetune --out eval/csv
+      mgll evaluate runs/mgll-tiny cohort.csv --task linear-probe --task finetune --out eval/csv
     """
     label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
     options = EvaluationOptions(
         bootstrap=bootstrap, seed=seed, device=device, batch_size=batch_size, workers=workers, labels=label_list,
         image_column=image_column, prompts=prompts, probe_features=probe_features, head=head, epochs=epochs,
-        finetune_batch_size=finetune_batch_size, lr=lr, progress=not quiet,
+        finetune_batch_size=finetune_batch_size, lr=lr,
+        progress=not quiet and is_terminal(sys.stderr),  # a bar only on a terminal
     )  # fmt: skip
     try:
         results = run_evaluation(run, dataset, list(tasks), out, options)
     except EvaluationError as exc:
         raise click.ClickException(str(exc)) from None
 
-    to_stderr = json_out is not None and str(json_out) == "-"
+    echo = human_echo(json_out)
     splits = ", ".join(f"{k} {v}" for k, v in results["dataset"]["splits"].items())
-    click.echo(f"evaluated {run} (step {results['run']['step']}) on {dataset} ({splits})", err=to_stderr)
-    click.echo(format_table(summary_rows(results)), err=to_stderr)
+    echo(f"evaluated {run} (step {results['run']['step']}) on {dataset} ({splits})")
+    echo(format_table(summary_rows(results)))
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in results["timings"].items())
-    click.echo(f"time: {seconds}", err=to_stderr)
-    click.echo(f"wrote {out / 'results.json'}, {out / 'results.md'} and {len(results['charts'])} chart(s)", err=to_stderr)
-    if json_out is not None:
-        payload = json.dumps(results, indent=2)
-        if to_stderr:
-            click.echo(payload)
-        else:
-            Path(json_out).write_text(payload + "\n", encoding="utf-8")
+    echo(f"time: {seconds}")
+    echo(f"wrote {out / 'results.json'}, {out / 'results.md'} and {len(results['charts'])} chart(s)")
+    write_json(results, json_out)

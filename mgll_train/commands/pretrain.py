@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from mgll_data.commands.options import human_echo, json_option, quiet_option, write_json
 from mgll_train.config import ConfigError, parse_granularities
 
 
@@ -29,7 +29,7 @@ from mgll_train.config import ConfigError, parse_granularities
 @click.option("--freeze-text", is_flag=True, default=None, help="Keep the text tower's weights fixed (its projection trains).")
 @click.option("--embed-dim", type=int, help="Shared embedding size (default 256).")
 @click.option("--image-size", type=int, help="Square input size in pixels (default 224).")
-@click.option("--workers", type=int, help="DataLoader worker processes (default 0: load in the training process).")
+@click.option("--workers", type=int, help="Data-loader worker processes (default 0: load in the training process).")
 @click.option("--image-column", type=click.Choice(["auto", "image", "image_train"]),
               help="Images to train on: auto (default) takes the JPEG training copy when the dataset has one.")
 @click.option("--max-corrupt-fraction", type=float,
@@ -43,9 +43,9 @@ from mgll_train.config import ConfigError, parse_granularities
 @click.option("--compile", "compile_model", is_flag=True, default=None,
               help="torch.compile the whole step (augmentation, towers, loss); pays a warm-up of minutes on CPU.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest intact checkpoint.")
-@click.option("--no-progress", is_flag=True, help="No progress bar (logs and CI).")
-@click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON on stdout.")
-def pretrain(dataset, out, config_file, resume, no_progress, as_json, compile_model, **flags) -> None:
+@json_option("the end summary")
+@quiet_option
+def pretrain(dataset, out, config_file, resume, quiet, json_out, compile_model, **flags) -> None:
     """Pretrain a vision encoder on a built mgll DATASET with MGLL (or CLIP) into the run folder --out.
 
     \b
@@ -76,25 +76,24 @@ def pretrain(dataset, out, config_file, resume, no_progress, as_json, compile_mo
         config = resolve(config_file, overrides, resume)
         if not config.dataset:
             raise click.ClickException("give the DATASET folder to train on")
-        summary = train(config, resume=resume, progress=not no_progress)
+        summary = train(config, resume=resume, progress=not quiet)
     except (ConfigError, DatasetError, ModelError, CheckpointError, TrainError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted; continue with: mgll pretrain --out {out} --resume") from None
     if summary.world_size > 1 and not _is_main():
         return
-    if as_json:
-        click.echo(json.dumps(summary.to_dict()))
-        return
-    click.echo(
+    echo = human_echo(json_out)
+    echo(
         f"trained steps {summary.start_step}->{summary.steps} on {summary.device}"
         f"{f' x{summary.world_size}' if summary.world_size > 1 else ''}: {summary.samples} samples in "
         f"{summary.seconds:.1f}s ({summary.samples_per_second:.1f} samples/s, first step after "
         f"{summary.first_step_seconds:.1f}s); {_loss_line(summary)}"
     )
     if summary.corrupt_images:
-        click.echo(f"skipped {summary.corrupt_images} corrupt images (check with `mgll validate --full`)")
-    click.echo(f"checkpoint: {summary.checkpoint}")
+        echo(f"skipped {summary.corrupt_images} corrupt images (check with `mgll validate --full`)")
+    echo(f"checkpoint: {summary.checkpoint}")
+    write_json(summary.to_dict(), json_out)
 
 
 def _loss_line(summary) -> str:
