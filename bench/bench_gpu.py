@@ -90,7 +90,7 @@ def step_alone(setup: Setup, dataset: Path) -> dict[str, dict[str, float]]:
     model.to(setup.device).train()
     step = TrainStep(model, MGLLLoss(gather=False), cfg["mean"], cfg["std"], autocast_dtype(setup.device, setup.precision)).to(setup.device)
     runs = {"eager": step, **({"compiled": torch.compile(step)} if setup.compile else {})}
-    optimizer = torch.optim.AdamW(parameter_groups(model, 0.2), lr=1e-5)
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.2, lr=1e-5))
 
     def timed(run) -> float:
         _sync(setup.device)

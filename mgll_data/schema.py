@@ -24,6 +24,7 @@ META_GRANULARITIES = b"mgll.granularities"
 META_PIPELINE = b"mgll.pipeline"
 META_PIPELINE_HASH = b"mgll.pipeline_hash"
 META_HUGGINGFACE = b"huggingface"  # where `datasets` looks for a Parquet file's Features
+META_ITEMS = b"mgll.item_vocabulary"  # optional (1.3.0): every item an items_<granularity> column may hold
 # Optional column: a lossy copy of `image` for fast training loaders (pipeline `image.training_format`).
 TRAINING_IMAGE = "image_train"
 
@@ -100,6 +101,16 @@ def text_column(granularity: str, version: str = CURRENT_VERSION) -> str:
     return contract(version)["granularity_column_prefix"] + granularity
 
 
+def item_column(granularity: str, version: str = CURRENT_VERSION) -> str:
+    return contract(version)["granularity_items_prefix"] + granularity
+
+
+def item_granularities(granularities: list[str], version: str = CURRENT_VERSION) -> list[str]:
+    """The granularities, in order, that carry an optional items column (the report-derived ones)."""
+    known = set(contract(version).get("item_granularities", ()))
+    return [g for g in granularities if g in known]
+
+
 def base_columns(version: str = CURRENT_VERSION) -> list[Column]:
     return [_column(c) for c in contract(version)["columns"]]
 
@@ -133,9 +144,11 @@ def arrow_schema(
     version: str = CURRENT_VERSION,
     pipeline_hash: str = "",
     training_image: bool = False,
+    item_vocabulary: list[str] | None = None,
 ) -> pa.Schema:
     """The Arrow schema of the data shards, with the contract's file metadata and the Hugging Face features
-    attached; `training_image` adds the optional `image_train` column (the image's type and feature).
+    attached; `training_image` adds the optional `image_train` column (the image's type and feature),
+    `item_vocabulary` the optional `items_<granularity>` columns and the key listing every item.
 
     Every field is declared nullable, as `datasets` declares them: it applies a shard's features (the
     `Image` of `image`) only to fields equal to its own, nullability included. The contract's required
@@ -145,6 +158,10 @@ def arrow_schema(
     if training_image:
         fields.append(pa.field(TRAINING_IMAGE, next(f.type for f in fields if f.name == "image")))
         features[TRAINING_IMAGE] = features["image"]
+    if item_vocabulary is not None:
+        for granularity in item_granularities(granularities, version):
+            fields.append(pa.field(item_column(granularity, version), pa.list_(pa.string())))
+            features[item_column(granularity, version)] = [_feature("string")]
     metadata = {
         META_SCHEMA_VERSION: schema_version(version).encode(),
         META_VOCABULARY: json.dumps(list(vocabulary)).encode(),
@@ -153,6 +170,8 @@ def arrow_schema(
         META_PIPELINE_HASH: pipeline_hash.encode(),
         META_HUGGINGFACE: json.dumps({"info": {"features": features}}).encode(),
     }
+    if item_vocabulary is not None:
+        metadata[META_ITEMS] = json.dumps(list(item_vocabulary)).encode()
     return pa.schema(fields, metadata=metadata)
 
 
@@ -181,6 +200,8 @@ def read_metadata(schema: pa.Schema) -> dict[str, Any]:
         out["pipeline"] = raw[META_PIPELINE].decode()
     if META_PIPELINE_HASH in raw:
         out["pipeline_hash"] = raw[META_PIPELINE_HASH].decode()
+    if META_ITEMS in raw:
+        out["item_vocabulary"] = json.loads(raw[META_ITEMS])
     if META_HUGGINGFACE in raw:
         try:
             out["huggingface_features"] = json.loads(raw[META_HUGGINGFACE])["info"]["features"]

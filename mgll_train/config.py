@@ -42,6 +42,8 @@ class TrainConfig:
     max_steps: int | None = None
     epochs: int | None = None
     lr: float = 5e-4
+    text_lr_scale: float | None = None  # text tower lr / lr; None: 0.1 for a pretrained tower, 1 for a random one
+    freeze_text: bool = False
     weight_decay: float = 0.2
     warmup_steps: int | None = None
     min_lr_ratio: float = 0.0
@@ -91,6 +93,8 @@ def _check(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"max-corrupt-fraction must be between 0 and 1, got {config.max_corrupt_fraction}")
     if config.lr <= 0:
         raise ConfigError(f"lr must be positive, got {config.lr}")
+    if config.text_lr_scale is not None and config.text_lr_scale <= 0:
+        raise ConfigError(f"text-lr-scale must be positive (use --freeze-text to freeze), got {config.text_lr_scale}")
     if isinstance(config.granularities, str):
         config.granularities = parse_granularities(config.granularities)
     return config

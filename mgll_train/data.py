@@ -52,6 +52,8 @@ class DatasetInfo:
     schema_version: str
     num_rows: int
     fingerprint: str
+    # every item an items_<granularity> column may hold (schema 1.3); empty for datasets without items
+    item_vocabulary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,18 @@ def open_dataset(path: Path) -> DatasetInfo:
         schema_version=first_meta["schema_version"],
         num_rows=rows,
         fingerprint=digest.hexdigest()[:16],
+        item_vocabulary=_item_vocabulary(shards, first_meta),
     )
+
+
+def _item_vocabulary(shards: tuple[Path, ...], meta: dict[str, Any]) -> tuple[str, ...]:
+    """The dataset's item vocabulary when every shard has the item columns of its granularities, else ()."""
+    vocabulary = tuple(meta.get("item_vocabulary") or ())
+    wanted = [schema.item_column(g) for g in schema.item_granularities(list(meta["granularities"]))]
+    if not vocabulary or not wanted:
+        return ()
+    everywhere = all(set(wanted) <= set(pq.ParquetFile(s).schema_arrow.names) for s in shards)
+    return vocabulary if everywhere else ()
 
 
 def split_counts(info: DatasetInfo) -> dict[str, int]:
@@ -216,11 +229,15 @@ class Row:
     texts: tuple[str | None, ...]
     tokens: tuple[list[int] | None, ...]
     text_ids: tuple[int, ...]
+    items: tuple[tuple[int, ...], ...] | None = None  # per granularity, item indices (None: no items)
 
 
 class ParquetImageText(IterableDataset):
     """Samples {pixels, view, labels, texts, tokens, text_ids, image_id, corrupt_before, position} streamed
     from the shards; corrupt_before lists the ids of undecodable rows skipped just before this sample.
+
+    With schema-1.3 item columns, samples also carry `items`: per granularity the indices of its items in
+    the dataset's item vocabulary (empty for a granularity without items).
 
     `position` is (slot, rows of the stream handed out so far): what a checkpoint stores so a resumed run
     continues each slot's stream exactly (`resume_positions`), corrupt rows included.
@@ -267,6 +284,9 @@ class ParquetImageText(IterableDataset):
         self.resume_positions = dict(resume_positions or {})
         self.batch_size = batch_size
         self.text_columns = [schema.text_column(g) for g in self.granularities]
+        with_items = set(schema.item_granularities(list(self.granularities))) if info.item_vocabulary else set()
+        self.item_columns = {g: schema.item_column(g) for g in self.granularities if g in with_items}
+        self.item_index = {item: j for j, item in enumerate(info.item_vocabulary)}
 
     def _slot(self) -> tuple[int, int, int]:
         worker = get_worker_info()
@@ -293,7 +313,7 @@ class ParquetImageText(IterableDataset):
             wanted = wanted[unit.part :: unit.parts]
             if len(wanted) == 0:
                 return None, wanted
-            columns = ["image_id", self.image_column, "labels", *self.text_columns]
+            columns = ["image_id", self.image_column, "labels", *self.text_columns, *self.item_columns.values()]
             return parquet.read_row_group(unit.row_group, columns=columns, use_threads=False), wanted
 
     def _read_unit(self, unit: Unit) -> list[Row]:
@@ -308,6 +328,7 @@ class ParquetImageText(IterableDataset):
         distinct = list(dict.fromkeys(t for row in texts for t in row if t is not None))
         ids = dict(zip(distinct, self.tokens(distinct))) if self.tokens is not None else {}
         hashes = {t: text_id(t) for t in distinct}
+        items = self._item_rows(small) if self.item_columns else [None] * len(wanted)
         return [
             Row(
                 image_id=image_id,
@@ -316,9 +337,21 @@ class ParquetImageText(IterableDataset):
                 texts=row,
                 tokens=tuple(ids.get(t) if t is not None else None for t in row),
                 text_ids=tuple(hashes[t] if t is not None else -1 for t in row),
+                items=items[i],
             )
             for i, (index, image_id, row) in enumerate(zip(wanted, small.column("image_id").to_pylist(), texts))
         ]
+
+    def _item_rows(self, table: pa.Table) -> list[tuple[tuple[int, ...], ...]]:
+        """Per row, per granularity, the indices of its items (items outside the vocabulary are dropped)."""
+        columns = {g: table.column(c).to_pylist() for g, c in self.item_columns.items()}
+        empty = [()] * table.num_rows
+        per_level = [
+            [tuple(self.item_index[x] for x in (items or ()) if x in self.item_index) for items in columns[g]]
+            if g in columns else empty
+            for g in self.granularities
+        ]
+        return list(zip(*per_level))
 
     def _epoch_rows(self, units: list[Unit], slot: int, slots: int, epoch: int) -> Iterator[Row]:
         shuffled = self.shuffle_buffer > 1
@@ -367,6 +400,7 @@ class ParquetImageText(IterableDataset):
                     "texts": row.texts,
                     "tokens": row.tokens,
                     "text_ids": row.text_ids,
+                    "items": row.items,
                     "image_id": row.image_id,
                     "corrupt_before": corrupt,
                     "position": (slot, index),
@@ -392,8 +426,20 @@ class Collator:
     tower always runs (DDP needs every parameter in the graph).
     """
 
-    def __init__(self, pad_id: int = 0) -> None:
+    def __init__(self, pad_id: int = 0, items: int = 0) -> None:
         self.pad_id = pad_id
+        self.items = items  # size of the dataset's item vocabulary; 0: the batch carries no items
+
+    def _items(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """items [K, N, M] uint8: multi-hot per granularity over the item vocabulary (the same columns on
+        every rank, so the loss can gather them)."""
+        if not self.items:
+            return {}
+        multi_hot = torch.zeros((len(samples[0]["tokens"]), len(samples), self.items), dtype=torch.uint8)
+        for i, sample in enumerate(samples):
+            for k, indices in enumerate(sample["items"] or ()):
+                multi_hot[k, i, list(indices)] = 1
+        return {"items": multi_hot}
 
     def _texts(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         granularities, batch = len(samples[0]["tokens"]), len(samples)
@@ -427,6 +473,7 @@ class Collator:
             "views": view_tensor([s["view"] for s in samples]),
             "labels": torch.stack([s["labels"] for s in samples]),
             **self._texts(samples),
+            **self._items(samples),
             "image_ids": [s["image_id"] for s in samples],
             "corrupt": [image_id for s in samples for image_id in s["corrupt_before"]],
             "positions": {slot: max(p for q, p in positions if q == slot) for slot, _ in positions},

@@ -3,45 +3,52 @@
 Kept apart from the training loop, as in open_clip, so it can be tested and benchmarked on bare
 tensors. Notation: a batch of N images, K text granularities, `s^k_ij = scale * <img_i, txt^k_j>`.
 
-Which pairs are positives (the "match" M^k_ij), and why
-    Both sample i and sample j must have a text at granularity k (text_mask), and at least one of
-      (a) i == j                      -- an image always matches its own text;
-      (b) i and j share a positive label (multi-label overlap: labels_i . labels_j > 0);
-      (c) their texts at k are identical (text_ids equal and >= 0).
-    (b) is the method: chest X-rays with "effusion" and "effusion, atelectasis" are soft positives even
-    though their texts differ. (c) is what rows WITHOUT positive labels fall back on: two "no finding"
-    reports match when their texts at that granularity are identical, and not otherwise. A labelled
-    and an unlabelled sample never match through labels. (c) also applies to labelled rows, because
-    an identical string cannot coherently be a positive for one image and a negative for another:
-    coarse granularities ("abnormal", "chest radiograph, PA view") match every image they describe.
-    Soft targets W^k = M^k row-normalised: each positive gets equal weight 1/|positives of i|.
+Targets: each granularity from its own items
+    Granularity k describes an image by a set of items I^k_i: the label set at `disease` / `category`,
+    and at the free-text levels the items that text carries (a finding with its side and size in a
+    `description`, a finding with its severity in an `explanation`). Two images are alike at k as far
+    as their item sets overlap, so the target strength is the Jaccard index
+        T^k_ij = |I^k_i & I^k_j| / |I^k_i | I^k_j|,
+    raised to 1 when i == j or when their texts at k are identical (text_ids equal and >= 0) -- the
+    fallback for rows without items, e.g. two "no finding" reports. Both i and j must have a text at k
+    (text_mask), else T^k_ij = 0. An image with "effusion" and one with "effusion, atelectasis" are
+    half-positives at `disease`; the same two images are strangers at `description` if one effusion
+    is "small, left" and the other "large, right". Items are passed per granularity as a multi-hot
+    [K, N, M] tensor (nonzero = the item is present). A dataset that carries only labels passes them as
+    [N, L]: they are the items of the granularities flagged in `label_levels` (default: all), and the
+    other granularities fall back on identical text. Soft CLIP targets are T^k row-normalised (W^k).
+    kind="clip" uses T = identity.
 
 Masking
     A sample without a text at granularity k (text_mask[k, i] False) is removed from granularity k
     entirely -- as a row and as a column, in both directions and in the BCE -- so granularity k is
-    computed exactly as if the batch were the samples that have it. It also leaves row i's sKL
-    mixture. Rows and columns are masked by weights / a finite fill, never by -inf, so no term can
-    produce NaN (a row with everything masked contributes an exact 0 with a live graph).
+    computed exactly as if the batch were the samples that have it. Rows and columns are masked by
+    weights / a finite fill, never by -inf, so no term can produce NaN (a row with everything masked
+    contributes an exact 0 with a live graph). Masks are multiplications and `where`s, never Python
+    branches on tensor values, so the loss compiles as one graph (torch.compile fullgraph).
 
 Terms (each computed per granularity, then averaged over the granularities with >= 1 sample)
-    soft_clip: per valid row, the cross-entropy H(W^k_i., softmax_j s^k_i.) -- i.e. minus the mean,
-        over row i's positives, of their log-probability -- for image->text rows and for text->image
-        rows; the sum of both directions is divided by 2 * |V_k| (V_k: samples having granularity k).
-    point: binary cross-entropy of sigmoid(s^k_ij) against M^k_ij, mean over all |V_k|^2 valid pairs
-        (one direction: the pair set is the same both ways).
-    skl: P^k_i = softmax_j s^k_i. (image->text rows, over granularity k's valid columns);
-        M_i = mean of P^k_i over the K_i granularities row i has; sKL_i = sum_k KL(P^k_i || M_i),
-        from log-softmax values, so it is finite and in [0, K_i log K_i]. Mean over rows with
-        K_i >= 2 (a row with one granularity has nothing to be consistent with).
+    soft_clip: per valid row, the cross-entropy H(W^k_i., softmax_j s^k_i.) for image->text rows and
+        for text->image rows; the sum of both directions is divided by 2 * |V_k| (V_k: samples having
+        granularity k).
+    point: binary cross-entropy of sigmoid(s^k_ij + b) against T^k_ij, mean over all |V_k|^2 valid
+        pairs (one direction: the pair set is the same both ways). b is a learnable logit bias, as in
+        SigLIP, scalar or one per granularity, best initialised at the log-odds of the targets' mean
+        (`logit_bias_prior`): without it, with ~30% positive pairs, pushing every similarity to one
+        constant lowers the BCE without telling any pair apart, and the embeddings collapse.
+    skl: P^k_i = softmax_j s^k_i. over the columns C_i that have every granularity row i has (for two
+        granularities: the columns both have), M_i = mean of P^k_i over the K_i granularities row i
+        has; sKL_i = sum_k KL(P^k_i || M_i), from log-softmax values, so it is finite and in
+        [0, K_i log K_i], and exactly 0 when the granularities agree, whatever texts are missing.
+        Mean over rows with K_i >= 2 (a row with one granularity has nothing to be consistent with).
     loss = alpha_clip * soft_clip + alpha_point * point + alpha_kl * skl
-    kind="clip": the same code with M = identity -> symmetric InfoNCE; returns "loss" == "clip".
 
 Logits are computed in float32 (float64 stays float64) with autocast off: at scale 100 a bf16 matmul
 moves logits by ~0.4. In a single process the text->image logits are the transposed image->text ones
 (one matmul); under torch.distributed they are a second local-rows x global-columns product.
 
 Multi-GPU (gather=True under torch.distributed): each rank's features are gathered with gradient
-and its labels / ids / masks without, and the loss is local rows x global columns in both directions.
+and its items / ids / masks without, and the loss is local rows x global columns in both directions.
 Every sum is divided by the GLOBAL count and multiplied by the world size, so the per-rank values
 average to the full-batch loss and -- since DDP averages gradients -- the trainer gets exactly the
 full-batch gradient. The value on one rank is therefore a per-rank estimate; log
@@ -50,6 +57,7 @@ full-batch gradient. The value on one rank is therefore a per-rank estimate; log
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -66,12 +74,12 @@ _MASKED = torch.finfo(torch.float32).min
 
 @dataclass(frozen=True)
 class _Pairing:
-    """What decides the positives: masks, positive labels and text ids of local rows and all columns."""
+    """What decides the targets: masks, items and text ids of local rows and all columns."""
 
     valid_rows: torch.Tensor  # [K, n] bool
     valid_cols: torch.Tensor  # [K, G] bool
-    positives_rows: torch.Tensor  # [n, L] bool
-    positives_cols: torch.Tensor  # [G, L] bool
+    items_rows: torch.Tensor  # [K, n, M] float, 0/1
+    items_cols: torch.Tensor  # [K, G, M] float, 0/1
     ids_rows: torch.Tensor  # [K, n] long
     ids_cols: torch.Tensor  # [K, G] long
     row_offset: int  # global index of local row 0
@@ -90,23 +98,49 @@ class _Batch:
     cols_are_rows: bool  # single process: text->image logits are the transposed image->text ones
 
 
-def match_matrix(
-    labels: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor
+# Granularities whose items are the image's label set when a dataset carries no per-level items.
+LABEL_LEVELS = ("category", "disease")
+
+
+def label_levels(granularities: Sequence[str]) -> list[bool]:
+    """Which of the granularities take the label set as their items (`MGLLLoss(label_levels=...)`)."""
+    return [g in LABEL_LEVELS for g in granularities]
+
+
+def pair_targets(
+    items: torch.Tensor | None,
+    text_ids: torch.Tensor | None,
+    text_mask: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+    levels: Sequence[bool] | None = None,
 ) -> torch.Tensor:
-    """The positives M^k_ij [K, N, N] of a single-process batch (see the module docstring)."""
-    num_k, n = text_mask.shape
-    positives = _positives(labels, n, text_mask.device)
-    ids = _ids(text_ids, num_k, n, text_mask.device)
-    mask = text_mask.bool()
-    return _matches(_Pairing(mask, mask, positives, positives, ids, ids, row_offset=0), soft=True)
+    """The target strengths T^k_ij [K, N, N] in [0, 1] of a single-process batch (module docstring)."""
+    pairing = _single_process_pairing(items, text_ids, text_mask, levels)
+    return _targets(pairing, soft=True, dtype=dtype)
 
 
 def soft_targets(
-    labels: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor
+    items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """The row-normalised soft targets W^k [K, N, N]; rows of masked samples are all zero."""
-    matches = match_matrix(labels, text_ids, text_mask).float()
-    return matches / matches.sum(-1, keepdim=True).clamp(min=1.0)
+    """The row-normalised soft-CLIP targets W^k [K, N, N]; rows of masked samples are all zero."""
+    targets = pair_targets(items, text_ids, text_mask, dtype)
+    return targets / targets.sum(-1, keepdim=True).clamp(min=1.0e-12)
+
+
+def logit_bias_prior(
+    items: torch.Tensor | None,
+    text_ids: torch.Tensor | None,
+    text_mask: torch.Tensor,
+    levels: Sequence[bool] | None = None,
+) -> torch.Tensor:
+    """Log-odds of the mean target over valid pairs, per granularity [K]: the point-wise term's bias
+    at which sigmoid(0 + b) already predicts the batch's share of positives (SigLIP-style start)."""
+    targets = pair_targets(items, text_ids, text_mask, levels=levels)
+    mask = text_mask.bool()
+    pairs = (mask[:, :, None] & mask[:, None, :]).float()
+    mean = (targets * pairs).sum(dim=(1, 2)) / pairs.sum(dim=(1, 2)).clamp(min=1.0)
+    p = mean.clamp(1e-4, 1 - 1e-4)
+    return torch.log(p) - torch.log1p(-p)
 
 
 class MGLLLoss(nn.Module):
@@ -114,7 +148,7 @@ class MGLLLoss(nn.Module):
 
     Example:
         loss_fn = MGLLLoss()
-        out = loss_fn(img, txt, mask, labels, ids, model.logit_scale.exp().clamp(max=100))
+        out = loss_fn(img, txt, mask, items, ids, model.clamped_logit_scale(), model.logit_bias)
         out["loss"].backward()
     """
 
@@ -125,6 +159,7 @@ class MGLLLoss(nn.Module):
         alpha_kl: float = 1.0,
         kind: str = "mgll",
         gather: bool = True,
+        label_levels: Sequence[bool] | None = None,
     ) -> None:
         super().__init__()
         if kind not in LOSS_KINDS:
@@ -134,6 +169,11 @@ class MGLLLoss(nn.Module):
         self.alpha_kl = alpha_kl
         self.kind = kind
         self.gather = gather
+        self.label_levels = None if label_levels is None else [bool(v) for v in label_levels]
+
+    def bias_prior(self, items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor) -> torch.Tensor:
+        """`logit_bias_prior` of a batch as this loss reads it: where to start a learnable logit bias."""
+        return logit_bias_prior(items, text_ids, text_mask, self.label_levels)
 
     def extra_repr(self) -> str:
         if self.kind == "clip":
@@ -148,30 +188,33 @@ class MGLLLoss(nn.Module):
         image_emb: torch.Tensor,
         text_emb: torch.Tensor,
         text_mask: torch.Tensor,
-        labels: torch.Tensor | None,
+        items: torch.Tensor | None,
         text_ids: torch.Tensor | None,
         logit_scale: torch.Tensor,
+        logit_bias: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """image_emb [N,D], text_emb [K,N,D] (both L2-normalised), text_mask bool [K,N], labels [N,L]
-        multi-hot (None: no labels), text_ids long [K,N] (>= 0 present, -1 missing, equal for
-        equal texts ON EVERY RANK -- mgll_train.data.text_id, not Python's salted hash(); None: no text
-        identity), logit_scale a scalar tensor already exp'ed and clamped.
+        """image_emb [N,D], text_emb [K,N,D] (both L2-normalised), text_mask bool [K,N], items multi-hot
+        [K,N,M] per granularity or [N,M] shared (None: no items), text_ids long [K,N] (>= 0 present, -1
+        missing, equal for equal texts ON EVERY RANK -- mgll_train.data.text_id, not Python's salted
+        hash(); None: no text identity), logit_scale a scalar tensor already exp'ed and clamped,
+        logit_bias a scalar or [K] tensor for the point-wise term (None: no bias).
         Returns a dict of scalar tensors."""
-        _check_inputs(image_emb, text_emb, text_mask, labels, text_ids, logit_scale)
+        _check_inputs(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias, self.label_levels)
         with torch.autocast(device_type=image_emb.device.type, enabled=False):
-            batch = _collect(image_emb, text_emb, text_mask, labels, text_ids, self.gather)
+            batch = _collect(image_emb, text_emb, text_mask, items, text_ids, self.gather, self.label_levels)
             scale = torch.as_tensor(logit_scale, device=image_emb.device).to(batch.img_rows.dtype)
             if self.kind == "clip":
-                clip = _clip_terms(batch, scale, soft=False)["soft_clip"]
+                clip = _clip_terms(batch, scale, None, soft=False)["soft_clip"]
                 return {"loss": clip, "clip": clip}
-            terms = _clip_terms(batch, scale, soft=True)
+            bias = None if logit_bias is None else logit_bias.to(batch.img_rows.dtype)
+            terms = _clip_terms(batch, scale, bias, soft=True)
         loss = (
             self.alpha_clip * terms["soft_clip"] + self.alpha_point * terms["point"] + self.alpha_kl * terms["skl"]
         )
         return {"loss": loss, **terms}
 
 
-def _check_inputs(image_emb, text_emb, text_mask, labels, text_ids, logit_scale) -> None:
+def _check_inputs(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias, levels) -> None:
     """Shape errors here name the argument; deep inside an einsum they would not."""
     if image_emb.dim() != 2:
         raise ValueError(f"image_emb must be [N, D], got shape {tuple(image_emb.shape)}")
@@ -183,18 +226,33 @@ def _check_inputs(image_emb, text_emb, text_mask, labels, text_ids, logit_scale)
         raise ValueError("text_emb has no granularities (K = 0)")
     if tuple(text_mask.shape) != (k, n):
         raise ValueError(f"text_mask must be [{k}, {n}], got {tuple(text_mask.shape)}")
-    if labels is not None and (labels.dim() != 2 or labels.shape[0] != n):
-        raise ValueError(f"labels must be [{n}, L], got {tuple(labels.shape)}")
+    if items is not None and not (
+        (items.dim() == 2 and items.shape[0] == n) or (items.dim() == 3 and tuple(items.shape[:2]) == (k, n))
+    ):
+        raise ValueError(f"items must be [{k}, {n}, M] or [{n}, M], got {tuple(items.shape)}")
     if text_ids is not None and tuple(text_ids.shape) != (k, n):
         raise ValueError(f"text_ids must be [{k}, {n}], got {tuple(text_ids.shape)}")
     if torch.is_tensor(logit_scale) and logit_scale.numel() != 1:
         raise ValueError(f"logit_scale must be a scalar, got shape {tuple(logit_scale.shape)}")
+    if logit_bias is not None and logit_bias.numel() not in (1, k):
+        raise ValueError(f"logit_bias must be a scalar or [{k}], got shape {tuple(logit_bias.shape)}")
+    if levels is not None and len(levels) != k:
+        raise ValueError(f"label_levels has {len(levels)} entries for {k} granularities")
 
 
-def _positives(labels: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
-    if labels is None:
-        return torch.zeros((n, 0), dtype=torch.bool, device=device)
-    return labels > 0
+def _level_items(
+    items: torch.Tensor | None, num_k: int, n: int, device: torch.device, levels: Sequence[bool] | None
+) -> torch.Tensor:
+    """Items as float 0/1 [K, n, M]; labels [n, M] go to the label levels, None becomes an empty set."""
+    if items is None:
+        return torch.zeros((num_k, n, 0), device=device)
+    present = (items > 0).float()
+    if items.dim() == 3:
+        return present
+    shared = present.unsqueeze(0).expand(num_k, -1, -1)
+    if levels is None:
+        return shared
+    return shared * torch.tensor(levels, dtype=present.dtype, device=device)[:, None, None]
 
 
 def _ids(text_ids: torch.Tensor | None, num_k: int, n: int, device: torch.device) -> torch.Tensor:
@@ -203,38 +261,45 @@ def _ids(text_ids: torch.Tensor | None, num_k: int, n: int, device: torch.device
     return text_ids.long()
 
 
-def _collect(image_emb, text_emb, text_mask, labels, text_ids, gather: bool) -> _Batch:
+def _single_process_pairing(items, text_ids, text_mask, levels) -> _Pairing:
+    num_k, n = text_mask.shape
+    device = text_mask.device
+    level_items = _level_items(items, num_k, n, device, levels)
+    ids = _ids(text_ids, num_k, n, device)
+    mask = text_mask.bool()
+    return _Pairing(mask, mask, level_items, level_items, ids, ids, row_offset=0)
+
+
+def _collect(image_emb, text_emb, text_mask, items, text_ids, gather: bool, levels) -> _Batch:
     """Local rows plus every rank's columns (one feature gather with grad, one metadata gather)."""
     num_k, n, _ = text_emb.shape
-    device = image_emb.device
     compute_dtype = torch.promote_types(torch.promote_types(image_emb.dtype, text_emb.dtype), torch.float32)
     img = image_emb.to(compute_dtype)
     txt = text_emb.to(compute_dtype)
-    mask = text_mask.bool()
-    positives = _positives(labels, n, device)
-    ids = _ids(text_ids, num_k, n, device)
+    local = _single_process_pairing(items, text_ids, text_mask.to(image_emb.device), levels)
     if not (gather and distributed.is_distributed()):
-        pairing = _Pairing(mask, mask, positives, positives, ids, ids, row_offset=0)
-        return _Batch(img, txt, img, txt, pairing, world=1, cols_are_rows=True)
+        return _Batch(img, txt, img, txt, local, world=1, cols_are_rows=True)
 
-    sizes = distributed.gathered_sizes(n, device)
+    sizes = distributed.gathered_sizes(n, image_emb.device)
     features = torch.cat([img.unsqueeze(1), txt.transpose(0, 1)], dim=1)  # [n, K+1, D]
     all_features, offset = distributed.gather_rows(features, with_grad=True, sizes=sizes)
-    meta = torch.cat([positives.long(), ids.t(), mask.t().long()], dim=1)  # [n, L + 2K]
+    num_items = local.items_rows.shape[2]
+    flat_items = local.items_rows.transpose(0, 1).reshape(n, num_k * num_items).long()
+    meta = torch.cat([flat_items, local.ids_rows.t(), local.valid_rows.t().long()], dim=1)  # [n, K*M + 2K]
     all_meta, _ = distributed.gather_rows(meta, with_grad=False, sizes=sizes)
-    num_labels = positives.shape[1]
+    width = num_k * num_items
     return _Batch(
         img_rows=img,
         txt_rows=txt,
         img_cols=all_features[:, 0],
         txt_cols=all_features[:, 1:].transpose(0, 1),
         pairing=_Pairing(
-            valid_rows=mask,
-            valid_cols=all_meta[:, num_labels + num_k :].t().bool(),
-            positives_rows=positives,
-            positives_cols=all_meta[:, :num_labels].bool(),
-            ids_rows=ids,
-            ids_cols=all_meta[:, num_labels : num_labels + num_k].t(),
+            valid_rows=local.valid_rows,
+            valid_cols=all_meta[:, width + num_k :].t().bool(),
+            items_rows=local.items_rows,
+            items_cols=all_meta[:, :width].reshape(-1, num_k, num_items).transpose(0, 1).float(),
+            ids_rows=local.ids_rows,
+            ids_cols=all_meta[:, width : width + num_k].t(),
             row_offset=offset,
         ),
         world=len(sizes),
@@ -242,67 +307,72 @@ def _collect(image_emb, text_emb, text_mask, labels, text_ids, gather: bool) -> 
     )
 
 
-def _matches(p: _Pairing, soft: bool) -> torch.Tensor:
-    """M^k_ij [K, n, G] for local rows i and global columns j: the module docstring's rule (soft) or
-    the identity (CLIP)."""
+def _targets(p: _Pairing, soft: bool, dtype: torch.dtype) -> torch.Tensor:
+    """T^k_ij [K, n, G] for local rows i and global columns j: the module docstring's rule (soft) or
+    the identity (CLIP); 0 wherever i or j lacks granularity k."""
     n, g = p.valid_rows.shape[1], p.valid_cols.shape[1]
     device = p.valid_rows.device
     rows = torch.arange(n, device=device) + p.row_offset
-    same_sample = rows[:, None] == torch.arange(g, device=device)[None, :]
-    both_present = p.valid_rows[:, :, None] & p.valid_cols[:, None, :]
+    same_sample = (rows[:, None] == torch.arange(g, device=device)[None, :]).to(dtype)
+    both_present = (p.valid_rows[:, :, None] & p.valid_cols[:, None, :]).to(dtype)
     if not soft:
-        return both_present & same_sample
-    shared_label = (p.positives_rows.float() @ p.positives_cols.float().t()) > 0
-    same_text = (p.ids_rows[:, :, None] == p.ids_cols[:, None, :]) & (p.ids_rows[:, :, None] >= 0)
-    return both_present & (same_sample | shared_label | same_text)
+        return both_present * same_sample
+    items_rows, items_cols = p.items_rows.to(dtype), p.items_cols.to(dtype)
+    shared = torch.einsum("knm,kgm->kng", items_rows, items_cols)
+    union = items_rows.sum(-1)[:, :, None] + items_cols.sum(-1)[:, None, :] - shared
+    jaccard = shared / union.clamp(min=1.0)
+    same_text = ((p.ids_rows[:, :, None] == p.ids_cols[:, None, :]) & (p.ids_rows[:, :, None] >= 0)).to(dtype)
+    return both_present * torch.maximum(jaccard, torch.maximum(same_text, same_sample))
 
 
 def _per_granularity_mean(sums: torch.Tensor, counts: torch.Tensor, world: int) -> torch.Tensor:
     """Average of sums[k] / counts[k] over the granularities present (counts > 0), times world."""
-    present = counts > 0
+    present = (counts > 0).to(sums.dtype)
     per_k = sums / counts.clamp(min=1)
     return world * (per_k * present).sum() / present.sum().clamp(min=1)
 
 
-def _column_log_softmax(logits: torch.Tensor, valid_cols: torch.Tensor) -> torch.Tensor:
-    """log-softmax over the valid columns; masked columns come out near _MASKED (finite, never -inf)."""
-    return F.log_softmax(logits.masked_fill(~valid_cols[:, None, :], _MASKED), dim=-1)
+def _column_log_softmax(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the kept columns; dropped ones come out near _MASKED (finite, never -inf)."""
+    return F.log_softmax(logits.masked_fill(~keep, _MASKED), dim=-1)
 
 
-def _clip_terms(batch: _Batch, scale: torch.Tensor, soft: bool) -> dict[str, torch.Tensor]:
+def _clip_terms(batch: _Batch, scale: torch.Tensor, bias: torch.Tensor | None, soft: bool) -> dict[str, torch.Tensor]:
     """soft_clip / point / skl (soft=True) or the plain CLIP term in "soft_clip" (soft=False)."""
-    matches = _matches(batch.pairing, soft)
     valid_rows, valid_cols = batch.pairing.valid_rows, batch.pairing.valid_cols
     logits_i2t = scale * torch.einsum("nd,kgd->kng", batch.img_rows, batch.txt_cols)
     if batch.cols_are_rows:
         logits_t2i = logits_i2t.transpose(1, 2)
     else:
         logits_t2i = scale * torch.einsum("knd,gd->kng", batch.txt_rows, batch.img_cols)
-    targets = matches.to(logits_i2t.dtype)
-    targets = targets / targets.sum(-1, keepdim=True).clamp(min=1.0)
-    logp_i2t = _column_log_softmax(logits_i2t, valid_cols)
-    logp_t2i = _column_log_softmax(logits_t2i, valid_cols)
+    targets = _targets(batch.pairing, soft, logits_i2t.dtype)
+    weights = targets / targets.sum(-1, keepdim=True).clamp(min=1.0e-12)
+    logp_i2t = _column_log_softmax(logits_i2t, valid_cols[:, None, :])
+    logp_t2i = _column_log_softmax(logits_t2i, valid_cols[:, None, :])
 
     samples_k = valid_cols.sum(-1).to(logits_i2t.dtype)  # |V_k|, global
-    # Two separate products: targets are 0 on masked columns, and 0 * _MASKED is 0, but the sum of two
+    # Two separate products: weights are 0 on masked columns, and 0 * _MASKED is 0, but the sum of two
     # masked log-probabilities would overflow to -inf and 0 * -inf is NaN.
-    clip_sums = -(targets * logp_i2t).sum(dim=(1, 2)) - (targets * logp_t2i).sum(dim=(1, 2))
+    clip_sums = -(weights * logp_i2t).sum(dim=(1, 2)) - (weights * logp_t2i).sum(dim=(1, 2))
     soft_clip = _per_granularity_mean(clip_sums, 2 * samples_k, batch.world)
     if not soft:
         return {"soft_clip": soft_clip}
 
     pair_valid = valid_rows[:, :, None] & valid_cols[:, None, :]
-    bce = F.binary_cross_entropy_with_logits(logits_i2t, matches.to(logits_i2t.dtype), reduction="none")
+    point_logits = logits_i2t if bias is None else logits_i2t + bias.reshape(-1, 1, 1)
+    bce = F.binary_cross_entropy_with_logits(point_logits, targets, reduction="none")
     point_sums = torch.where(pair_valid, bce, 0.0).sum(dim=(1, 2))
     point = _per_granularity_mean(point_sums, samples_k * samples_k, batch.world)
+    return {"soft_clip": soft_clip, "point": point, "skl": _smooth_kl(logits_i2t, batch)}
 
-    return {"soft_clip": soft_clip, "point": point, "skl": _smooth_kl(logp_i2t, batch)}
 
-
-def _smooth_kl(logp: torch.Tensor, batch: _Batch) -> torch.Tensor:
-    """sum_k KL(P^k_i || M_i), M_i the mean of row i's present P^k_i, from log-probabilities only."""
+def _smooth_kl(logits: torch.Tensor, batch: _Batch) -> torch.Tensor:
+    """sum_k KL(P^k_i || M_i) over the columns every granularity of row i has (module docstring)."""
     row_has, valid_cols = batch.pairing.valid_rows, batch.pairing.valid_cols  # [K, n], [K, G]
-    keep = row_has[:, :, None] & valid_cols[:, None, :]  # P^k_ij exists
+    # common[i, j]: column j has every granularity row i has
+    common = (~row_has[:, :, None] | valid_cols[:, None, :]).all(dim=0)  # [n, G]
+    keep = row_has[:, :, None] & common[None]  # P^k_ij exists
+    logp = _column_log_softmax(logits, keep)
     granularities_per_row = row_has.sum(0)  # [n]
     log_mixture = torch.logsumexp(logp.masked_fill(~keep, _MASKED), dim=0) - (
         granularities_per_row.clamp(min=1).to(logp.dtype).log()[:, None]
@@ -313,3 +383,4 @@ def _smooth_kl(logp: torch.Tensor, batch: _Batch) -> torch.Tensor:
     rows_with_pairs = granularities_per_row >= 2
     global_rows = (valid_cols.sum(0) >= 2).sum().to(logp.dtype)
     return batch.world * torch.where(rows_with_pairs, per_row, 0.0).sum() / global_rows.clamp(min=1)
+

@@ -154,7 +154,8 @@ def load_tokenizer(folder: str | Path):
 
 
 class MGLLModel(nn.Module):
-    """Vision + text towers with linear projections to `embed_dim` and a learnable temperature."""
+    """Vision + text towers with linear projections to `embed_dim`, a learnable temperature and, for the
+    MGLL loss, a learnable point-wise logit bias per text granularity (`text_levels` > 0)."""
 
     def __init__(
         self,
@@ -164,6 +165,7 @@ class MGLLModel(nn.Module):
         *,
         vision_pool: str | None = None,
         interpolate_pos_encoding: bool = False,
+        text_levels: int = 0,
     ) -> None:
         super().__init__()
         self.vision = _without_pooler(vision)
@@ -176,6 +178,11 @@ class MGLLModel(nn.Module):
         self.vision_proj = nn.Linear(_feature_dim(vision.config), embed_dim, bias=False)
         self.text_proj = nn.Linear(_feature_dim(text.config), embed_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.text_levels = text_levels
+        if text_levels:
+            self.logit_bias = nn.Parameter(torch.zeros(text_levels))
+        else:
+            self.register_parameter("logit_bias", None)
 
     def tower_spec(self) -> dict[str, Any]:
         """Everything needed to rebuild this architecture (random weights) before loading a checkpoint."""
@@ -185,6 +192,7 @@ class MGLLModel(nn.Module):
             "embed_dim": self.embed_dim,
             "vision_pool": self.vision_pool,
             "interpolate_pos_encoding": self.interpolate_pos_encoding,
+            "text_levels": self.text_levels,
         }
 
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
@@ -273,18 +281,25 @@ def build_towers(vision: str, text: str | None, image_size: int) -> tuple[nn.Mod
         raise ModelError(f"text model {text!r} is neither a name ({', '.join(TEXT_PRESETS)}) nor an existing folder")
     else:
         text_tower = _from_folder(tokenizer_dir, "text")
-    info = {"tokenizer_dir": str(tokenizer_dir), "image_size": image_size, "mean": list(mean), "std": list(std)}
+    info = {
+        "tokenizer_dir": str(tokenizer_dir), "image_size": image_size, "mean": list(mean), "std": list(std),
+        "text_pretrained": text != "tiny",
+    }  # fmt: skip
     return vision_tower, text_tower, info
 
 
 def build_model(
-    vision: str, text: str | None = None, embed_dim: int = 256, *, image_size: int = 224
+    vision: str, text: str | None = None, embed_dim: int = 256, *, image_size: int = 224, text_levels: int = 0
 ) -> tuple[MGLLModel, dict[str, Any]]:
     """(model, image_processor_cfg): vision is a preset name or a local folder; text a folder, "tiny", or
-    "minilm" / None for the packaged MiniLM. image_processor_cfg holds image_size, mean, std and tokenizer_dir."""
+    "minilm" / None for the packaged MiniLM; text_levels the granularities that get a point-wise logit bias
+    (0: none). image_processor_cfg holds image_size, mean, std, tokenizer_dir and whether the text tower is
+    pretrained."""
     vision_tower, text_tower, info = build_towers(vision, text, image_size)
     vision_size = getattr(vision_tower.config, "image_size", image_size)
-    model = MGLLModel(vision_tower, text_tower, embed_dim, interpolate_pos_encoding=vision_size != image_size)
+    model = MGLLModel(
+        vision_tower, text_tower, embed_dim, interpolate_pos_encoding=vision_size != image_size, text_levels=text_levels
+    )
     return model, info
 
 
@@ -302,6 +317,7 @@ def model_from_spec(spec: dict[str, Any]) -> MGLLModel:
         int(spec["embed_dim"]),
         vision_pool=spec.get("vision_pool"),
         interpolate_pos_encoding=bool(spec.get("interpolate_pos_encoding", False)),
+        text_levels=int(spec.get("text_levels", 0)),
     )
 
 
@@ -316,14 +332,20 @@ def unwrap(model: nn.Module) -> MGLLModel:
         model = inner
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: no decay on biases, norm weights (1-D) and the temperature, as CLIP trains them."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
+def parameter_groups(model: nn.Module, weight_decay: float, lr: float, text_lr: float | None = None) -> list[dict[str, Any]]:
+    """AdamW groups: no decay on biases, norm weights (1-D) and the temperature, as CLIP trains them; the
+    text tower (not its projection) at `text_lr` (default `lr`), since a pretrained text encoder at an
+    image tower's rate forgets its language. Frozen parameters are left out."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in unwrap(model).named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or "logit_scale" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        no_decay = param.ndim < 2 or "logit_scale" in name
+        groups.setdefault((name.startswith("text."), no_decay), []).append(param)
+    return [
+        {"params": params, "weight_decay": 0.0 if no_decay else weight_decay, "lr": text_lr if is_text and text_lr else lr}
+        for (is_text, no_decay), params in sorted(groups.items())
+    ]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -22,6 +22,8 @@ from mgll_train.transform import finish_batch
 
 # What a batch must carry onto the device for the step; the rest (ids, positions) stays on the host.
 STEP_KEYS = ("pixels", "views", "labels", "input_ids", "attention_mask", "text_index", "text_mask", "text_ids")
+# and what it carries when the dataset has it: per-granularity items (schema 1.3)
+OPTIONAL_STEP_KEYS = ("items",)
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -65,15 +67,25 @@ class TrainStep(nn.Module):
                 pixels, batch["input_ids"], batch["attention_mask"], batch["text_index"], batch["text_mask"]
             )
         return self.loss_fn(
-            image_emb.float(), text_emb.float(), batch["text_mask"], batch["labels"], batch["text_ids"], scale.float()
+            image_emb.float(), text_emb.float(), batch["text_mask"], step_items(batch), batch["text_ids"], scale.float(),
+            self.model.logit_bias,
         )
 
 
+def step_items(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What the loss builds targets from: the dataset's per-granularity items [K, N, M] when it has them,
+    else the labels [N, L] (which the loss gives to its label levels)."""
+    return batch["items"] if "items" in batch else batch["labels"]
+
+
 def build_step(
-    model: MGLLModel, config: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device, local_rank: int, world: int
+    model: MGLLModel, config: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device, local_rank: int, world: int,
+    levels: Sequence[bool] | None = None,
 ) -> nn.Module:
-    """The micro-step for a run's config, on its device, DDP-wrapped across ranks and compiled when asked."""
-    loss_fn = MGLLLoss(config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1)
+    """The micro-step for a run's config, on its device, DDP-wrapped across ranks and compiled when asked.
+    `levels`: which granularities take the batch's labels as their items (loss.label_levels)."""
+    loss_fn = MGLLLoss(config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1,
+                       label_levels=levels)  # fmt: skip
     step: nn.Module = TrainStep(model, loss_fn, mean, std, autocast_dtype(device, config.precision), augment=config.augment)
     step.to(device)
     if world > 1:
@@ -85,4 +97,5 @@ def build_step(
 
 def to_device(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
     """The step's tensors on the device; non-blocking, so a pinned batch copies while the GPU works."""
-    return {key: batch[key].to(device, non_blocking=True) for key in STEP_KEYS}
+    keys = STEP_KEYS + tuple(k for k in OPTIONAL_STEP_KEYS if k in batch)
+    return {key: batch[key].to(device, non_blocking=True) for key in keys}

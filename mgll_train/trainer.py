@@ -19,6 +19,7 @@ A damaged newest checkpoint is skipped with a warning (checkpoint.load_newest_in
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 import time
@@ -52,7 +53,8 @@ from mgll_train.data import (
     open_dataset,
     split_counts,
 )
-from mgll_train.loop import Loop
+from mgll_train.loop import Loop, next_batch
+from mgll_train.loss import label_levels, logit_bias_prior
 from mgll_train.model import (
     build_model,
     count_parameters,
@@ -62,7 +64,7 @@ from mgll_train.model import (
 )
 from mgll_train.run_log import MetricsLog, StopRun, StreamState, truncate_metrics
 from mgll_train.schedule import WarmupCosine
-from mgll_train.step import build_step
+from mgll_train.step import build_step, step_items
 
 
 class TrainError(Exception):
@@ -228,7 +230,7 @@ def _start_loader(
     )
     loader = build_loader(
         dataset,
-        Collator(tokens.pad_id),
+        Collator(tokens.pad_id, items=len(plan.info.item_vocabulary)),
         batch_size=config.batch_size,
         workers=config.workers,
         pin_memory=device.type == "cuda",
@@ -236,13 +238,25 @@ def _start_loader(
     return iter(loader)
 
 
+def _text_lr_scale(config: TrainConfig, image_cfg: dict[str, Any]) -> float:
+    if config.text_lr_scale is not None:
+        return float(config.text_lr_scale)
+    return 0.1 if image_cfg.get("text_pretrained") else 1.0
+
+
 def _build(config: TrainConfig, plan: Plan, device: torch.device, resume: Resume | None, echo):
     """(model, image settings, optimizer, scheduler), restored from `resume` when given."""
-    model, image_cfg = build_model(config.model, config.text_model, config.embed_dim, image_size=config.image_size)
+    levels = len(plan.granularities) if config.loss == "mgll" else 0  # one point-wise logit bias per level
+    model, image_cfg = build_model(
+        config.model, config.text_model, config.embed_dim, image_size=config.image_size, text_levels=levels
+    )
     if config.grad_checkpointing:
         model.set_grad_checkpointing(True)
+    if config.freeze_text:
+        model.text.requires_grad_(False)
     model.to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+    groups = parameter_groups(model, config.weight_decay, config.lr, config.lr * _text_lr_scale(config, image_cfg))
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6)
     schedule = WarmupCosine(plan.warmup, plan.steps, config.min_lr_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     if resume is not None:
@@ -283,6 +297,19 @@ def _write_run_files(run_dir: Path, config: TrainConfig, record: dict[str, Any],
     save_tokenizer(run_dir, tokenizer_folder(config.text_model))
 
 
+def _start_logit_bias(model, batches: Iterator, granularities: list[str], split: str, device: torch.device) -> Iterator:
+    """Set the point-wise logit bias to the log-odds of the first batch's targets (averaged over ranks), as
+    SigLIP starts its bias at the prior; that batch is then trained on as usual."""
+    try:
+        first = next_batch(batches, StreamState(), split)  # a scratch state: the loop records the batch itself
+    except StopRun as exc:
+        raise TrainError(str(exc)) from None
+    prior = logit_bias_prior(step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities))
+    with torch.no_grad():
+        model.logit_bias.copy_(distributed.all_reduce_mean(prior.to(device)))
+    return itertools.chain([first], batches)
+
+
 def _restore_rng(resume: Resume | None, config: TrainConfig, rank: int) -> None:
     if resume is None:
         return
@@ -312,10 +339,13 @@ def train(
     batches = _start_loader(config, plan, dist_info, device, start_step, positions)
     _seed_everything(config.seed + dist_info.rank)  # after the loader drew its base seed
     model, image_cfg, optimizer, scheduler = _build(config, plan, device, resumed, echo)
+    if resumed is None and model.logit_bias is not None:
+        batches = _start_logit_bias(model, batches, plan.granularities, config.split, device)
     record = _run_record(config, plan, image_cfg)
     if dist_info.is_main:
         _write_run_files(run_dir, config, record, start_step)
-    step_fn = build_step(model, config, image_cfg["mean"], image_cfg["std"], device, dist_info.local_rank, dist_info.world_size)
+    step_fn = build_step(model, config, image_cfg["mean"], image_cfg["std"], device, dist_info.local_rank,
+                         dist_info.world_size, levels=label_levels(plan.granularities))  # fmt: skip
     loop = Loop(config, model, optimizer, scheduler, step_fn, batches, device, dist_info.world_size, dist_info.is_main,
                 run_dir, record, plan.steps, plan.split_rows)  # fmt: skip
     if dist_info.is_main:

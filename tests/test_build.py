@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mgll_data import dataset, imaging
+from mgll_data import dataset, imaging, schema
 from mgll_data.build import build_dataset
 from mgll_data.cli import main
 from mgll_data.demo import write_demo_export
@@ -279,3 +279,20 @@ def test_usage_errors_are_one_line(export, salt, tmp_path, args, message):
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_every_row_carries_the_items_of_its_texts(built):
+    """Schema 1.3: items_<granularity> beside the report-derived texts, drawn from the declared vocabulary."""
+    out, _ = built
+    shard = dataset.shard_paths(out)[0]
+    declared = set(schema.read_metadata(pq.read_schema(shard))["item_vocabulary"])
+    rows = _rows(out)
+    for row in rows:
+        for granularity in ("category", "disease", "description", "explanation"):
+            items, text = row[f"items_{granularity}"], row[f"text_{granularity}"]
+            assert (items is None) == (text is None), (granularity, text, items)
+            assert set(items or ()) <= declared
+        if row["text_category"] == "normal":
+            assert row["items_description"] == ["normal"]
+    positives = [r for r in rows if any(label["status"] == 1 for label in r["labels"] if label["name"] != "No Finding")]
+    assert positives and any("|" in item for r in positives for item in r["items_description"] or ())

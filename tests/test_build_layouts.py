@@ -135,7 +135,9 @@ def _assert_common(built: Built, inputs: int, expected_reasons: dict[str, str]) 
     assert report.ok, report.errors
     vocabulary = set(vocabulary_names(built.pipeline.reports.vocabulary))
     assert set(built.manifest["label_vocabulary"]) == vocabulary
-    columns = [column.name for column in schema.columns(list(built.pipeline.granularities))]
+    granularities = list(built.pipeline.granularities)
+    columns = [column.name for column in schema.columns(granularities)]
+    columns += [schema.item_column(g) for g in schema.item_granularities(granularities)]  # schema 1.3
     for row in built.rows:
         assert list(row) == columns
         assert {label["name"] for label in row["labels"]} <= vocabulary

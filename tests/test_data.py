@@ -212,3 +212,25 @@ def test_a_split_reads_only_its_own_shards_when_their_names_say_the_split(tmp_pa
     assert {Path(u.shard).name for u in row_group_units(info, 1, "val")} == {"validation-00000.parquet"}
     assert len(row_group_units(info, 1)) == 2
     assert len(_ids(ParquetImageText(info, TEXTS, image_size=16, split="val", epochs=1))) == 4
+
+
+def test_a_dataset_with_items_puts_each_levels_items_in_the_batch(tmp_path):
+    from tests.train_fixtures import ITEM_VOCABULARY
+
+    root = write_dataset(tmp_path / "ds", rows=16, items=True)
+    info = open_dataset(root)
+    assert info.item_vocabulary == tuple(ITEM_VOCABULARY)
+    granularities = ["modality", "disease", "description"]  # modality has no items column: always empty
+    tokens = _tokens(max_tokens=16)
+    samples = list(ParquetImageText(info, granularities, image_size=16, tokens=tokens, epochs=1, shuffle_buffer=0))[:8]
+    batch = Collator(tokens.pad_id, items=len(ITEM_VOCABULARY))(samples)
+    assert batch["items"].shape == (3, 8, len(ITEM_VOCABULARY)) and batch["items"].dtype == torch.uint8
+    table = pq.read_table(next(root.glob("data/*.parquet"))).to_pylist()
+    rows = {r["image_id"]: r for r in table}
+    for i, sample in enumerate(samples):
+        row = rows[sample["image_id"]]
+        for k, column in ((1, "items_disease"), (2, "items_description")):
+            got = {ITEM_VOCABULARY[j] for j in torch.nonzero(batch["items"][k, i]).flatten().tolist()}
+            assert got == set(row[column] or ()), (column, row[column])
+        assert batch["items"][0, i].sum() == 0
+    assert "items" not in Collator(tokens.pad_id)(samples)  # a dataset without items: labels only

@@ -18,7 +18,7 @@ from PIL import Image
 
 from mgll_data.cli import main
 from mgll_train.checkpoint import find_checkpoint, save_run, save_tokenizer
-from mgll_train.evaluate import EvaluationError, evaluate, features, retrieval, zero_shot
+from mgll_train.evaluate import EvaluationError, EvaluationOptions, evaluate, features, retrieval, zero_shot
 from mgll_train.evaluate.downstream import load as load_downstream
 from mgll_train.model import build_model
 from tests.dataset_fixtures import make_rows, write_dataset
@@ -80,7 +80,10 @@ def test_all_tasks_through_the_cli(workspace, tmp_path):
     assert set(parsed["tasks"]["retrieval"]["granularities"]) == set(GRANULARITIES)
     zs = parsed["tasks"]["zero-shot"]
     assert zs["labels_undefined"] == ["Atelectasis", "Cardiomegaly", "Pneumothorax"]
-    assert zs["prompts"]["Edema"]["negative"] == ["no edema", "There is no edema."]
+    assert zs["prompt_source"] == "train texts" and zs["thresholds"] == "best F1 on the validation split"
+    assert zs["prompts"]["Pleural Effusion"]["positive"][0] == "pleural effusion"
+    assert zs["prompts"]["Pleural Effusion"]["negative"][0] == "no finding"
+    assert parsed["options"]["bootstrap_unit"] == "patient"
     assert all((out / chart).is_file() for chart in parsed["charts"]) and "retrieval.png" in parsed["charts"]
     assert "| zero-shot | macro AUC |" in (out / "results.md").read_text()
 
@@ -95,12 +98,14 @@ def test_zero_shot_and_retrieval_score_perfectly_when_images_embed_as_their_text
     recall = retrieval.evaluate(run, data, test, own, bootstrap=20)["granularities"]["disease"]
     assert recall["image_to_text"]["R@1"]["value"] == 1.0 and recall["text_to_image"]["R@1"]["value"] == 1.0
 
-    prompts = zero_shot.default_prompts(data.label_names, ["disease"])["Pleural Effusion"]
+    rows = {s: data.indices(s) for s in ("train", "val", "test")}
+    prompts = zero_shot.in_distribution_prompts(data, rows["train"], ["disease"])["Pleural Effusion"]
+    assert prompts == {"positive": ["pleural effusion"], "negative": ["no finding"]}
     pos, neg = features.text_features(run, prompts["positive"]), features.text_features(run, prompts["negative"])
-    y = data.labels[test, 0] == 1
-    emb = np.where(y[:, None], pos[0], neg[0])
-    result = zero_shot.evaluate(run, data, test, emb, bootstrap=20)
+    emb = {s: np.where((data.labels[rows[s], 0] == 1)[:, None], pos[0], neg[0]) for s in ("val", "test")}
+    result = zero_shot.evaluate(run, data, rows, emb, bootstrap=20)
     assert result["per_label"]["Pleural Effusion"]["auc"]["value"] == 1.0
+    assert result["per_label"]["Pleural Effusion"]["f1"]["value"] == 1.0  # the val threshold separates them
 
 
 def test_checkpoint_of_another_shape_is_a_one_line_error(workspace, tmp_path):
@@ -120,7 +125,7 @@ def test_config_naming_another_tower_is_an_error(workspace, tmp_path):
     config["model"] = "vit-b16"
     config_file.write_text(json.dumps(config))
     with pytest.raises(EvaluationError, match="names vision model 'vit-b16' but its checkpoint holds a different tower"):
-        evaluate(run, workspace["dataset"], "zero-shot", tmp_path / "o", progress=False)
+        evaluate(run, workspace["dataset"], "zero-shot", tmp_path / "o", EvaluationOptions(progress=False))
 
 
 def test_empty_test_split_is_an_error(workspace, tmp_path):
@@ -139,8 +144,9 @@ def test_csv_multiclass_probe_and_finetune(workspace, tmp_path):
         (tmp_path / "png" / f"{i}.png").write_bytes(_image(bright, rng))
         lines.append(f"png/{i}.png,{'effusion' if bright else 'clear'},{('train', 'train', 'val', 'test', 'train')[i % 5]}")
     (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    options = EvaluationOptions(head="multiclass", bootstrap=30, epochs=1, progress=False, device="cpu")
     results = evaluate(workspace["run"], tmp_path / "labels.csv", ["linear-probe", "finetune", "zero-shot"], tmp_path / "o",
-                       head="multiclass", bootstrap=30, epochs=1, progress=False, device="cpu")  # fmt: skip
+                       options)  # fmt: skip
     assert results["dataset"]["kind"] == "multiclass"
     assert results["tasks"]["linear-probe"]["macro"]["accuracy"]["value"] >= 0.8
     assert results["tasks"]["finetune"]["head"] == "multiclass"
@@ -176,4 +182,4 @@ def test_corrupt_test_image_is_a_named_error(workspace, tmp_path):
     broken["image"]["bytes"] = b"\x89PNG\r\n\x1a\n truncated"
     dataset = write_dataset(tmp_path / "ds", rows=rows)
     with pytest.raises(EvaluationError, match=f"image {broken['image_id']} cannot be decoded"):
-        evaluate(workspace["run"], dataset, "zero-shot", tmp_path / "o", progress=False, device="cpu")
+        evaluate(workspace["run"], dataset, "zero-shot", tmp_path / "o", EvaluationOptions(progress=False, device="cpu"))

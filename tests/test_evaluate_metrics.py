@@ -9,6 +9,22 @@ from sklearn.metrics import accuracy_score, average_precision_score, f1_score, r
 from mgll_train.evaluate import metrics
 
 
+def average_precision(y, s, w=None):
+    return float(metrics.label_stats(y, s, weights=w)[0, 1])
+
+
+def accuracy_at(y, s, threshold, w=None):
+    return float(metrics.label_stats(y, s, threshold, weights=w)[0, 2])
+
+
+def f1_at(y, s, threshold, w=None):
+    return float(metrics.label_stats(y, s, threshold, weights=w)[0, 3])
+
+
+def bootstrap_weights(n, replicates, seed, groups=None):
+    return np.concatenate(list(metrics.weight_chunks(n, replicates, seed, groups)))
+
+
 def _case(seed: int, n: int = 200, decimals: int = 2):
     """Scores rounded so ties occur (the tricky part of AUC/AP), labels correlated with scores."""
     rng = np.random.default_rng(seed)
@@ -21,23 +37,23 @@ def _case(seed: int, n: int = 200, decimals: int = 2):
 def test_auc_and_ap_match_sklearn_with_ties_and_weights(seed):
     y, s, w = _case(seed, decimals=1 + seed % 3)
     assert metrics.roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-    assert metrics.average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
     assert metrics.roc_auc(y, s, w) == pytest.approx(roc_auc_score(y, s, sample_weight=w), abs=1e-12)
-    assert metrics.average_precision(y, s, w) == pytest.approx(average_precision_score(y, s, sample_weight=w), abs=1e-12)
+    assert average_precision(y, s, w) == pytest.approx(average_precision_score(y, s, sample_weight=w), abs=1e-12)
 
 
 @pytest.mark.parametrize("threshold", [0.3, 0.7, 1.1])
 def test_accuracy_and_f1_match_sklearn(threshold):
     y, s, w = _case(7)
     predicted = s >= threshold
-    assert metrics.accuracy_at(y, s, threshold) == pytest.approx(accuracy_score(y, predicted))
-    assert metrics.f1_at(y, s, threshold) == pytest.approx(f1_score(y, predicted))
-    assert metrics.f1_at(y, s, threshold, w) == pytest.approx(f1_score(y, predicted, sample_weight=w))
+    assert accuracy_at(y, s, threshold) == pytest.approx(accuracy_score(y, predicted))
+    assert f1_at(y, s, threshold) == pytest.approx(f1_score(y, predicted))
+    assert f1_at(y, s, threshold, w) == pytest.approx(f1_score(y, predicted, sample_weight=w))
 
 
 def test_batched_weights_equal_one_call_per_replicate():
     y, s, _ = _case(3, n=80)
-    weights = metrics.bootstrap_weights(80, 25, seed=1)
+    weights = bootstrap_weights(80, 25, seed=1)
     batched = metrics.roc_auc(y, s, weights)
     one_by_one = [metrics.roc_auc(y, s, w) for w in weights]
     np.testing.assert_allclose(batched, one_by_one)
@@ -47,7 +63,7 @@ def test_batched_weights_equal_one_call_per_replicate():
 def test_bootstrap_weights_equal_explicit_resampling():
     """A weighted metric over multinomial counts is the metric over the resampled (duplicated) images."""
     y, s, _ = _case(4, n=60)
-    weights = metrics.bootstrap_weights(60, 5, seed=2)
+    weights = bootstrap_weights(60, 5, seed=2)
     for w in weights:
         idx = np.repeat(np.arange(60), w.astype(int))
         assert metrics.roc_auc(y, s, w) == pytest.approx(roc_auc_score(y[idx], s[idx]))
@@ -56,9 +72,11 @@ def test_bootstrap_weights_equal_explicit_resampling():
 def test_single_class_auc_is_undefined_not_a_crash():
     y = np.zeros(10, dtype=bool)
     assert np.isnan(metrics.roc_auc(y, np.linspace(0, 1, 10)))
-    result = metrics.binary_metrics(y, np.linspace(0, 1, 10), np.ones(10, bool), 0.5, replicates=50)
-    assert result["auc"].value is None and "undefined" in result["auc"].note
-    assert result["accuracy"].value == pytest.approx(0.5)
+    report = metrics.multilabel_report(["a"], y[:, None], np.linspace(0, 1, 10)[:, None], np.ones((10, 1), bool), [0.5],
+                                       replicates=50)  # fmt: skip
+    assert report["per_label"]["a"]["auc"]["value"] is None and "undefined" in report["per_label"]["a"]["auc"]["note"]
+    assert report["per_label"]["a"]["accuracy"]["value"] == pytest.approx(0.5)
+    assert report["labels_undefined"] == ["a"]
 
 
 def test_interval_contains_point_estimate_and_narrows_with_more_samples():
@@ -119,3 +137,47 @@ def test_multiclass_report_matches_sklearn():
     assert report["macro"]["accuracy"]["value"] == pytest.approx(accuracy_score(y, p.argmax(1)))
     assert report["macro"]["f1"]["value"] == pytest.approx(f1_score(y, p.argmax(1), average="macro"))
     assert report["macro"]["auc"]["value"] == pytest.approx(roc_auc_score(y, p, multi_class="ovr", average="macro"))
+
+
+def test_patient_bootstrap_draws_patients_and_gives_each_image_its_patients_count():
+    patients = np.array(["p3", "p1", "p1", "p2", "p3", "p3", "p4"])
+    weights = bootstrap_weights(7, 200, seed=0, groups=patients)
+    for p in np.unique(patients):
+        same = weights[:, patients == p]
+        assert (same == same[:, :1]).all()  # all images of a patient are drawn together
+    assert (weights[:, [1, 3, 0, 6]].sum(axis=1) == 4).all()  # one image per patient: 4 patients drawn
+    y, s, _ = _case(9, n=7)
+    for w in weights[:5]:
+        drawn = np.repeat(np.arange(7), w.astype(int))
+        if len(set(y[drawn])) == 2:
+            assert metrics.roc_auc(y, s, w) == pytest.approx(roc_auc_score(y[drawn], s[drawn]))
+
+
+def test_patient_intervals_are_wider_when_a_patients_images_agree():
+    # 100 patients with 5 views each, whose scores are the patient's: only ~100 independent samples.
+    rng = np.random.default_rng(2)
+    patient_y = rng.random(100) < 0.4
+    patient_s = rng.normal(size=100) + patient_y
+    patients = np.repeat(np.arange(100), 5)
+    y, s = patient_y[patients], patient_s[patients] + 0.01 * rng.normal(size=500)
+    stat = lambda w: metrics.roc_auc(y, s, weights=w)  # noqa: E731
+    by_image = metrics.estimate(stat, 500, replicates=400, seed=0)
+    by_patient = metrics.estimate(stat, 500, replicates=400, seed=0, groups=patients)
+    assert (by_patient.high - by_patient.low) > 1.7 * (by_image.high - by_image.low)  # about sqrt(5)
+
+
+def test_paired_difference_cancels_what_two_models_share():
+    rng = np.random.default_rng(3)
+    n = 400
+    y = rng.random(n) < 0.4
+    hardness = rng.normal(size=n)  # shared by both models: what pairing removes
+    a = y + hardness + 0.3 * rng.normal(size=n)
+    b = y + hardness + 0.3 * rng.normal(size=n) - 0.15 * y
+    auc = lambda scores: (lambda w: metrics.roc_auc(y, scores, weights=w))  # noqa: E731
+    diff = metrics.paired_difference(auc(a), auc(b), n, replicates=500, seed=1)
+    assert diff.value == pytest.approx(metrics.roc_auc(y, a) - metrics.roc_auc(y, b))
+    assert diff.low <= diff.value <= diff.high
+    sep_a = metrics.estimate(auc(a), n, replicates=500, seed=1)
+    assert (diff.high - diff.low) < 0.6 * (sep_a.high - sep_a.low)
+    same = metrics.paired_difference(auc(a), auc(a), n, replicates=100, seed=1)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)

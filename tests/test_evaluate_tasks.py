@@ -147,11 +147,45 @@ def test_linear_probe_multiclass():
     assert set(result["per_class"]) == {"p", "q", "r"}
 
 
-def test_default_prompts_follow_the_run_granularities():
-    prompts = zero_shot.default_prompts(["Pleural Effusion", "No Finding"], ["disease", "description", "study"])
-    assert prompts["Pleural Effusion"]["positive"] == ["pleural effusion", "There is pleural effusion."]
-    assert prompts["Pleural Effusion"]["negative"] == ["no pleural effusion", "There is no pleural effusion."]
+def _texts_data() -> Downstream:
+    """Train texts as a built dataset has them: the disease level names the positives, "no finding" else."""
+    labels = np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 0, 1], [0, -1, 0]])
+    disease = ["pleural effusion", "pleural effusion", "pleural effusion and edema", "edema",
+               "no finding", "no finding", "no finding", "possible edema"]  # fmt: skip
+    explanation = [None, "Fluid in the pleural space.", "Fluid in the pleural space. Fluid in the lungs.",
+                   "Fluid in the lungs.", "No abnormality.", "No abnormality.", None, "No abnormality."]  # fmt: skip
+    return Downstream(source="parquet", kind="multilabel", label_names=["Pleural Effusion", "Edema", "No Finding"],
+                      labels=labels.astype(np.int8), splits=np.array(["train"] * 8, dtype=object), image_ids=[""] * 8,
+                      texts={"disease": disease, "explanation": explanation})  # fmt: skip
+
+
+def test_in_distribution_prompts_come_from_the_training_texts():
+    data = _texts_data()
+    prompts = zero_shot.in_distribution_prompts(data, np.arange(8), ["disease", "explanation", "description"])
+    # positives: texts of images with this finding alone; negatives: the commonest texts of images without it
+    assert prompts["Pleural Effusion"]["positive"] == ["pleural effusion", "Fluid in the pleural space."]
+    assert prompts["Pleural Effusion"]["negative"] == [
+        "no finding", "edema", "possible edema", "No abnormality.", "Fluid in the lungs."
+    ]  # fmt: skip
+    assert prompts["Edema"]["positive"] == ["edema", "Fluid in the lungs."]
+    assert "possible edema" not in prompts["Edema"]["negative"]  # uncertain images are on neither side
+    assert prompts["No Finding"]["positive"] == ["no finding", "No abnormality."]
+    assert "no finding" not in prompts["No Finding"]["negative"]
+    assert zero_shot.in_distribution_prompts(data, np.arange(8), ["description"]) is None  # no such texts
+
+
+def test_fallback_prompts_use_the_disease_level_wording():
+    prompts = zero_shot.fallback_prompts(["Pleural Effusion", "No Finding"], "multilabel")
+    assert prompts["Pleural Effusion"] == {"positive": ["pleural effusion"], "negative": ["no finding"]}
     assert prompts["No Finding"] == {"positive": ["no finding"], "negative": ["abnormal"]}
+
+
+def test_zero_shot_thresholds_are_the_best_validation_f1():
+    y_val = np.array([[1, 0], [1, -1], [0, 0], [0, 0]])
+    val_scores = np.array([[0.9, 0.2], [0.7, 0.9], [0.4, 0.3], [0.8, 0.1]])
+    thresholds, notes = zero_shot.val_thresholds(y_val, val_scores)
+    assert thresholds[0] == pytest.approx(0.7)  # >= 0.7 keeps both positives and one negative: F1 0.8
+    assert thresholds[1] == 0.5 and "no positive" in notes[1]
 
 
 def test_prompts_file_must_cover_every_label(tmp_path):
@@ -187,3 +221,18 @@ def test_report_writes_strict_json_with_nulls_and_markdown(tmp_path):
     assert all((tmp_path / c).stat().st_size > 1000 for c in parsed["charts"])
     md = (tmp_path / "results.md").read_text()
     assert "| linear-probe | macro AUC |" in md and "n/a" in md
+
+
+def test_roc_curves_stay_distinct_beyond_ten_labels_and_name_their_positives():
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    names = [f"finding {j}" for j in range(24)]
+    y = (rng.random((300, 24)) < 0.2).astype(np.int8)
+    fig, ax = plt.subplots()
+    assert report.draw_roc(ax, {"y": y, "scores": rng.random((300, 24)) + y, "names": names}) == 24
+    styles = {(tuple(line.get_color()), line.get_linestyle()) for line in ax.get_lines()}
+    assert len(styles) == 24
+    _, labels = ax.get_legend_handles_labels()
+    assert labels[0].startswith(f"finding 0 (n+ {int(y[:, 0].sum())}, AUC ")
+    plt.close(fig)

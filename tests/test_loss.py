@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mgll_train.loss import MGLLLoss, match_matrix, soft_targets
+from mgll_train.loss import MGLLLoss, label_levels, logit_bias_prior, pair_targets, soft_targets
 
 TERMS = ("soft_clip", "point", "skl")
 
@@ -15,11 +15,12 @@ def _unit(*shape, generator, dtype=torch.float64):
     return F.normalize(torch.randn(*shape, generator=generator, dtype=dtype), dim=-1)
 
 
-def _random_batch(n=10, k=3, d=16, num_labels=5, seed=0, dtype=torch.float64):
-    """Labels, masks and duplicated text ids chosen so every rule of the match is exercised."""
+def _random_batch(n=10, k=3, d=16, num_items=5, seed=0, dtype=torch.float64, per_level=True):
+    """Items, masks and duplicated text ids chosen so every rule of the targets is exercised."""
     g = torch.Generator().manual_seed(seed)
-    labels = (torch.rand(n, num_labels, generator=g) > 0.75).to(dtype)
-    labels[: n // 3] = 0  # some rows with no positive label
+    shape = (k, n, num_items) if per_level else (n, num_items)
+    items = (torch.rand(*shape, generator=g) > 0.6).to(dtype)
+    items[..., : n // 3, :] = 0  # some rows without items at any level
     mask = torch.rand(k, n, generator=g) > 0.25
     ids = torch.randint(0, 3, (k, n), generator=g)  # few distinct texts -> identical-text matches
     ids[~mask] = -1
@@ -27,59 +28,58 @@ def _random_batch(n=10, k=3, d=16, num_labels=5, seed=0, dtype=torch.float64):
         image_emb=_unit(n, d, generator=g, dtype=dtype),
         text_emb=_unit(k, n, d, generator=g, dtype=dtype),
         text_mask=mask,
-        labels=labels,
+        items=items,
         text_ids=ids,
         logit_scale=torch.tensor(1 / 0.07, dtype=dtype),
     )
 
 
-def _reference(image_emb, text_emb, text_mask, labels, text_ids, logit_scale, kind="mgll"):
+def _jaccard(a, b):
+    union = ((a > 0) | (b > 0)).sum()
+    return float(((a > 0) & (b > 0)).sum() / union) if union else 0.0
+
+
+def _reference(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias=None, kind="mgll"):
     """The maths of the module docstring written one sample at a time, as a reader would check it."""
     k_count, n = text_mask.shape
-    soft_clip, point, per_k = [], [], []
-    row_dists = [dict() for _ in range(n)]  # row i -> {k: length-n probability vector}
+    soft_clip, point = [], []
+    row_logits = [dict() for _ in range(n)]  # row i -> {k: {j: logit}}
     for k in range(k_count):
+        level_items = items[k] if items.dim() == 3 else items
+        bias = 0.0 if logit_bias is None else logit_bias.reshape(-1)[k if logit_bias.numel() > 1 else 0]
         valid = [i for i in range(n) if text_mask[k, i]]
         if not valid:
             continue
         ce_sum, bce_sum = 0.0, 0.0
         for i in valid:
-            def matches(j):
-                if kind == "clip":
-                    return i == j
-                shared = any(labels[i, c] > 0 and labels[j, c] > 0 for c in range(labels.shape[1]))
+            def target(j):
+                if kind == "clip" or i == j:
+                    return float(i == j)
                 same_text = text_ids[k, i] >= 0 and text_ids[k, i] == text_ids[k, j]
-                return i == j or shared or bool(same_text)
+                return 1.0 if same_text else _jaccard(level_items[i], level_items[j])
 
-            positives = [j for j in valid if matches(j)]
+            t = torch.tensor([target(j) for j in valid], dtype=image_emb.dtype)
+            w = t / t.sum()
             i2t = torch.stack([logit_scale * image_emb[i] @ text_emb[k, j] for j in valid])
             t2i = torch.stack([logit_scale * text_emb[k, i] @ image_emb[j] for j in valid])
             for row in (i2t, t2i):
-                log_p = torch.log_softmax(row, dim=0)
-                ce_sum = ce_sum - sum(log_p[valid.index(j)] for j in positives) / len(positives)
-            for col, j in enumerate(valid):
-                target = torch.tensor(1.0 if j in positives else 0.0, dtype=i2t.dtype)
-                bce_sum = bce_sum + F.binary_cross_entropy_with_logits(i2t[col], target)
-            dist = torch.zeros(n, dtype=i2t.dtype)
-            dist[valid] = torch.softmax(i2t, dim=0)
-            row_dists[i][k] = dist
+                ce_sum = ce_sum - (w * torch.log_softmax(row, dim=0)).sum()
+            bce_sum = bce_sum + F.binary_cross_entropy_with_logits(i2t + bias, t, reduction="sum")
+            row_logits[i][k] = dict(zip(valid, i2t))
         soft_clip.append(ce_sum / (2 * len(valid)))
         point.append(bce_sum / len(valid) ** 2)
-        per_k.append(k)
     zero = logit_scale * 0
     clip = sum(soft_clip) / len(soft_clip) if soft_clip else zero
     if kind == "clip":
         return {"loss": clip, "clip": clip}
     skl_rows = []
-    for dists in row_dists:
-        if len(dists) < 2:
+    for levels in row_logits:
+        if len(levels) < 2:
             continue
-        mixture = sum(dists.values()) / len(dists)
-        kl = 0.0
-        for p in dists.values():
-            nz = p > 0
-            kl = kl + (p[nz] * (p[nz].log() - mixture[nz].log())).sum()
-        skl_rows.append(kl)
+        common = sorted(set.intersection(*(set(v) for v in levels.values())))  # columns every level has
+        dists = [torch.softmax(torch.stack([v[j] for j in common]), 0) for v in levels.values()]
+        mixture = sum(dists) / len(dists)
+        skl_rows.append(sum((p * (p.log() - mixture.log())).sum() for p in dists))
     out = {
         "soft_clip": clip,
         "point": sum(point) / len(point) if point else zero,
@@ -89,15 +89,29 @@ def _reference(image_emb, text_emb, text_mask, labels, text_ids, logit_scale, ki
     return out
 
 
+@pytest.mark.parametrize("per_level", [True, False])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("kind", ["mgll", "clip"])
-def test_every_term_equals_the_per_sample_reference(seed, kind):
-    batch = _random_batch(seed=seed)
+def test_every_term_equals_the_per_sample_reference(seed, kind, per_level):
+    batch = _random_batch(seed=seed, per_level=per_level)
     got = MGLLLoss(kind=kind)(**batch)
     want = _reference(**batch, kind=kind)
     assert set(got) == set(want)
     for name in want:
         assert torch.allclose(got[name], want[name], rtol=1e-9, atol=1e-9), name
+
+
+@pytest.mark.parametrize("bias", [torch.tensor(-1.3), torch.tensor([-2.0, 0.5, 1.0])])
+def test_the_logit_bias_shifts_only_the_point_wise_term(bias):
+    batch = _random_batch(seed=15)
+    bias = bias.double()
+    got = MGLLLoss()(**batch, logit_bias=bias)
+    want = _reference(**batch, logit_bias=bias)
+    for name in want:
+        assert torch.allclose(got[name], want[name], rtol=1e-9, atol=1e-9), name
+    plain = MGLLLoss()(**batch)
+    assert torch.allclose(got["soft_clip"], plain["soft_clip"]) and torch.allclose(got["skl"], plain["skl"])
+    assert not torch.allclose(got["point"], plain["point"])
 
 
 def test_alphas_weight_the_terms():
@@ -107,50 +121,78 @@ def test_alphas_weight_the_terms():
     assert torch.allclose(out["loss"], expected)
 
 
-def test_soft_targets_come_from_label_overlap_and_for_unlabelled_rows_from_identical_text():
-    # 0 {effusion}, 1 {effusion, atelectasis}, 2 {atelectasis}, 3 {edema}; 4, 5, 6 no positive label.
-    labels = torch.tensor(
-        [[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]], dtype=torch.float32
-    )
-    # granularity 0 ("disease"): every text differs except the two "no finding" reports 4 and 5.
-    # granularity 1 ("category"): "abnormal" for 0-3, "normal" for 4-6, and sample 2 has no text.
-    ids = torch.tensor([[10, 11, 12, 13, 20, 20, 21], [1, 1, -1, 1, 0, 0, 0]])
+def test_each_granularity_takes_its_targets_from_its_own_items():
+    # Four images; items per level written by hand, and the targets expected from them, before running.
+    # disease: label sets  0 {effusion}, 1 {effusion, atelectasis}, 2 {atelectasis}, 3 {} ("no finding")
+    # description: findings with side and size; 0 and 1 both have "effusion, left, small", 1 also
+    # "atelectasis, right"; 2 "atelectasis, left"; 3 none.
+    effusion, atelectasis = 0, 1
+    eff_left_small, atel_right, atel_left = 0, 1, 2
+    disease = torch.zeros(4, 3)
+    disease[0, effusion] = disease[1, effusion] = disease[1, atelectasis] = disease[2, atelectasis] = 1
+    description = torch.zeros(4, 3)
+    description[0, eff_left_small] = description[1, eff_left_small] = description[1, atel_right] = 1
+    description[2, atel_left] = 1
+    items = torch.stack([disease, description])
+    ids = torch.tensor([[10, 11, 12, 20], [30, 31, 32, 33]])
+    t = pair_targets(items, ids, torch.ones(2, 4, dtype=torch.bool), torch.float64)
+    third, half = 1 / 3, 1 / 2
+    want_disease = torch.tensor([[1, half, 0, 0], [half, 1, half, 0], [0, half, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
+    want_description = torch.tensor([[1, half, 0, 0], [half, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
+    assert torch.allclose(t[0], want_disease) and torch.allclose(t[1], want_description)
+    # 1 and 2 share atelectasis (a disease-level half-positive) but not its side: strangers at description
+    assert t[0, 1, 2] == half and t[1, 1, 2] == 0
+    # a shared item set [N, M] gives every level the same targets
+    shared = pair_targets(disease, None, torch.ones(2, 4, dtype=torch.bool), torch.float64)
+    assert torch.allclose(shared[0], want_disease) and torch.allclose(shared[1], want_disease)
+    abc = torch.tensor([[1.0, 1, 0], [0, 1, 1]])  # {a, b} and {b, c}: Jaccard 1/3
+    assert pair_targets(abc, None, torch.ones(1, 2, dtype=torch.bool))[0, 0, 1] == pytest.approx(third)
+
+
+def test_labels_are_the_items_of_the_label_levels_only():
+    # A dataset with labels only: "disease" takes the label sets, "description" identical text alone.
+    labels = torch.tensor([[1.0, 0], [1, 1], [0, 1]])
+    ids = torch.tensor([[1, 2, 3], [7, 8, 7]])
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    assert label_levels(["disease", "description"]) == [True, False]
+    t = pair_targets(labels, ids, mask, levels=label_levels(["disease", "description"]))
+    assert torch.allclose(t[0], torch.tensor([[1, 0.5, 0], [0.5, 1, 0.5], [0, 0.5, 1]]))
+    assert torch.equal(t[1], torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 0, 1]]))
+    batch = _random_batch(seed=19, per_level=False, k=2)
+    loss = MGLLLoss(label_levels=[True, False])
+    per_level = dict(batch, items=batch["items"].unsqueeze(0) * torch.tensor([1.0, 0.0])[:, None, None])
+    for name, value in loss(**batch).items():
+        assert torch.allclose(value, MGLLLoss()(**per_level)[name]), name
+    with pytest.raises(ValueError, match="label_levels has 3 entries"):
+        MGLLLoss(label_levels=[True, False, True])(**batch)
+
+
+def test_identical_text_is_the_fallback_and_masked_samples_have_no_targets():
+    # "no finding" rows 3 and 4 have no items; identical texts make them positives, different ones not.
+    items = torch.zeros(1, 5, 2)
+    items[0, 0, 0] = items[0, 1, 0] = 1
+    ids = torch.tensor([[10, 11, -1, 20, 20]])
     mask = ids >= 0
-    m = match_matrix(labels, ids, mask)
-    disease = torch.tensor(
-        [
-            [1, 1, 0, 0, 0, 0, 0],
-            [1, 1, 1, 0, 0, 0, 0],
-            [0, 1, 1, 0, 0, 0, 0],
-            [0, 0, 0, 1, 0, 0, 0],
-            [0, 0, 0, 0, 1, 1, 0],
-            [0, 0, 0, 0, 1, 1, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-        ],
-        dtype=torch.bool,
-    )
-    category = torch.tensor(
-        [
-            [1, 1, 0, 1, 0, 0, 0],
-            [1, 1, 0, 1, 0, 0, 0],
-            [0, 0, 0, 0, 0, 0, 0],
-            [1, 1, 0, 1, 0, 0, 0],
-            [0, 0, 0, 0, 1, 1, 1],
-            [0, 0, 0, 0, 1, 1, 1],
-            [0, 0, 0, 0, 1, 1, 1],
-        ],
-        dtype=torch.bool,
-    )
-    assert torch.equal(m[0], disease)
-    assert torch.equal(m[1], category)
-    w = soft_targets(labels, ids, mask)
-    assert torch.allclose(w[0, 1], torch.tensor([1, 1, 1, 0, 0, 0, 0]) / 3.0)
+    t = pair_targets(items, ids, mask)[0]
+    assert t[3, 4] == 1 and t[4, 3] == 1 and t[0, 1] == 1
+    assert t[0, 3] == 0 and t[2].sum() == 0 and t[:, 2].sum() == 0
+    w = soft_targets(items, ids, mask)
     assert torch.allclose(w.sum(-1), mask.float())  # valid rows sum to 1, masked rows are empty
 
 
-def test_soft_targets_without_labels_or_ids_are_the_identity():
+def test_soft_targets_without_items_or_ids_are_the_identity():
     mask = torch.tensor([[True, True, False]])
-    assert torch.equal(match_matrix(None, None, mask)[0], torch.diag(torch.tensor([1.0, 1.0, 0.0])).bool())
+    assert torch.equal(pair_targets(None, None, mask)[0], torch.diag(torch.tensor([1.0, 1.0, 0.0])))
+
+
+def test_the_bias_prior_is_the_log_odds_of_the_mean_target_per_granularity():
+    batch = _random_batch(seed=16)
+    prior = logit_bias_prior(batch["items"], batch["text_ids"], batch["text_mask"])
+    t = pair_targets(batch["items"], batch["text_ids"], batch["text_mask"], torch.float64)
+    for k in range(3):
+        valid = batch["text_mask"][k]
+        p = t[k][valid][:, valid].mean().item()
+        assert prior[k].item() == pytest.approx(math.log(p / (1 - p)), rel=1e-5)
 
 
 def test_soft_clip_is_clip_infonce_when_every_sample_has_a_unique_single_label():
@@ -203,7 +245,7 @@ def test_a_masked_granularity_is_computed_as_if_the_batch_were_its_present_sampl
         image_emb=batch["image_emb"][keep],
         text_emb=batch["text_emb"][:, keep],
         text_mask=batch["text_mask"][:, keep],
-        labels=batch["labels"][keep],
+        items=batch["items"][:, keep],
         text_ids=batch["text_ids"][:, keep],
     )
     full, part = MGLLLoss()(**batch), MGLLLoss()(**sub)
@@ -242,7 +284,7 @@ def test_every_term_is_finite_with_saturated_logits_at_scale_100(dtype):
 def test_degenerate_batches_stay_finite_and_differentiable(case):
     batch = _random_batch(n=6, seed=10)
     if case == "no positives at all":
-        batch["labels"].zero_()
+        batch["items"].zero_()
         batch["text_ids"].fill_(-1)
     elif case == "one granularity fully masked":
         batch["text_mask"][1] = False
@@ -252,7 +294,7 @@ def test_degenerate_batches_stay_finite_and_differentiable(case):
         n = 1 if case == "single sample" else 0
         batch.update(
             image_emb=batch["image_emb"][:n], text_emb=batch["text_emb"][:, :n], text_mask=batch["text_mask"][:, :n],
-            labels=batch["labels"][:n], text_ids=batch["text_ids"][:, :n],
+            items=batch["items"][:, :n], text_ids=batch["text_ids"][:, :n],
         )
         batch["text_mask"][:] = True
     img = batch["image_emb"].clone().requires_grad_(True)
@@ -292,6 +334,33 @@ def test_smooth_kl_is_zero_when_every_granularity_gives_the_same_logits_and_posi
     assert MGLLLoss()(**batch)["skl"] > 1e-3
 
 
+@pytest.mark.parametrize("missing", [1, 2, 4])
+def test_smooth_kl_of_identical_granularities_is_zero_whatever_texts_are_missing(missing):
+    # The issue's case: 8 samples, `missing` of them lack one level; the levels embed identically.
+    batch = _random_batch(n=8, seed=17)
+    batch["text_mask"][:] = True
+    batch["text_mask"][1, :missing] = False
+    same = dict(batch, text_emb=batch["text_emb"][:1].expand(3, -1, -1))
+    assert MGLLLoss()(**same)["skl"].abs() < 1e-12
+    batch["text_mask"][2, 3:5] = False  # a second level missing elsewhere: rows lose other columns
+    same = dict(batch, text_emb=batch["text_emb"][:1].expand(3, -1, -1))
+    assert MGLLLoss()(**same)["skl"].abs() < 1e-12
+    assert MGLLLoss()(**batch)["skl"] > 1e-3  # different embeddings still disagree
+
+
+def test_the_loss_traces_as_one_graph():
+    """No Python branch on a tensor value and no .item(): torch.compile(fullgraph=True) must not break."""
+    for per_level, levels in ((True, None), (False, [True, True, False])):  # labels + label_levels as the trainer
+        batch = _random_batch(seed=18, dtype=torch.float32, per_level=per_level)
+        loss_fn = MGLLLoss(label_levels=levels)
+        compiled = torch.compile(loss_fn, fullgraph=True, backend="eager")
+        bias = torch.zeros(3)
+        got = compiled(**batch, logit_bias=bias)
+        want = loss_fn(**batch, logit_bias=bias)
+        for name in want:
+            assert torch.allclose(got[name], want[name], rtol=1e-5), name
+
+
 def test_logits_are_float32_under_bf16_autocast():
     batch = _random_batch(seed=14, dtype=torch.float32)
     plain = MGLLLoss()(**batch)
@@ -308,7 +377,9 @@ def test_logits_are_float32_under_bf16_autocast():
         (dict(text_emb=torch.zeros(3, 9, 16)), "text_emb must be"),
         (dict(text_emb=torch.zeros(0, 10, 16)), "no granularities"),
         (dict(text_mask=torch.ones(2, 10, dtype=torch.bool)), "text_mask must be"),
-        (dict(labels=torch.zeros(9, 5)), "labels must be"),
+        (dict(items=torch.zeros(9, 5)), "items must be"),
+        (dict(items=torch.zeros(2, 10, 5)), "items must be"),
+        (dict(logit_bias=torch.zeros(2)), "logit_bias must be"),
         (dict(text_ids=torch.zeros(10, 3)), "text_ids must be"),
         (dict(logit_scale=torch.ones(2)), "logit_scale must be a scalar"),
     ],

@@ -1,8 +1,9 @@
 """Two gloo processes give the same MGLL loss and DDP gradients as one process holding the whole batch.
 
-Each rank owns a different number of rows (the uneven last batch of an epoch), labels and identical texts
-span both ranks, and some texts are masked, so a wrong offset, a dropped gradient through the gather or
-a per-rank instead of global normalisation would all show up as a mismatch.
+Each rank owns a different number of rows (the uneven last batch of an epoch), per-granularity items and
+identical texts span both ranks, a per-granularity logit bias trains, and some texts are masked, so a
+wrong offset, a dropped gradient through the gather or a per-rank instead of global normalisation would
+all show up as a mismatch.
 """
 
 import math
@@ -32,6 +33,7 @@ class _Towers(nn.Module):
         self.image = nn.Linear(D_IN, D)
         self.text = nn.Linear(D_IN, D)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07), dtype=torch.float64))
+        self.logit_bias = nn.Parameter(torch.tensor([-1.0, -0.5, 0.3], dtype=torch.float64))
 
     def forward(self, image_x, text_x):
         return F.normalize(self.image(image_x), dim=-1), F.normalize(self.text(text_x), dim=-1)
@@ -40,8 +42,8 @@ class _Towers(nn.Module):
 def _inputs():
     g = torch.Generator().manual_seed(0)
     n = sum(ROWS_PER_RANK)
-    labels = (torch.rand(n, L, generator=g) > 0.7).double()
-    labels[[1, 6]] = 0  # unlabelled rows on both ranks ...
+    items = (torch.rand(K, n, L, generator=g) > 0.6).double()  # each granularity its own items
+    items[:, [1, 6]] = 0  # rows without items on both ranks ...
     mask = torch.rand(K, n, generator=g) > 0.2
     ids = torch.randint(0, 3, (K, n), generator=g)  # ... matching through identical texts across ranks
     ids[~mask] = -1
@@ -51,7 +53,7 @@ def _inputs():
         image_x=torch.randn(n, D_IN, generator=g, dtype=torch.float64),
         text_x=torch.randn(K, n, D_IN, generator=g, dtype=torch.float64),
         text_mask=mask,
-        labels=labels,
+        items=items,
         text_ids=ids,
     )
 
@@ -59,9 +61,9 @@ def _inputs():
 def _loss_and_grads(model, inputs, rows, loss_fn):
     image_x = inputs["image_x"][rows].clone().requires_grad_(True)
     img, txt = model(image_x, inputs["text_x"][:, rows])
-    scale = model.module.logit_scale if hasattr(model, "module") else model.logit_scale
-    out = loss_fn(img, txt, inputs["text_mask"][:, rows], inputs["labels"][rows], inputs["text_ids"][:, rows],
-                  scale.exp().clamp(max=100))
+    towers = model.module if hasattr(model, "module") else model
+    out = loss_fn(img, txt, inputs["text_mask"][:, rows], inputs["items"][:, rows], inputs["text_ids"][:, rows],
+                  towers.logit_scale.exp().clamp(max=100), towers.logit_bias)
     out["loss"].backward()
     return out, image_x.grad
 
@@ -82,7 +84,8 @@ def _worker(rank, port, inputs, result_dir):
         gathered, offset = distributed.gather_rows(torch.full((ROWS_PER_RANK[rank], 2), float(rank)), with_grad=False)
         local_only = MGLLLoss(gather=False)(
             *model(inputs["image_x"][rows], inputs["text_x"][:, rows]), inputs["text_mask"][:, rows],
-            inputs["labels"][rows], inputs["text_ids"][:, rows], model.logit_scale.exp().clamp(max=100),
+            inputs["items"][:, rows], inputs["text_ids"][:, rows], model.logit_scale.exp().clamp(max=100),
+            model.logit_bias,
         )
         torch.save(
             dict(
@@ -164,7 +167,7 @@ def test_gather_false_computes_each_rank_on_its_own_rows(two_ranks):
             image_x=inputs["image_x"][start : start + ROWS_PER_RANK[rank]],
             text_x=inputs["text_x"][:, start : start + ROWS_PER_RANK[rank]],
             text_mask=inputs["text_mask"][:, start : start + ROWS_PER_RANK[rank]],
-            labels=inputs["labels"][start : start + ROWS_PER_RANK[rank]],
+            items=inputs["items"][:, start : start + ROWS_PER_RANK[rank]],
             text_ids=inputs["text_ids"][:, start : start + ROWS_PER_RANK[rank]],
         )
         alone, _, _ = _full_batch(dict(local, model_state=inputs["model_state"]))

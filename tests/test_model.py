@@ -113,14 +113,33 @@ def test_spec_rebuilds_the_same_architecture(tiny):
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
 
 
-def test_no_weight_decay_on_biases_norms_and_temperature(tiny):
+def test_no_weight_decay_on_biases_norms_and_temperature_and_a_lower_rate_for_the_text_tower(tiny):
     model, _ = tiny
-    decay, no_decay = parameter_groups(model, 0.2)
-    no_decay_ids = {id(p) for p in no_decay["params"]}
+    groups = parameter_groups(model, 0.2, lr=1e-3, text_lr=1e-4)
+    no_decay_ids = {id(p) for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
     assert id(model.logit_scale) in no_decay_ids
     assert id(model.vision_proj.weight) not in no_decay_ids
-    assert all(p.ndim >= 2 for p in decay["params"]) and decay["weight_decay"] == 0.2
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    assert all(p.ndim >= 2 for g in groups if g["weight_decay"] == 0.2 for p in g["params"])
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    text_ids = {id(p) for p in model.text.parameters()}
+    for group in groups:
+        in_text = {id(p) in text_ids for p in group["params"]}
+        assert len(in_text) == 1  # a group is all text tower or none of it
+        assert group["lr"] == (1e-4 if in_text == {True} else 1e-3)
+    assert id(model.text_proj.weight) not in {id(p) for g in groups if g["lr"] == 1e-4 for p in g["params"]}
+
+
+def test_frozen_parameters_and_the_logit_bias(tiny):
+    model, _ = tiny
+    model.text.requires_grad_(False)
+    grouped = {id(p) for g in parameter_groups(model, 0.2, lr=1e-3) for p in g["params"]}
+    assert not grouped & {id(p) for p in model.text.parameters()}
+    model.text.requires_grad_(True)
+    assert model.logit_bias is None  # built without text levels: the CLIP loss has no point-wise term
+    biased, _ = build_model("tiny", "tiny", 32, image_size=32, text_levels=3)
+    assert biased.logit_bias.shape == (3,)
+    rebuilt = model_from_spec(biased.tower_spec())
+    assert rebuilt.logit_bias.shape == (3,)
 
 
 def test_grad_checkpointing_and_unwrap(tiny):

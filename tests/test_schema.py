@@ -49,7 +49,7 @@ def test_label_struct_of_schema_1_0_is_still_accepted():
     """Minor version 1.2 added `certainty` to the label struct; datasets written before stay valid."""
     [labels] = [c for c in schema.base_columns() if c.name == "labels"]
     assert labels.older_types == (pa.list_(pa.struct([("name", pa.string()), ("status", pa.int8())])),)
-    assert schema.schema_version() == "1.2.0"
+    assert schema.schema_version() == "1.3.0"
 
 
 def test_huggingface_features_are_the_arrow_schema_with_an_image_feature():
@@ -64,3 +64,18 @@ def test_huggingface_features_are_the_arrow_schema_with_an_image_feature():
         assert features.arrow_schema.field(field.name) == field, field.name  # else `datasets` ignores the feature
     assert datasets.Features.from_arrow_schema(arrow) == features
 
+
+
+def test_item_columns_are_optional_and_declared_with_their_vocabulary():
+    import datasets
+
+    granularities = ["modality", "disease", "description"]
+    plain = schema.arrow_schema(granularities, ["A"], "p")
+    assert not [n for n in plain.names if n.startswith("items_")] and "item_vocabulary" not in schema.read_metadata(plain)
+    with_items = schema.arrow_schema(granularities, ["A"], "p", item_vocabulary=["normal", "A", "A|left"])
+    assert [n for n in with_items.names if n.startswith("items_")] == ["items_disease", "items_description"]
+    assert with_items.field("items_disease").type == pa.list_(pa.string())
+    assert schema.read_metadata(with_items)["item_vocabulary"] == ["normal", "A", "A|left"]
+    features = datasets.Features.from_dict(schema.read_metadata(with_items)["huggingface_features"])
+    assert set(features) == set(with_items.names)
+    assert [c.name for c in schema.columns(granularities)] == [n for n in plain.names]  # not required columns

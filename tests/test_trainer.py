@@ -1,3 +1,4 @@
+import itertools
 import json
 import shutil
 
@@ -247,3 +248,71 @@ def test_two_process_ddp_on_gloo_through_torchrun(dataset, tmp_path):
     one_rank_weights = load_file(out / "checkpoints" / "step-00000005" / "model.safetensors")
     assert two_rank_weights.keys() == one_rank_weights.keys()
     assert any(not torch.equal(two_rank_weights[k], one_rank_weights[k]) for k in two_rank_weights)
+
+
+def test_the_logit_bias_starts_at_the_first_batch_prior_and_trains(dataset, tmp_path, monkeypatch):
+    from mgll_train import trainer as trainer_module
+    from mgll_train.loss import label_levels, logit_bias_prior
+    from mgll_train.step import step_items
+
+    seen = {}
+    real = trainer_module._start_logit_bias
+
+    def spy(model, batches, granularities, split, device):
+        out = real(model, batches, granularities, split, device)
+        seen["start"] = model.logit_bias.detach().clone()
+        first = next(out)
+        seen["prior"] = logit_bias_prior(step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities))
+        return itertools.chain([first], out)
+
+    monkeypatch.setattr(trainer_module, "_start_logit_bias", spy)
+    run = tmp_path / "run"
+    train(tiny(dataset, run, max_steps=4), progress=False)
+    weights = load_file(run / "checkpoints" / "step-00000004" / "model.safetensors")
+    assert weights["logit_bias"].shape == (4,)  # one per granularity: category, disease, description, explanation
+    # the start is the log-odds of the first batch's share of positive pairs, per granularity
+    torch.testing.assert_close(seen["start"], seen["prior"])
+    assert torch.isfinite(seen["start"]).all() and len(set(seen["start"].tolist())) > 1
+    assert not torch.allclose(weights["logit_bias"], seen["start"])  # it is learnt, not fixed
+    clip_run = tmp_path / "clip"
+    train(tiny(dataset, clip_run, max_steps=2, loss="clip"), progress=False)
+    assert "logit_bias" not in load_file(clip_run / "checkpoints" / "step-00000002" / "model.safetensors")
+
+
+def test_freeze_text_keeps_the_text_tower_and_text_lr_scale_slows_it(dataset, tmp_path):
+    from mgll_train.model import build_model
+    from mgll_train.trainer import _seed_everything
+
+    _seed_everything(1)  # train() seeds the same way before building, so this is the run's start
+    start = build_model("tiny", "tiny", 32, image_size=32, text_levels=4)[0].state_dict()
+
+    def moved(name, **overrides):
+        run = tmp_path / name
+        train(tiny(dataset, run, max_steps=3, seed=1, **overrides), progress=False)
+        end = load_file(run / "checkpoints" / "step-00000003" / "model.safetensors")
+        text = sum(float((end[k] - start[k]).abs().sum()) for k in end if k.startswith("text."))
+        return text, float((end["text_proj.weight"] - start["text_proj.weight"]).abs().sum())
+
+    frozen, moving, slow = moved("frozen", freeze_text=True), moved("moving"), moved("slow", text_lr_scale=0.01)
+    assert frozen[0] == 0 and frozen[1] > 0  # the tower stays, its projection trains
+    assert moving[0] > 0 and 0 < slow[0] < 0.1 * moving[0]  # AdamW steps scale with the group's rate
+
+
+def test_a_dataset_with_items_trains_on_each_levels_items(tmp_path, monkeypatch):
+    """Schema 1.3: the batch's per-level items, not the labels, reach the loss (and its bias prior)."""
+    from mgll_train import step as step_module
+    from tests.train_fixtures import ITEM_VOCABULARY
+
+    seen = []
+    real = step_module.step_items
+
+    def spy(batch):
+        items = real(batch)
+        seen.append(tuple(items.shape))
+        return items
+
+    monkeypatch.setattr(step_module, "step_items", spy)
+    root = write_dataset(tmp_path / "ds", rows=32, items=True)
+    summary = train(tiny(root, tmp_path / "run", max_steps=3), progress=False)
+    assert summary.last_loss is not None and seen
+    assert set(seen) == {(4, 8, len(ITEM_VOCABULARY))}  # K granularities x batch x item vocabulary

@@ -56,10 +56,26 @@ def _texts(findings: list[str], row: int) -> dict[str, str | None]:
     }
 
 
+def _items(findings: list[str], row: int, texts: dict[str, str | None]) -> dict[str, list[str] | None]:
+    """Per-level items as a 1.3 build writes them: the effusion's side alternates by row."""
+    sided = [f"{f}|{'left' if row % 8 < 4 else 'right'}" if f == "Pleural Effusion" else f for f in findings]
+    items = {
+        "category": ["abnormal" if findings else "normal"],
+        "disease": list(findings) or ["no finding"],
+        "description": sided or ["normal"],
+        "explanation": list(findings) or ["normal"],
+    }
+    return {g: (items[g] if texts[g] is not None else None) for g in items}
+
+
+ITEM_VOCABULARY = ["normal", "abnormal", "no finding", *VOCABULARY, "Pleural Effusion|left", "Pleural Effusion|right"]
+
+
 def write_dataset(
     root: Path,
     rows: int = 64,
     *,
+    items: bool = False,
     granularities: list[str] = GRANULARITIES,
     splits: tuple[str, ...] = ("train", "train", "train", "val"),
     corrupt_rows: tuple[int, ...] = (),
@@ -68,7 +84,8 @@ def write_dataset(
     seed: int = 0,
     image_size: int = 64,
 ) -> Path:
-    """Write `rows` rows into root/data/part-*.parquet plus a manifest.json; return root."""
+    """Write `rows` rows into root/data/part-*.parquet plus a manifest.json; return root. `items` adds the
+    schema-1.3 items_<granularity> columns and the item vocabulary."""
     rng = np.random.default_rng(seed)
     records = []
     for row in range(rows):
@@ -102,8 +119,12 @@ def write_dataset(
         }
         for g in granularities:
             record[schema.text_column(g)] = texts[g]
+        if items:
+            level_items = _items(findings, row, texts)
+            for g in schema.item_granularities(granularities):
+                record[schema.item_column(g)] = level_items[g]
         records.append(record)
-    arrow = schema.arrow_schema(granularities, VOCABULARY, "test-fixture")
+    arrow = schema.arrow_schema(granularities, VOCABULARY, "test-fixture", item_vocabulary=ITEM_VOCABULARY if items else None)
     data_dir = Path(root) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     per_shard = -(-rows // shards)

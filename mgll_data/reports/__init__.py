@@ -2,7 +2,7 @@
 
 The builder calls `understand()` once per image (inside worker processes); `mgll label` calls
 `label_reports()` on many reports at once. Both share one spaCy pipeline per process and vocabulary.
-Names are imported on first use, so light modules (`certainty`, `vocabulary`, `io`) load without spaCy.
+Names are imported on first use, so light modules (`certainty`, `vocabulary`, `io`, `items`) load without spaCy.
 """
 
 from importlib import import_module
@@ -22,6 +22,7 @@ _EXPORTS = {
     "VocabularyError": "vocabulary",
     "load_vocabulary": "vocabulary",
     "vocabulary_names": "vocabulary",
+    "item_vocabulary": "items",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -18,6 +18,7 @@ from spacy.tokens import Doc
 from mgll_data.reports import segment
 from mgll_data.reports.certainty import Policy, policy_from
 from mgll_data.reports.granularity import granularity_texts
+from mgll_data.reports.items import granularity_items
 from mgll_data.reports.labels import NON_FINDING_SECTIONS, QUESTION_SECTIONS, Label, Mention, aggregate, sentence_mentions
 from mgll_data.reports.nlp import ABBREVIATIONS_KEY, get_nlp, quiet_matchers
 from mgll_data.reports.spelling import Speller, speller
@@ -36,6 +37,7 @@ class ReportResult:
     labels: list[Label]
     texts: dict[str, str | None]
     mentions: list[Mention] = field(default_factory=list)
+    items: dict[str, list[str] | None] = field(default_factory=dict)  # per item granularity (reports.items)
     truncated_chars: int = 0  # characters beyond MAX_REPORT_CHARS that were not read
 
 
@@ -216,4 +218,5 @@ def understand(report_text: str | None, metadata: Mapping[str, Any] | None, pipe
         texts=texts,
         mentions=analysis.mentions,
         truncated_chars=analysis.truncated_chars,
+        items=granularity_items(texts, labels=analysis.labels, found=analysis.mentions, vocab=vocab),
     )

@@ -9,7 +9,7 @@ import click
 
 from mgll_data.commands.options import human_echo, json_option, old_spelling, old_spellings, quiet_option, write_json
 from mgll_data.progress import is_terminal
-from mgll_train.evaluate import TASKS, EvaluationError
+from mgll_train.evaluate import TASKS, EvaluationError, EvaluationOptions
 from mgll_train.evaluate import evaluate as run_evaluation
 from mgll_train.evaluate.report import format_table, summary_rows
 
@@ -22,7 +22,7 @@ from mgll_train.evaluate.report import format_table, summary_rows
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder for results.json, results.md and the charts (created if missing).")
 @click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(0, 100_000),
-              help="Bootstrap resamples of the test images for the 95% intervals (0: no intervals).")
+              help="Bootstrap resamples of the test patients for the 95% intervals (0: no intervals).")
 @click.option("--seed", default=0, show_default=True, help="Seed for bootstrap, probe and fine-tuning.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images per feature batch.")
@@ -32,7 +32,7 @@ from mgll_train.evaluate.report import format_table, summary_rows
 @click.option("--labels", default=None, help="Comma-separated label columns/findings to evaluate (default: all).")
 @click.option("--image-column", default=None, help="CSV input: the image path column (default: image, image_path or path).")
 @click.option("--prompts", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help='zero-shot: JSON {"Label": {"positive": [...], "negative": [...]}} instead of the built-in templates.')
+              help='zero-shot: JSON {"Label": {"positive": [...], "negative": [...]}} instead of the prompts taken from the data\'s training texts.')
 @click.option("--probe-features", type=click.Choice(["backbone", "embedding"]), default="backbone", show_default=True,
               help="linear-probe: pooled vision features, or the projected shared-space embedding.")
 @click.option("--head", type=click.Choice(["auto", "multilabel", "multiclass"]), default="auto", show_default=True,
@@ -51,7 +51,8 @@ def evaluate(run: Path, dataset: Path, tasks: tuple[str, ...], out: Path, bootst
 
     DATASET is a folder built by `mgll build` (its train/val/test splits are used) or a CSV with an
     image path column, label columns (1 / 0 / -1, blank = 0) or one class column, and optionally a
-    split column. Every metric comes with a bootstrap 95% interval over the test images.
+    split column. Every metric comes with a bootstrap 95% interval over the test patients (images
+    when the data has no patient_id).
 
     \b
     Example:
@@ -59,13 +60,14 @@ def evaluate(run: Path, dataset: Path, tasks: tuple[str, ...], out: Path, bootst
       mgll evaluate runs/mgll-tiny cohort.csv --task linear-probe --task finetune --out eval/csv
     """
     label_list = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    options = EvaluationOptions(
+        bootstrap=bootstrap, seed=seed, device=device, batch_size=batch_size, workers=workers, labels=label_list,
+        image_column=image_column, prompts=prompts, probe_features=probe_features, head=head, epochs=epochs,
+        finetune_batch_size=finetune_batch_size, lr=lr,
+        progress=not quiet and is_terminal(sys.stderr),  # a bar only on a terminal
+    )  # fmt: skip
     try:
-        results = run_evaluation(
-            run, dataset, list(tasks), out, bootstrap=bootstrap, seed=seed, device=device, batch_size=batch_size,
-            workers=workers, labels=label_list, image_column=image_column, prompts=prompts,
-            probe_features=probe_features, head=head, epochs=epochs, finetune_batch_size=finetune_batch_size,
-            lr=lr, progress=not quiet and is_terminal(sys.stderr),  # a bar only on a terminal
-        )  # fmt: skip
+        results = run_evaluation(run, dataset, list(tasks), out, options)
     except EvaluationError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -24,6 +24,9 @@ from mgll_train.config import ConfigError, parse_granularities
 @click.option("--batch-size", type=int, help="Images per device per micro-step (default 32).")
 @click.option("--grad-accum", type=int, help="Micro-steps per optimizer step (default 1).")
 @click.option("--lr", type=float, help="Peak learning rate (default 5e-4).")
+@click.option("--text-lr-scale", type=float,
+              help="Text tower learning rate as a share of --lr (default 0.1 for a pretrained tower, 1 for 'tiny').")
+@click.option("--freeze-text", is_flag=True, default=None, help="Keep the text tower's weights fixed (its projection trains).")
 @click.option("--embed-dim", type=int, help="Shared embedding size (default 256).")
 @click.option("--image-size", type=int, help="Square input size in pixels (default 224).")
 @click.option("--workers", type=int, help="Data-loader worker processes (default 0: load in the training process).")

@@ -43,6 +43,7 @@ class Downstream:
     image_ids: list[str]
     texts: dict[str, list[str | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    patients: list[str] | None = None  # per row; None: each image is its own patient
     _locations: list[tuple[int, int, int]] = field(default_factory=list, repr=False)
     _files: list[Path] = field(default_factory=list, repr=False)
 
@@ -51,6 +52,13 @@ class Downstream:
 
     def indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.splits == split)
+
+    def groups(self, rows: np.ndarray) -> np.ndarray:
+        """The patient of each given row, for bootstraps that resample patients (images without a
+        patient id count as their own patient)."""
+        if self.patients is None:
+            return np.asarray([f"image:{i}" for i in rows], dtype=object)
+        return np.asarray([self.patients[i] or f"image:{i}" for i in rows], dtype=object)
 
     def split_counts(self) -> dict[str, int]:
         return {s: int((self.splits == s).sum()) for s in SPLITS}
@@ -110,14 +118,16 @@ def _load_parquet(root: Path, wanted_labels: list[str] | None) -> Downstream:
     if missing:
         raise EvaluationError(f"{files[0].name} lacks required column(s) {missing}; not a dataset-v1 shard")
     present_texts = [c for c in text_columns if c in first.schema_arrow.names]
+    patient_column = ["patient_id"] if "patient_id" in first.schema_arrow.names else []
 
-    ids, splits, label_lists, texts = [], [], [], {c: [] for c in present_texts}
+    ids, splits, label_lists, patients, texts = [], [], [], [], {c: [] for c in present_texts}
     locations: list[tuple[int, int, int]] = []
     for file_index, file in enumerate(files):
         shard = pq.ParquetFile(file)
         for group in range(shard.num_row_groups):
-            table = shard.read_row_group(group, columns=needed + present_texts)
+            table = shard.read_row_group(group, columns=needed + present_texts + patient_column)
             ids.extend(table.column("image_id").to_pylist())
+            patients.extend(table.column("patient_id").to_pylist() if patient_column else [])
             splits.extend(table.column("split").to_pylist())
             label_lists.extend(table.column("labels").to_pylist())
             for c in present_texts:
@@ -143,6 +153,7 @@ def _load_parquet(root: Path, wanted_labels: list[str] | None) -> Downstream:
         image_ids=ids,
         texts={c[len(schema.text_column("")) :]: v for c, v in texts.items()},
         notes=notes,
+        patients=patients if patient_column else None,
         _locations=locations,
         _files=files,
     )
@@ -195,6 +206,7 @@ def _load_csv(path: Path, wanted_labels: list[str] | None, image_column: str | N
         image_ids=[str(p) for p in frame[column]],
         texts=texts,
         notes=notes,
+        patients=list(frame["patient_id"]) if "patient_id" in frame.columns else None,
         _files=files,
     )
 

@@ -101,8 +101,9 @@ def evaluate(
     valid = y_test != -1
     fitted = np.asarray([chosen_c[n] is not None for n in data.label_names])
     result = metrics.multilabel_report(
-        data.label_names, y_test == 1, probabilities, valid & fitted[None, :], thresholds, bootstrap, seed
-    )
+        data.label_names, y_test == 1, probabilities, valid & fitted[None, :], thresholds, bootstrap, seed,
+        data.groups(rows["test"]),
+    )  # fmt: skip
     for j, name in enumerate(data.label_names):
         entry = result["per_label"][name]
         entry["positives"] = int(((y_test[:, j] == 1) & valid[:, j]).sum())  # unfitted labels were masked above
@@ -129,7 +130,9 @@ def _multiclass(data, rows, x_train, x_val, x_test, bootstrap, seed, c_grid) -> 
     _, c, model = best
     probabilities = np.zeros((len(x_test), len(data.label_names)))
     probabilities[:, model.classes_] = model.predict_proba(x_test)
-    result = metrics.multiclass_report(data.label_names, data.labels[rows["test"]], probabilities, bootstrap, seed)
+    result = metrics.multiclass_report(
+        data.label_names, data.labels[rows["test"]], probabilities, bootstrap, seed, data.groups(rows["test"])
+    )
     result["C"] = c
     result["train_images"], result["val_images"] = int(len(rows["train"])), int(len(rows["val"]))
     result["_curves"] = {"y": data.multilabel_matrix()[rows["test"]], "scores": probabilities, "names": data.label_names}

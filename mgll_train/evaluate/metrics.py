@@ -1,7 +1,10 @@
 """Classification and retrieval metrics with bootstrap 95% confidence intervals.
 
 Every metric is written over *sample weights*: the point estimate uses weight 1 per test image and a
-bootstrap replicate uses the multinomial counts of a resample with replacement. Resampling therefore
+bootstrap replicate uses the multinomial counts of a resample with replacement. Images of one patient
+are not independent (two views, follow-ups), so when `groups` (a patient index per image) is given a
+replicate resamples patients and every image counts as often as its patient was drawn (the cluster
+bootstrap); without it, images are resampled. Resampling therefore
 never re-sorts scores (they are sorted once per label) and all replicates are computed together as
 one [B, n] array (AUC, AP, accuracy and F1 of 200 resamples of 5,000 images: 0.3 s, about 30x faster
 than calling scikit-learn per resample, measured on this project's 2-core dev machine under load).
@@ -53,12 +56,19 @@ def _tie_groups(sorted_scores: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], change])
 
 
-def _one_metric(y_true: np.ndarray, scores: np.ndarray, weights: np.ndarray | None, threshold: float, column: int):
+def label_stats(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    threshold: float = np.inf,
+    weights: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
+    """[b, 4]: AUC, AP, accuracy and F1 (at `score >= threshold`) of one label under weights [n] or [b, n]."""
     y = np.asarray(y_true).astype(bool)
     s = np.asarray(scores, dtype=np.float64)
-    w, single = _as_2d(np.ones(len(s)) if weights is None else weights)
-    out = _Label.make(y, s, np.ones(len(s), bool), s >= threshold).stats(w)[:, column]
-    return float(out[0]) if single else out
+    w, _ = _as_2d(np.ones(len(s)) if weights is None else weights)
+    keep = np.ones(len(s), bool) if valid is None else np.asarray(valid, bool)
+    return _Label.make(y, s, keep, s >= threshold).stats(w)
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | float:
@@ -66,21 +76,8 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray, weights: np.ndarray | None =
 
     `weights` of shape [n] gives one value, of shape [B, n] one value per row (a bootstrap replicate).
     """
-    return _one_metric(y_true, scores, weights, np.inf, 0)
-
-
-def average_precision(y_true: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | float:
-    """Average precision, sum over thresholds of (R_k - R_{k-1}) * P_k — scikit-learn's definition."""
-    return _one_metric(y_true, scores, weights, np.inf, 1)
-
-
-def accuracy_at(y_true: np.ndarray, scores: np.ndarray, threshold: float, weights: np.ndarray | None = None) -> np.ndarray | float:
-    return _one_metric(y_true, scores, weights, threshold, 2)
-
-
-def f1_at(y_true: np.ndarray, scores: np.ndarray, threshold: float, weights: np.ndarray | None = None) -> np.ndarray | float:
-    """F1 of `score >= threshold`; NaN when there are neither positives nor positive predictions."""
-    return _one_metric(y_true, scores, weights, threshold, 3)
+    out = label_stats(y_true, scores, weights=weights)[:, 0]
+    return float(out[0]) if weights is None or np.ndim(weights) == 1 else out
 
 
 def weighted_mean(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | float:
@@ -107,40 +104,52 @@ def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> float | None:
     return float(s_sorted[ends[int(np.argmax(f1))]])
 
 
-def weight_chunks(n: int, replicates: int, seed: int) -> Iterator[np.ndarray]:
-    """Multinomial resampling counts (how often each test image is drawn), a memory-bounded [b, n] block
-    at a time; the blocks depend only on (n, replicates, seed), so every metric sees the same resamples.
+def weight_chunks(n: int, replicates: int, seed: int, groups: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Resampling counts (how often each test image is drawn), a memory-bounded [b, n] block at a time.
+
+    With `groups` (an integer cluster id per image, e.g. its patient), clusters are drawn with
+    replacement and each image takes its cluster's count. The blocks depend only on (n, replicates,
+    seed, groups), so every metric -- and every model scored on the same images -- sees the same
+    resamples, which is what makes a paired comparison paired.
 
     float32 halves the memory traffic of the sorts' gathers; counts stay exact, and the rounding of large
     sums (~1e-7 relative) is far below any interval's width. Point estimates use float64 weights.
     """
     rng = np.random.default_rng(seed)
-    chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
+    cluster, clusters = _clusters(n, groups)
+    chunk = max(1, _CHUNK_ELEMENTS // max(n, clusters, 1))
     for start in range(0, replicates, chunk):
         b = min(chunk, replicates - start)
         if n == 0:
             yield np.zeros((b, 0), dtype=np.float32)
             continue
-        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        yield np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float32)
+        draws = rng.integers(0, clusters, size=(b, clusters)) + (np.arange(b) * clusters)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=b * clusters).reshape(b, clusters).astype(np.float32)
+        yield counts if cluster is None else counts[:, cluster]
 
 
-def bootstrap_weights(n: int, replicates: int, seed: int) -> np.ndarray:
-    """All resampling counts [replicates, n] at once (for small n; `weight_chunks` streams them)."""
-    chunks = list(weight_chunks(n, replicates, seed))
-    return np.concatenate(chunks) if chunks else np.zeros((0, n))
+def _clusters(n: int, groups: np.ndarray | None) -> tuple[np.ndarray | None, int]:
+    """(cluster index per image or None, number of clusters) -- any hashable ids become 0..G-1."""
+    if groups is None:
+        return None, n
+    if len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} entries for {n} samples")
+    _, index = np.unique(np.asarray(groups), return_inverse=True)
+    return index.ravel(), int(index.max()) + 1 if n else 0
 
 
 StatFn = Callable[[np.ndarray], np.ndarray]
 
 
-def bootstrap(stat: StatFn, n: int, replicates: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap(
+    stat: StatFn, n: int, replicates: int = DEFAULT_BOOTSTRAP, seed: int = 0, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The point value of `stat` (all weights 1) and its values on every resample.
 
     `stat` maps weights [b, n] to values [b, ...] (one scalar, or e.g. [labels, metrics] per row).
     """
     point = np.asarray(stat(np.ones((1, n))), dtype=np.float64)[0]
-    parts = [np.asarray(stat(w), dtype=np.float64) for w in weight_chunks(n, replicates, seed)]
+    parts = [np.asarray(stat(w), dtype=np.float64) for w in weight_chunks(n, replicates, seed, groups)]
     values = np.concatenate(parts, axis=0) if parts else np.zeros((0,) + point.shape)
     return point, values
 
@@ -159,10 +168,31 @@ def interval(point: float, values: np.ndarray, n: int, note: str | None = None) 
     return Estimate(value=float(point), low=float(low), high=float(high), n=n, note=note)
 
 
-def estimate(stat: StatFn, n: int, replicates: int = DEFAULT_BOOTSTRAP, seed: int = 0, note: str | None = None) -> Estimate:
+def estimate(
+    stat: StatFn,
+    n: int,
+    replicates: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    note: str | None = None,
+    groups: np.ndarray | None = None,
+) -> Estimate:
     """A scalar statistic of sample weights with its 95% interval."""
-    point, values = bootstrap(stat, n, replicates, seed)
+    point, values = bootstrap(stat, n, replicates, seed, groups)
     return interval(float(point), values, n, note)
+
+
+def paired_difference(
+    stat_a: StatFn,
+    stat_b: StatFn,
+    n: int,
+    replicates: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+) -> Estimate:
+    """stat_a - stat_b on the same test images with the 95% interval of the difference: both are scored
+    on every resample together, so what the two share (the hard and the easy patients) cancels -- far
+    narrower, and the right test, compared with two separate intervals."""
+    return estimate(lambda w: np.asarray(stat_a(w)) - np.asarray(stat_b(w)), n, replicates, seed, groups=groups)
 
 
 BINARY_METRICS = ("auc", "ap", "accuracy", "f1")
@@ -214,12 +244,18 @@ class _Label:
 
 
 def _per_label_bootstrap(
-    y_true: np.ndarray, scores: np.ndarray, valid: np.ndarray, predicted: np.ndarray, replicates: int, seed: int
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    valid: np.ndarray,
+    predicted: np.ndarray,
+    replicates: int,
+    seed: int,
+    groups: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Point values [L, 4] and replicates [B, L, 4] of every label, all labels on the same resamples."""
     labels = [_Label.make(y_true[:, j], scores[:, j], valid[:, j], predicted[:, j]) for j in range(y_true.shape[1])]
     stat = lambda w: np.stack([label.stats(w) for label in labels], axis=1)  # noqa: E731
-    return bootstrap(stat, y_true.shape[0], replicates, seed)
+    return bootstrap(stat, y_true.shape[0], replicates, seed, groups)
 
 
 def _label_notes(y: np.ndarray, valid: np.ndarray) -> dict[str, str | None]:
@@ -246,22 +282,6 @@ def _macro(point: np.ndarray, values: np.ndarray, defined: list[int], n: int) ->
     return out
 
 
-def binary_metrics(
-    y_true: np.ndarray,
-    scores: np.ndarray,
-    valid: np.ndarray,
-    threshold: float,
-    replicates: int = DEFAULT_BOOTSTRAP,
-    seed: int = 0,
-) -> dict[str, Estimate]:
-    """AUC, AP, accuracy and F1 (at `score >= threshold`) of one label over the images where it is valid."""
-    y = np.asarray(y_true).astype(bool)[:, None]
-    s = np.asarray(scores, dtype=np.float64)[:, None]
-    point, values = _per_label_bootstrap(y, s, np.asarray(valid, bool)[:, None], s >= threshold, replicates, seed)
-    notes = _label_notes(y[:, 0], np.asarray(valid, bool))
-    return {m: interval(point[0, k], values[:, 0, k], len(y), notes.get(m)) for k, m in enumerate(BINARY_METRICS)}
-
-
 def multilabel_report(
     names: list[str],
     y_true: np.ndarray,
@@ -270,17 +290,18 @@ def multilabel_report(
     thresholds: list[float],
     replicates: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> dict:
     """Per-label and macro metrics of multi-label scores [n, L]; `valid` [n, L] masks uncertain labels.
 
     Macro averages run over the labels whose test AUC is defined; they share the per-label resamples,
-    so their interval reflects the correlation between labels.
+    so their interval reflects the correlation between labels. `groups`: patient per image.
     """
     y = np.asarray(y_true).astype(bool)
     valid = np.asarray(valid, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
     n = y.shape[0]
-    point, values = _per_label_bootstrap(y, s, valid, s >= np.asarray(thresholds)[None, :], replicates, seed)
+    point, values = _per_label_bootstrap(y, s, valid, s >= np.asarray(thresholds)[None, :], replicates, seed, groups)
     per_label = {}
     for j, name in enumerate(names):
         notes = _label_notes(y[:, j], valid[:, j])
@@ -302,7 +323,12 @@ def multilabel_report(
 
 
 def multiclass_report(
-    classes: list[str], y_true: np.ndarray, probabilities: np.ndarray, replicates: int = DEFAULT_BOOTSTRAP, seed: int = 0
+    classes: list[str],
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    replicates: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> dict:
     """Accuracy, macro F1 and one-vs-rest macro AUC of single-label predictions (argmax of [n, C])."""
     y = np.asarray(y_true, dtype=np.int64)
@@ -320,7 +346,7 @@ def multiclass_report(
             accuracy = (w @ correct.astype(w.dtype)) / w.sum(axis=1)
         return np.concatenate([per_class, accuracy[:, None]], axis=1)
 
-    point, values = bootstrap(stat, n, replicates, seed)
+    point, values = bootstrap(stat, n, replicates, seed, groups)
     per_point, per_values = point[:-1].reshape(c, 4), values[:, :-1].reshape(len(values), c, 4)
     per_class = {}
     for j, name in enumerate(classes):

@@ -98,7 +98,8 @@ def markdown(results: dict) -> str:
         f"- data: `{data['path']}` ({data['source']}, {data['kind']}, {len(data['labels'])} labels; "
         + ", ".join(f"{k} {v}" for k, v in data["splits"].items())
         + ")",
-        f"- 95% intervals: percentile bootstrap over test images, {results['options']['bootstrap']} resamples, "
+        f"- 95% intervals: percentile bootstrap over test {results['options'].get('bootstrap_unit', 'image')}s, "
+        f"{results['options']['bootstrap']} resamples, "
         f"seed {results['options']['seed']}",
         "",
         "| task | metric | value |",
@@ -125,10 +126,20 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def roc_chart(path: Path, title: str, curves: dict) -> Path | None:
-    """ROC curve per label over the test images with a definite label."""
+# tab20's strong shades first, then its light ones: neighbours in the legend never share a hue family
+_PALETTE = [matplotlib.colormaps["tab20"](i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def curve_style(index: int) -> tuple[tuple[float, ...], str]:
+    """A (colour, line style) distinct for each of the first 80 curves: 20 colours, then a new dash."""
+    return _PALETTE[index % len(_PALETTE)], _LINESTYLES[(index // len(_PALETTE)) % len(_LINESTYLES)]
+
+
+def draw_roc(ax, curves: dict) -> int:
+    """ROC curve per label over the test images with a definite label; the legend gives each label's
+    positives (an AUC over 5 positives says little). Returns the number of curves drawn."""
     y, scores, names = np.asarray(curves["y"]), np.asarray(curves["scores"]), curves["names"]
-    fig, ax = plt.subplots(figsize=(6, 6))
     drawn = 0
     for j, name in enumerate(names):
         known = y[:, j] != -1
@@ -136,14 +147,21 @@ def roc_chart(path: Path, title: str, curves: dict) -> Path | None:
         if truth.all() or not truth.any():
             continue
         fpr, tpr, _ = roc_curve(truth, scores[known, j])
-        ax.plot(fpr, tpr, lw=1.2, label=f"{name} (AUC {roc_auc(truth, scores[known, j]):.3f})")
+        colour, style = curve_style(drawn)
+        label = f"{name} (n+ {int(truth.sum())}, AUC {roc_auc(truth, scores[known, j]):.3f})"
+        ax.plot(fpr, tpr, lw=1.2, color=colour, ls=style, label=label)
         drawn += 1
-    if not drawn:
+    return drawn
+
+
+def roc_chart(path: Path, title: str, curves: dict) -> Path | None:
+    fig, ax = plt.subplots(figsize=(6.5, 6.5))
+    if not draw_roc(ax, curves):
         plt.close(fig)
         return None
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=6.5, loc="lower right", ncol=1 if len(curves["names"]) <= 14 else 2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -10,7 +10,8 @@ trainer uses for shared soft targets):
   granularity. A hit at K: any of the top K images carries the query text.
 Ties are broken against the query (a rank counts every wrong item scoring >= the best right one), so a
 collapsed model that embeds everything alike scores at chance, not 100%. Images without a text at the
-granularity are left out of it. Intervals resample queries (the gallery is held fixed).
+granularity are left out of it. Intervals resample queries (the gallery is held fixed): image queries by
+patient, text queries one by one.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ def best_relevant_rank(similarity: np.ndarray, relevant: np.ndarray) -> np.ndarr
     return ranks
 
 
-def recall_table(ranks: np.ndarray, bootstrap: int, seed: int) -> dict:
+def recall_table(ranks: np.ndarray, bootstrap: int, seed: int, groups: np.ndarray | None = None) -> dict:
     n = len(ranks)
     out = {}
     for k in KS:
         hits = (ranks < k).astype(np.float64)
-        out[f"R@{k}"] = metrics.estimate(lambda w, h=hits: metrics.weighted_mean(h, w), n, bootstrap, seed).to_dict()
+        stat = lambda w, h=hits: metrics.weighted_mean(h, w)  # noqa: E731
+        out[f"R@{k}"] = metrics.estimate(stat, n, bootstrap, seed, groups=groups).to_dict()
     out["median_rank"] = float(np.median(ranks) + 1) if n else None
     return out
 
@@ -80,7 +82,7 @@ def evaluate(
         result["granularities"][g] = {
             "images": int(has.sum()),
             "distinct_texts": int(len(distinct_keys)),
-            "image_to_text": recall_table(i2t, bootstrap, seed),
+            "image_to_text": recall_table(i2t, bootstrap, seed, data.groups(test_rows[has])),
             "text_to_image": recall_table(t2i, bootstrap, seed),
             "chance_R@1_image_to_text": 1.0 / len(distinct_keys),
         }

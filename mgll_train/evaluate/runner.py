@@ -1,19 +1,48 @@
-"""`evaluate(run, dataset, task, out)`: load once, extract features once, run the tasks, write the report."""
+"""`evaluate(run, dataset, task, out, options)`: load once, extract features once, run the tasks, write the report."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mgll_train.evaluate import downstream, features, finetune, linear_probe, metrics, report, retrieval, zero_shot
-from mgll_train.evaluate.downstream import EvaluationError
+from mgll_train.evaluate.downstream import Downstream, EvaluationError
 
 TASKS = ("zero-shot", "retrieval", "linear-probe", "finetune")
 PROBE_FEATURES = ("backbone", "embedding")
+# The splits whose image features each task reads (zero-shot picks its thresholds on val).
+_FEATURE_SPLITS = {"zero-shot": ("val", "test"), "retrieval": ("test",), "linear-probe": downstream.SPLITS}
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How to evaluate: shared settings first, then those of one task (named by its prefix)."""
+
+    bootstrap: int = metrics.DEFAULT_BOOTSTRAP  # resamples for the 95% intervals (0: none)
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = features.DEFAULT_BATCH  # images per feature batch
+    workers: int = 2  # image decoding threads
+    labels: list[str] | None = None  # evaluate these labels only
+    image_column: str | None = None  # CSV input: the image path column
+    progress: bool = True
+    prompts: Path | None = None  # zero-shot: a JSON of prompts instead of the in-distribution ones
+    probe_features: str = "backbone"  # linear-probe: backbone or embedding
+    head: str = "auto"  # finetune: auto, multilabel or multiclass
+    epochs: int = 3  # finetune
+    finetune_batch_size: int = 16
+    lr: float = 1e-4  # finetune: the vision tower's rate (the new head trains at 10x)
+
+    def check(self) -> None:
+        if self.bootstrap < 0:
+            raise EvaluationError("--bootstrap must be 0 or more")
+        if self.probe_features not in PROBE_FEATURES:
+            raise EvaluationError(f"--probe-features must be one of {PROBE_FEATURES}")
 
 
 def parse_tasks(task: str | Sequence[str]) -> list[str]:
@@ -35,78 +64,80 @@ def parse_tasks(task: str | Sequence[str]) -> list[str]:
 
 
 def evaluate(
-    run: Path,
-    dataset: Path,
-    task: str | Sequence[str],
-    out: Path,
-    *,
-    bootstrap: int = metrics.DEFAULT_BOOTSTRAP,
-    seed: int = 0,
-    device: str = "auto",
-    batch_size: int = features.DEFAULT_BATCH,
-    workers: int = 2,
-    labels: list[str] | None = None,
-    image_column: str | None = None,
-    prompts: Path | None = None,
-    probe_features: str = "backbone",
-    head: str = "auto",
-    epochs: int = 3,
-    finetune_batch_size: int = 16,
-    lr: float = 1e-4,
-    progress: bool = True,
+    run: Path, dataset: Path, task: str | Sequence[str], out: Path, options: EvaluationOptions = EvaluationOptions()
 ) -> dict[str, Any]:
     """Evaluate a pretraining run on downstream data; writes results.json, results.md and charts to `out`.
 
     Returns the results as written. Raises EvaluationError (one line) for unusable inputs.
     """
     tasks = parse_tasks(task)
-    if bootstrap < 0:
-        raise EvaluationError("--bootstrap must be 0 or more")
-    if probe_features not in PROBE_FEATURES:
-        raise EvaluationError(f"--probe-features must be one of {PROBE_FEATURES}")
-    data = downstream.load(Path(dataset), labels=labels, image_column=image_column)
+    options.check()
+    data = _load_data(Path(dataset), tasks, options)
     rows = {s: data.indices(s) for s in downstream.SPLITS}
-    if len(rows["test"]) == 0:
-        raise EvaluationError(f"the test split of {dataset} is empty: nothing to score (splits: {data.split_counts()})")
-    if head == "multiclass" and "finetune" in tasks and data.kind != "multiclass":
-        raise EvaluationError("--head multiclass needs downstream data with one class column (a CSV); this data is multi-label")
-    loaded = features.load(Path(run), device)
+    loaded = features.load(Path(run), options.device)
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    needed = set()
-    if {"zero-shot", "retrieval"} & set(tasks):
-        needed.add("test")
-    if "linear-probe" in tasks:
-        needed.update(downstream.SPLITS)
-    feats = None
-    if needed:
-        wanted = np.concatenate([rows[s] for s in sorted(needed)])
-        feats = features.image_features(loaded, data, wanted, batch_size=batch_size, workers=workers, progress=progress)
+    feats = _image_features(loaded, data, rows, tasks, options)
+    if feats is not None:
         timings["features"] = time.perf_counter() - started
-
     results_by_task: dict[str, dict] = {}
     for name in tasks:
         start = time.perf_counter()
-        if name == "zero-shot":
-            out_task = zero_shot.evaluate(
-                loaded, data, rows["test"], feats.take(rows["test"]), prompts_file=prompts, bootstrap=bootstrap, seed=seed
-            )
-        elif name == "retrieval":
-            out_task = retrieval.evaluate(loaded, data, rows["test"], feats.take(rows["test"]), bootstrap=bootstrap, seed=seed)
-        elif name == "linear-probe":
-            emb = {s: feats.take(rows[s], probe_features) for s in downstream.SPLITS}
-            out_task = linear_probe.evaluate(data, rows, emb, bootstrap=bootstrap, seed=seed)
-            out_task["features"] = probe_features
-        else:
-            out_task = finetune.evaluate(
-                loaded, data, rows, head=head, epochs=epochs, batch_size=finetune_batch_size, lr=lr,
-                workers=workers, bootstrap=bootstrap, seed=seed, progress=progress,
-            )  # fmt: skip
+        results_by_task[name] = _run_task(name, loaded, data, rows, feats, options)
         timings[name] = time.perf_counter() - start
-        results_by_task[name] = out_task
+    return report.write(Path(out), _record(run, dataset, loaded, data, tasks, options, results_by_task, timings))
 
-    results = {
+
+def _load_data(dataset: Path, tasks: list[str], options: EvaluationOptions) -> Downstream:
+    data = downstream.load(dataset, labels=options.labels, image_column=options.image_column)
+    if len(data.indices("test")) == 0:
+        raise EvaluationError(f"the test split of {dataset} is empty: nothing to score (splits: {data.split_counts()})")
+    if options.head == "multiclass" and "finetune" in tasks and data.kind != "multiclass":
+        raise EvaluationError("--head multiclass needs downstream data with one class column (a CSV); this data is multi-label")
+    return data
+
+
+def _image_features(
+    run: features.Run, data: Downstream, rows: dict[str, np.ndarray], tasks: list[str], options: EvaluationOptions
+) -> features.ImageFeatures | None:
+    """Every image any task needs, decoded and encoded once."""
+    needed = sorted({split for t in tasks for split in _FEATURE_SPLITS.get(t, ())})
+    if not needed:
+        return None
+    wanted = np.concatenate([rows[s] for s in needed])
+    return features.image_features(
+        run, data, wanted, batch_size=options.batch_size, workers=options.workers, progress=options.progress
+    )
+
+
+def _run_task(
+    name: str,
+    run: features.Run,
+    data: Downstream,
+    rows: dict[str, np.ndarray],
+    feats: features.ImageFeatures | None,
+    options: EvaluationOptions,
+) -> dict:
+    scoring = {"bootstrap": options.bootstrap, "seed": options.seed}
+    if name == "zero-shot":
+        emb = {s: feats.take(rows[s]) for s in ("val", "test")}
+        return zero_shot.evaluate(run, data, rows, emb, prompts_file=options.prompts, **scoring)
+    if name == "retrieval":
+        return retrieval.evaluate(run, data, rows["test"], feats.take(rows["test"]), **scoring)
+    if name == "linear-probe":
+        emb = {s: feats.take(rows[s], options.probe_features) for s in downstream.SPLITS}
+        return {**linear_probe.evaluate(data, rows, emb, **scoring), "features": options.probe_features}
+    settings = finetune.FinetuneSettings(
+        head=options.head, epochs=options.epochs, batch_size=options.finetune_batch_size, lr=options.lr,
+        workers=options.workers, progress=options.progress,
+    )  # fmt: skip
+    return finetune.evaluate(run, data, rows, settings, **scoring)
+
+
+def _record(run, dataset, loaded: features.Run, data: Downstream, tasks, options, results_by_task, timings) -> dict:
+    """The results document: what was evaluated, on what, how, and every task's output."""
+    return {
         "run": {
             "path": str(run),
             "step": loaded.step,
@@ -124,7 +155,13 @@ def evaluate(
             "splits": data.split_counts(),
             "notes": data.notes,
         },
-        "options": {"tasks": tasks, "bootstrap": bootstrap, "seed": seed, "device": str(loaded.device)},
+        "options": {
+            "tasks": tasks,
+            "bootstrap": options.bootstrap,
+            "bootstrap_unit": "patient" if data.patients is not None else "image",
+            "seed": options.seed,
+            "device": str(loaded.device),
+        },
         "tasks": results_by_task,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "notes": [
@@ -132,4 +169,3 @@ def evaluate(
             "macro averages are over labels whose test AUC is defined (both classes present)",
         ],
     }
-    return report.write(Path(out), results)
