@@ -195,9 +195,8 @@ def test_a_card_is_refused_while_a_build_holds_the_dataset(tmp_path: Path) -> No
     from mgll_data.output_folder import exclusive_lock
 
     path = write_dataset(tmp_path / "ds", rows=6)
-    with exclusive_lock(path / dataset.LOCK_FILE, "test"):
-        with pytest.raises(CardError, match="another mgll build"):
-            write_card(path)
+    with exclusive_lock(path / dataset.LOCK_FILE, "test"), pytest.raises(CardError, match="another mgll build"):
+        write_card(path)
     assert not (path / "README.md").exists()
 
 

@@ -21,7 +21,6 @@ from mgll_train.checkpoint import (
 )
 from mgll_train.model import build_model
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

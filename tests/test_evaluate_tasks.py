@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.dataset_fixtures import make_rows, write_dataset
-from mgll_train.evaluate import EvaluationError, parse_tasks
-from mgll_train.evaluate import downstream, linear_probe, report, retrieval, zero_shot
+from mgll_train.evaluate import EvaluationError, downstream, linear_probe, parse_tasks, report, retrieval, zero_shot
 from mgll_train.evaluate.downstream import Downstream
+from tests.dataset_fixtures import make_rows, write_dataset
 
 
 def _png(value: int, size: int = 8) -> bytes:

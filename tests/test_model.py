@@ -15,7 +15,6 @@ from mgll_train.model import (
     unwrap,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

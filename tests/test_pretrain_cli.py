@@ -6,7 +6,6 @@ from click.testing import CliRunner
 from mgll_data.cli import main
 from tests.train_fixtures import write_dataset
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -13,7 +13,6 @@ from mgll_train.schedule import WarmupCosine
 from mgll_train.trainer import TrainError, resolve_granularities, train
 from tests.train_fixtures import GRANULARITIES, write_dataset
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

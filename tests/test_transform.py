@@ -61,7 +61,7 @@ def test_workers_hand_over_8_bit_pixels_one_channel_for_grey():
     colour, _ = load_pixels(_encode(np.stack([_radiograph()] * 3, axis=-1)), 64)
     assert colour.shape == (3, 64, 64) and colour.dtype == torch.uint8
     deep, _ = load_pixels(_encode(_radiograph().astype(np.uint16) * 257), 64)
-    assert deep.dtype == torch.float32 and 0.0 <= float(deep.min()) and float(deep.max()) <= 1.0
+    assert deep.dtype == torch.float32 and float(deep.min()) >= 0.0 and float(deep.max()) <= 1.0
 
 
 def test_the_worker_crops_and_resizes_in_one_step():
@@ -98,7 +98,7 @@ def test_random_views_stay_inside_the_image_and_within_the_augmentation_ranges()
     for _ in range(200):
         view = random_view(rng, 400, 300)
         left, top, width, height = view.box
-        assert 0 <= left and left + width <= 400 and 0 <= top and top + height <= 300
+        assert left >= 0 and left + width <= 400 and top >= 0 and top + height <= 300
         assert 0.69 <= width * height / (400 * 300) <= 1.0
         assert abs(view.angle) <= 7.0 and 0.8 <= view.contrast <= 1.2 and 0.8 <= view.brightness <= 1.2
 

@@ -43,7 +43,7 @@ class _Grid:
         return (rows[:, low] * (1 - t)[None, :] + rows[:, low + 1] * t[None, :]) * 0.7
 
 
-def render(rng: np.random.Generator, findings: tuple["Finding", ...], size: int) -> np.ndarray:
+def render(rng: np.random.Generator, findings: tuple[Finding, ...], size: int) -> np.ndarray:
     """One uint8 [size, size] image of a study with these findings."""
     g = _Grid(size)
     cx = 0.5 + rng.normal(0, 0.02)
@@ -66,7 +66,7 @@ def render(rng: np.random.Generator, findings: tuple["Finding", ...], size: int)
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
-def _finding(g: _Grid, rng: np.random.Generator, f: "Finding", lung: tuple) -> np.ndarray:
+def _finding(g: _Grid, rng: np.random.Generator, f: Finding, lung: tuple) -> np.ndarray:
     """The density a finding adds (negative: darker) inside its side's lung or chest wall."""
     lx, ly, a, b, sign = lung
     amp, extent = AMPLITUDE[f.severity], EXTENT[f.size]

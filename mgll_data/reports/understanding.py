@@ -19,7 +19,14 @@ from mgll_data.reports import segment
 from mgll_data.reports.certainty import Policy, policy_from
 from mgll_data.reports.granularity import granularity_texts
 from mgll_data.reports.items import granularity_items
-from mgll_data.reports.labels import NON_FINDING_SECTIONS, QUESTION_SECTIONS, Label, Mention, aggregate, sentence_mentions
+from mgll_data.reports.labels import (
+    NON_FINDING_SECTIONS,
+    QUESTION_SECTIONS,
+    Label,
+    Mention,
+    aggregate,
+    sentence_mentions,
+)
 from mgll_data.reports.nlp import ABBREVIATIONS_KEY, get_nlp, quiet_matchers
 from mgll_data.reports.spelling import Speller, speller
 from mgll_data.reports.vocabulary import load

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Validate sentences_dev.jsonl + sentences_test.jsonl against GUIDELINE.md's file format and
 print counts per finding x certainty.  Exit status 1 on any format problem."""
-import json, os, re, sys
+import json
+import os
+import re
+import sys
 from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))

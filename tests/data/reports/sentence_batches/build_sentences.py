@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Build sentences_dev.jsonl / sentences_test.jsonl from the hand-written batch files.
 Each batch line: SECTION || text || codes   (codes '-' = no nih14 finding)."""
-import glob, json, os, random, sys
+import glob
+import json
+import os
+import random
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.dirname(HERE)
