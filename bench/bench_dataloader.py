@@ -29,16 +29,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
 
-from mgll_data.imaging.encode import encode  # noqa: E402
-from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, open_dataset  # noqa: E402
-from mgll_train.model import default_text_folder, load_tokenizer  # noqa: E402
-from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD, finish_batch  # noqa: E402
+from mgll_data.imaging.encode import encode
+from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, open_dataset
+from mgll_train.model import default_text_folder, load_tokenizer
+from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD, finish_batch
 
 GRANULARITIES = ["category", "disease", "description", "explanation"]
 

@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mgll_data.deid import scoring  # noqa: E402
+from mgll_data.deid import scoring  # noqa: E402  (after the repo root is put on sys.path above)
 
 DATA = ROOT / "tests" / "data" / "deid"
 BEFORE_REF = "7cbf665"  # main when this benchmark was written: the scrub without the work it measures
@@ -174,7 +174,7 @@ class _quiet:
         self._catch = warnings.catch_warnings()
         self._catch.__enter__()
         warnings.simplefilter("ignore")
-        self._stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115
+        self._stdout, sys.stdout = sys.stdout, open(os.devnull, "w")
 
     def __exit__(self, *exc: object) -> None:
         sys.stdout.close()

@@ -30,14 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from mgll_train.config import TrainConfig  # noqa: E402
-from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, image_column, open_dataset  # noqa: E402
-from mgll_train.loss import MGLLLoss  # noqa: E402
-from mgll_train.model import build_model, load_tokenizer, parameter_groups, tokenizer_folder  # noqa: E402
-from mgll_train.step import TrainStep, autocast_dtype, to_device  # noqa: E402
-from mgll_train.trainer import resolve_granularities, train  # noqa: E402
+from mgll_train.config import TrainConfig
+from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, image_column, open_dataset
+from mgll_train.loss import MGLLLoss
+from mgll_train.model import build_model, load_tokenizer, parameter_groups, tokenizer_folder
+from mgll_train.step import TrainStep, autocast_dtype, to_device
+from mgll_train.trainer import resolve_granularities, train
 
 
 @dataclass

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.proof import compare, protocol, scoring  # noqa: E402
-from bench.proof.generator import LEVELS, ProofData, generate  # noqa: E402
-from bench.proof.text import build_table  # noqa: E402
+from bench.proof import compare, protocol, scoring
+from bench.proof.generator import LEVELS, ProofData, generate
+from bench.proof.text import build_table
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTROL_VARIANTS = ("clip-disease", "clip-concat", "mgll")

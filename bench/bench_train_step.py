@@ -109,7 +109,7 @@ def loss_only(batch: int, granularities: int, labels: int, steps: int, device: t
     for kind in ("clip", "mgll"):
         loss_fn = MGLLLoss(kind=kind, gather=False)
 
-        def step() -> None:
+        def step(loss_fn: MGLLLoss = loss_fn) -> None:
             loss_fn(image, text, mask, multi_hot, ids, scale)["loss"].backward()
 
         step()

@@ -17,10 +17,10 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from transformers import (  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
     AutoConfig,
     AutoModel,
     AutoTokenizer,
@@ -30,9 +30,9 @@ from transformers import (  # noqa: E402
     ResNetConfig,
     ViTConfig,
 )
-from transformers.utils import logging as hf_logging  # noqa: E402
+from transformers.utils import logging as hf_logging
 
-from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD
 
 MAX_LOGIT_SCALE = 100.0
 VISION_PRESETS = ("tiny", "vit-b16", "convnext-tiny", "resnet50")
@@ -95,9 +95,12 @@ def _feature_dim(config: PretrainedConfig) -> int:
 
 def _without_pooler(tower: nn.Module) -> nn.Module:
     """Drop a pooler layer we never use: unused parameters break DDP and waste optimizer state."""
-    if isinstance(getattr(tower, "pooler", None), nn.Module) and hasattr(tower.config, "model_type"):
-        if tower.config.model_type in _CLS_POOLED or tower.config.model_type in ("bert", "roberta", "xlm-roberta"):
-            tower.pooler = None
+    if (
+        isinstance(getattr(tower, "pooler", None), nn.Module)
+        and hasattr(tower.config, "model_type")
+        and (tower.config.model_type in _CLS_POOLED or tower.config.model_type in ("bert", "roberta", "xlm-roberta"))
+    ):
+        tower.pooler = None
     return tower
 
 

@@ -142,7 +142,7 @@ def test_compare_gives_zero_for_identical_variants_and_finds_a_real_gap():
     groups = np.repeat(np.arange(150), 2)
     y = rng.random(n) < 0.3
     runs = {"clip-concat": [], "same": [], "better": []}
-    for seed in range(4):
+    for _ in range(4):
         base = rng.random(n) + 0.8 * y
         runs["clip-concat"].append(_run([base], y))
         runs["same"].append(_run([base], y))

@@ -11,7 +11,7 @@ pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
 
-def test_ray_build_equals_local_build(export, built, salt, tmp_path: Path):  # noqa: F811
+def test_ray_build_equals_local_build(export, built, salt, tmp_path: Path):  # noqa: F811  (the imported fixtures, by name)
     local_out, local_summary = built
     out = tmp_path / "ray-ds"
     summary = build_dataset(export, out, "mimic-cxr", salt_file=salt, engine="ray", workers=2,

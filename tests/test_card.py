@@ -76,7 +76,7 @@ def test_label_prevalence_table_matches_the_rows(built: tuple[Path, list[dict], 
     for finding in DEFAULT_VOCABULARY:
         for split in ("train", "val", "test", "all"):
             in_split = [r for r in rows if split == "all" or r["split"] == split]
-            statuses = Counter(l["status"] for r in in_split for l in r["labels"] if l["name"] == finding)
+            statuses = Counter(x["status"] for r in in_split for x in r["labels"] if x["name"] == finding)
             positive, negative, uncertain, unmentioned, _ = table[(finding, split)]
             assert (int(positive), int(negative), int(uncertain)) == (statuses[1], statuses[0], statuses[-1])
             assert int(unmentioned) == len(in_split) - sum(statuses.values())

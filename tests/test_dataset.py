@@ -24,7 +24,7 @@ def test_label_matrix_keeps_statuses_and_counts_names_outside_the_vocabulary() -
 
 
 def test_splits_sort_in_contract_order_then_by_name() -> None:
-    assert dataset.ordered_splits({"test", "extra", "train", "val", "test"}) == ["train", "val", "test", "extra"]
+    assert dataset.ordered_splits(["test", "extra", "train", "val", "test"]) == ["train", "val", "test", "extra"]
 
 
 def test_shard_listing_skips_temporary_and_foreign_files(tmp_path: Path) -> None:

@@ -39,6 +39,14 @@ def _jaccard(a, b):
     return float(((a > 0) & (b > 0)).sum() / union) if union else 0.0
 
 
+def _target(kind, level_ids, level_items, i, j):
+    """Row i's soft target for column j: 1 on the diagonal, 1 for an identical text, else the items' Jaccard."""
+    if kind == "clip" or i == j:
+        return float(i == j)
+    same_text = level_ids[i] >= 0 and level_ids[i] == level_ids[j]
+    return 1.0 if same_text else _jaccard(level_items[i], level_items[j])
+
+
 def _reference(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias=None, kind="mgll"):
     """The maths of the module docstring written one sample at a time, as a reader would check it."""
     k_count, n = text_mask.shape
@@ -52,13 +60,7 @@ def _reference(image_emb, text_emb, text_mask, items, text_ids, logit_scale, log
             continue
         ce_sum, bce_sum = 0.0, 0.0
         for i in valid:
-            def target(j):
-                if kind == "clip" or i == j:
-                    return float(i == j)
-                same_text = text_ids[k, i] >= 0 and text_ids[k, i] == text_ids[k, j]
-                return 1.0 if same_text else _jaccard(level_items[i], level_items[j])
-
-            t = torch.tensor([target(j) for j in valid], dtype=image_emb.dtype)
+            t = torch.tensor([_target(kind, text_ids[k], level_items, i, j) for j in valid], dtype=image_emb.dtype)
             w = t / t.sum()
             i2t = torch.stack([logit_scale * image_emb[i] @ text_emb[k, j] for j in valid])
             t2i = torch.stack([logit_scale * text_emb[k, i] @ image_emb[j] for j in valid])

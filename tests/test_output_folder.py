@@ -273,9 +273,8 @@ def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     ), str(lock)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputFolderError, match=f"process {holder.pid}"):
-            with output_folder.exclusive_lock(lock, "x"):
-                pass
+        with pytest.raises(OutputFolderError, match=f"process {holder.pid}"), output_folder.exclusive_lock(lock, "x"):
+            pass
     finally:
         os.kill(holder.pid, 9)
         holder.wait(timeout=30)

@@ -172,7 +172,7 @@ def train(variant: Variant, t: Tensors, settings: Settings, seed: int) -> ProofM
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)  # fmt: skip
     warmup = max(1, settings.steps // 20)
-    schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, settings.steps) / settings.steps))  # noqa: E731
+    schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, settings.steps) / settings.steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     model.train()

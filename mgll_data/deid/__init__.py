@@ -60,5 +60,6 @@ __all__ = [
     "pseudonym",
     "refuse_burned_in_text",
     "scrub_text",
+    "source_key",
     "strip_control_characters",
 ]

@@ -140,7 +140,7 @@ def _image_row(relpath: str, ids: _StudyIds, source: str, view: str, variant: Pi
         encoding = dict(sop_class="", photometric="", bits_stored="", signed="", rescale="", window="", padding="")
     else:
         encoding = dict(sop_class=variant.sop, photometric=variant.photometric, bits_stored=variant.bits_stored,
-                        signed=int(variant.signed), rescale="" if variant.rescale is None else "%g/%g" % variant.rescale,
+                        signed=int(variant.signed), rescale="" if variant.rescale is None else "{:g}/{:g}".format(*variant.rescale),
                         window=variant.window, padding=int(variant.padding))
     return dict(image_path=relpath, subject=ids.subject, study=ids.study, source=source, view=view,
                 transfer_syntax=uid.UID(written_ts).name if written_ts else "", rows=shape[0], columns=shape[1],

@@ -101,7 +101,7 @@ def _invoke(args: list[str]) -> None:
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise click.ClickException(f"exited with status {exc.code}") from None
-    except Exception as exc:  # noqa: BLE001 - any crash of a step becomes that step's one-line failure
+    except Exception as exc:  # any crash of a step becomes that step's one-line failure
         first_line = (str(exc).splitlines() or [""])[0]
         raise click.ClickException(f"{type(exc).__name__}: {first_line}") from None
 
@@ -260,5 +260,5 @@ def format_results(results: list[StepResult]) -> str:
     header = ("step", "status", "time", "result")
     rows = [(r.step, r.status, f"{r.seconds:.1f}s" if r.status != "skipped" else "-", r.detail) for r in results]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    fmt = lambda row: "  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths)), row[3]])  # noqa: E731
+    fmt = lambda row: "  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths)), row[3]])
     return "\n".join([fmt(header), "  ".join("-" * w for w in [*widths, 6]), *(fmt(row) for row in rows)])

@@ -197,7 +197,7 @@ def strip_pixel_data(ds: Dataset) -> None:
     for keyword in PIXEL_KEYWORDS:
         if keyword in ds:
             delattr(ds, keyword)
-    for tag in [t for t in ds.keys() if (t.group & 0xFF00) == 0x6000 and t.element == 0x3000]:
+    for tag in [t for t in ds.keys() if (t.group & 0xFF00) == 0x6000 and t.element == 0x3000]:  # noqa: SIM118 - a Dataset iterates elements, keys() gives tags
         del ds[tag]
     if _ICON_IMAGE_SEQUENCE in ds:
         del ds[_ICON_IMAGE_SEQUENCE]

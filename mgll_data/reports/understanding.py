@@ -156,7 +156,7 @@ def analyse_reports(texts: Sequence[str], vocab_ref: str, sections: tuple[str, .
     prepared = [_sentence_doc(nlp, spell, plans[i].text[s.start : s.end]) for i, s, _ in jobs]
     with quiet_matchers():
         docs = nlp.pipe((doc for doc, _ in prepared), batch_size=SENTENCE_BATCH)
-        for (i, sentence, question), doc, (_, original) in zip(jobs, docs, prepared):
+        for (_, sentence, question), doc, (_, original) in zip(jobs, docs, prepared):
             per_job.append(sentence_mentions(doc, sentence.section, sentence.start, policy, question, original))
         _apply_abbreviations(plans, jobs, per_job, nlp, spell, policy)
     for (i, _, _), mentions in zip(jobs, per_job):

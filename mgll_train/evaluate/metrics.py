@@ -254,7 +254,7 @@ def _per_label_bootstrap(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Point values [L, 4] and replicates [B, L, 4] of every label, all labels on the same resamples."""
     labels = [_Label.make(y_true[:, j], scores[:, j], valid[:, j], predicted[:, j]) for j in range(y_true.shape[1])]
-    stat = lambda w: np.stack([label.stats(w) for label in labels], axis=1)  # noqa: E731
+    stat = lambda w: np.stack([label.stats(w) for label in labels], axis=1)
     return bootstrap(stat, y_true.shape[0], replicates, seed, groups)
 
 

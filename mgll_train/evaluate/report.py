@@ -14,11 +14,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
 
-from mgll_train.evaluate.metrics import roc_auc  # noqa: E402
+from mgll_train.evaluate.metrics import roc_auc
 
 CLASSIFICATION_TASKS = ("zero-shot", "linear-probe", "finetune")
 METRIC_NAMES = {"auc": "AUC", "ap": "AP", "accuracy": "accuracy", "f1": "F1"}
@@ -71,7 +71,7 @@ def format_table(rows: list[tuple[str, str, str]]) -> str:
     header = ("task", "metric", "value [95% CI]; retrieval: R@K")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     line = "  ".join("-" * w for w in widths)
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))
     return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
 
 

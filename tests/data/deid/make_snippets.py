@@ -328,7 +328,7 @@ class Filler:
 
     def initials(self) -> list:
         letters = [self._first()[0], self._last()[0]] + ([self.rng.choice("ABCDEJKLMRS")] if self.rng.random() < .3 else [])
-        letters = [l.upper() for l in letters]
+        letters = [letter.upper() for letter in letters]
         form = self.rng.choice(["".join(letters), ".".join(letters) + ".", ". ".join(letters) + "."])
         return [(form, "NAME")]
 

@@ -19,7 +19,9 @@ CERT = {"d": "definite", "pb": "probable", "ps": "possible", "h": "hypothetical"
 
 rows, seen = [], {}
 for path in sorted(glob.glob(os.path.join(HERE, "b*.txt"))):
-    for ln, line in enumerate(open(path, encoding="utf-8"), 1):
+    with open(path, encoding="utf-8") as file:
+        lines = list(file)
+    for ln, line in enumerate(lines, 1):
         line = line.rstrip("\n")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
