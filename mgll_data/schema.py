@@ -182,7 +182,10 @@ def required_columns(version: str = CURRENT_VERSION) -> list[str]:
 
 def rejects_schema(version: str = CURRENT_VERSION) -> pa.Schema:
     return pa.schema(
-        [pa.field(c["name"], _arrow_type(c["type"]), nullable=bool(c["nullable"])) for c in contract(version)["rejects"]]
+        [
+            pa.field(c["name"], _arrow_type(c["type"]), nullable=bool(c["nullable"]))
+            for c in contract(version)["rejects"]
+        ]
     )
 
 

@@ -141,7 +141,9 @@ def make_config(config_file: Path | None, overrides: dict[str, Any]) -> TrainCon
 
 def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
     """The saved run config with the explicitly given flags applied, refusing model or data changes."""
-    changed = [k for k in MODEL_SHAPING_KEYS if k in overrides and overrides[k] is not None and overrides[k] != saved.get(k)]
+    changed = [
+        k for k in MODEL_SHAPING_KEYS if k in overrides and overrides[k] is not None and overrides[k] != saved.get(k)
+    ]
     if changed:
         raise ConfigError(
             f"--resume cannot change {', '.join(changed)} (the run was started with other values); use a new --out"
@@ -181,5 +183,8 @@ def resolve(config_file: Path | None, overrides: dict[str, Any], resume: bool) -
         raise ConfigError(f"nothing to resume in {out}: no config.yaml there (start it without --resume)")
     saved = read_saved_config(saved_path)
     saved.pop("extra", None)
-    layered = {**(load_config_file(config_file) if config_file else {}), **{k: v for k, v in overrides.items() if v is not None}}
+    layered = {
+        **(load_config_file(config_file) if config_file else {}),
+        **{k: v for k, v in overrides.items() if v is not None},
+    }
     return merge_for_resume(saved, layered)

@@ -120,7 +120,10 @@ def pair_targets(
 
 
 def soft_targets(
-    items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor, dtype: torch.dtype = torch.float32
+    items: torch.Tensor | None,
+    text_ids: torch.Tensor | None,
+    text_mask: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """The row-normalised soft-CLIP targets W^k [K, N, N]; rows of masked samples are all zero."""
     targets = pair_targets(items, text_ids, text_mask, dtype)
@@ -171,7 +174,9 @@ class MGLLLoss(nn.Module):
         self.gather = gather
         self.label_levels = None if label_levels is None else [bool(v) for v in label_levels]
 
-    def bias_prior(self, items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor) -> torch.Tensor:
+    def bias_prior(
+        self, items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor
+    ) -> torch.Tensor:
         """`logit_bias_prior` of a batch as this loss reads it: where to start a learnable logit bias."""
         return logit_bias_prior(items, text_ids, text_mask, self.label_levels)
 

@@ -278,7 +278,9 @@ def build_towers(vision: str, text: str | None, image_size: int) -> tuple[nn.Mod
     if text == "tiny":
         vocab = len(load_tokenizer(tokenizer_dir))
         text_tower = AutoModel.from_config(
-            BertConfig(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+            BertConfig(
+                vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
+            )
         )
     elif not tokenizer_dir.is_dir():
         raise ModelError(f"text model {text!r} is neither a name ({', '.join(TEXT_PRESETS)}) nor an existing folder")
@@ -335,7 +337,9 @@ def unwrap(model: nn.Module) -> MGLLModel:
         model = inner
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, lr: float, text_lr: float | None = None) -> list[dict[str, Any]]:
+def parameter_groups(
+    model: nn.Module, weight_decay: float, lr: float, text_lr: float | None = None
+) -> list[dict[str, Any]]:
     """AdamW groups: no decay on biases, norm weights (1-D) and the temperature, as CLIP trains them; the
     text tower (not its projection) at `text_lr` (default `lr`), since a pretrained text encoder at an
     image tower's rate forgets its language. Frozen parameters are left out."""
@@ -346,7 +350,11 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float, text_lr: 
         no_decay = param.ndim < 2 or "logit_scale" in name
         groups.setdefault((name.startswith("text."), no_decay), []).append(param)
     return [
-        {"params": params, "weight_decay": 0.0 if no_decay else weight_decay, "lr": text_lr if is_text and text_lr else lr}
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+            "lr": text_lr if is_text and text_lr else lr,
+        }
         for (is_text, no_decay), params in sorted(groups.items())
     ]
 

@@ -173,4 +173,6 @@ def decode_image(
 ) -> torch.Tensor:
     """One image's bytes -> the model's normalised FloatTensor[3, H, W] (evaluation reads images one by one)."""
     pixels, view = load_pixels(data, image_size, (rng or np.random.default_rng()) if train else None)
-    return finish_batch(pixels.unsqueeze(0), view_tensor([view]), torch.tensor(mean), torch.tensor(std), rotate=train)[0]
+    return finish_batch(pixels.unsqueeze(0), view_tensor([view]), torch.tensor(mean), torch.tensor(std), rotate=train)[
+        0
+    ]

@@ -21,7 +21,14 @@ def data():
 def test_generator_shapes_splits_and_patients(data):
     assert data.images.shape == (220, 32, 32) and data.images.dtype == np.uint8
     for split in ("train", "val", "test"):
-        assert len(np.intersect1d(data.patient[data.rows(split)], data.patient[data.rows("test" if split != "test" else "train")])) == 0
+        assert (
+            len(
+                np.intersect1d(
+                    data.patient[data.rows(split)], data.patient[data.rows("test" if split != "test" else "train")]
+                )
+            )
+            == 0
+        )
     # two images per patient, same answers and same texts
     first, second = np.flatnonzero(data.patient == 5)
     assert (data.labels[first] == data.labels[second]).all()
@@ -132,7 +139,9 @@ def test_metric_values_are_the_mean_of_component_aucs():
     run = _run([a, b], y)
     value = compare.metric_values(run, "probe_disease", np.ones((1, 200)))[0]
     assert value == pytest.approx((roc_auc_score(y, a) + roc_auc_score(y, b)) / 2)
-    hits = scoring.RunScores({"retrieval_disease": [scoring.Component("hits", y.astype(float), None, np.arange(200) < 100)]})
+    hits = scoring.RunScores(
+        {"retrieval_disease": [scoring.Component("hits", y.astype(float), None, np.arange(200) < 100)]}
+    )
     assert compare.metric_values(hits, "retrieval_disease", np.ones((1, 200)))[0] == pytest.approx(y[:100].mean())
 
 

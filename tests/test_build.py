@@ -150,7 +150,9 @@ def test_monochrome1_radiograph_renders_like_an_independent_reference(export, bu
         ds = pydicom.dcmread(export / entry["source_path"])
         if ds.PhotometricInterpretation != "MONOCHROME1" or "WindowCenter" in ds or "VOILUTSequence" in ds:
             continue
-        pixels = ds.pixel_array.astype(np.float64) * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+        pixels = ds.pixel_array.astype(np.float64) * float(ds.get("RescaleSlope", 1)) + float(
+            ds.get("RescaleIntercept", 0)
+        )
         lo, hi = np.percentile(pixels, [0.5, 99.5])
         reference = 1.0 - np.clip((pixels - lo) / (hi - lo), 0, 1)
         stored = Image.open(io.BytesIO(rows[entry["image_id"]]["image"]["bytes"]))
@@ -218,7 +220,8 @@ def killed_after_seven(items, ctx, workers):
         yield outcome
 
 build_module.get_engine = lambda name, **kw: killed_after_seven
-build_module.build_dataset(Path(sys.argv[1]), Path(sys.argv[2]), "mimic-cxr", salt_file=Path(sys.argv[3]), progress=False)
+build_module.build_dataset(Path(sys.argv[1]), Path(sys.argv[2]), "mimic-cxr", salt_file=Path(sys.argv[3]),
+                           progress=False)
 """
 
 

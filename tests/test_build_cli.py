@@ -168,8 +168,8 @@ CASES = textwrap.dedent("""
     e, ro, small, salt, tmp = sys.argv[1:6]
     def run(*args):
         r = CliRunner().invoke(main, list(args))
-        return {"code": r.exit_code, "output": r.output, "stdout": r.stdout, "crash": repr(r.exception) if r.exception and not
-                isinstance(r.exception, SystemExit) else None}
+        crash = repr(r.exception) if r.exception and not isinstance(r.exception, SystemExit) else None
+        return {"code": r.exit_code, "output": r.output, "stdout": r.stdout, "crash": crash}
     cases = {
         "out": run("build", e, ro + "/ds", "--salt-file", salt, "-q"),
         "linkage": run("build", e, tmp + "/a", "--linkage", ro + "/sub/l.parquet", "--salt-file", salt, "-q"),

@@ -71,7 +71,9 @@ def _kill_and_watch(
     try:
         while len(tree) < enough or not ready():
             if process.poll() is not None:
-                pytest.fail(f"exited (rc {process.returncode}) before its workers ran: {process.stderr.read()[-2000:]!r}")
+                pytest.fail(
+                    f"exited (rc {process.returncode}) before its workers ran: {process.stderr.read()[-2000:]!r}"
+                )
             time.sleep(0.2)
             tree = _descendants(process.pid)
         time.sleep(0.5)

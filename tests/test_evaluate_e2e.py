@@ -124,7 +124,9 @@ def test_config_naming_another_tower_is_an_error(workspace, tmp_path):
     config = json.loads(config_file.read_text())
     config["model"] = "vit-b16"
     config_file.write_text(json.dumps(config))
-    with pytest.raises(EvaluationError, match="names vision model 'vit-b16' but its checkpoint holds a different tower"):
+    with pytest.raises(
+        EvaluationError, match="names vision model 'vit-b16' but its checkpoint holds a different tower"
+    ):
         evaluate(run, workspace["dataset"], "zero-shot", tmp_path / "o", EvaluationOptions(progress=False))
 
 
@@ -142,11 +144,13 @@ def test_csv_multiclass_probe_and_finetune(workspace, tmp_path):
     for i in range(45):
         bright = i % 3 == 0
         (tmp_path / "png" / f"{i}.png").write_bytes(_image(bright, rng))
-        lines.append(f"png/{i}.png,{'effusion' if bright else 'clear'},{('train', 'train', 'val', 'test', 'train')[i % 5]}")
+        lines.append(
+            f"png/{i}.png,{'effusion' if bright else 'clear'},{('train', 'train', 'val', 'test', 'train')[i % 5]}"
+        )
     (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
     options = EvaluationOptions(head="multiclass", bootstrap=30, epochs=1, progress=False, device="cpu")
-    results = evaluate(workspace["run"], tmp_path / "labels.csv", ["linear-probe", "finetune", "zero-shot"], tmp_path / "o",
-                       options)  # fmt: skip
+    results = evaluate(workspace["run"], tmp_path / "labels.csv", ["linear-probe", "finetune", "zero-shot"],
+                       tmp_path / "o", options)  # fmt: skip
     assert results["dataset"]["kind"] == "multiclass"
     assert results["tasks"]["linear-probe"]["macro"]["accuracy"]["value"] >= 0.8
     assert results["tasks"]["finetune"]["head"] == "multiclass"
@@ -155,7 +159,9 @@ def test_csv_multiclass_probe_and_finetune(workspace, tmp_path):
 
 
 def test_multiclass_head_on_multilabel_data_is_refused(workspace, tmp_path):
-    result = _invoke(workspace["run"], workspace["dataset"], "--task", "finetune", "--head", "multiclass", "--out", tmp_path)
+    result = _invoke(
+        workspace["run"], workspace["dataset"], "--task", "finetune", "--head", "multiclass", "--out", tmp_path
+    )
     assert result.exit_code == 1 and "one class column" in result.output
 
 
@@ -182,4 +188,6 @@ def test_corrupt_test_image_is_a_named_error(workspace, tmp_path):
     broken["image"]["bytes"] = b"\x89PNG\r\n\x1a\n truncated"
     dataset = write_dataset(tmp_path / "ds", rows=rows)
     with pytest.raises(EvaluationError, match=f"image {broken['image_id']} cannot be decoded"):
-        evaluate(workspace["run"], dataset, "zero-shot", tmp_path / "o", EvaluationOptions(progress=False, device="cpu"))
+        evaluate(
+            workspace["run"], dataset, "zero-shot", tmp_path / "o", EvaluationOptions(progress=False, device="cpu")
+        )

@@ -117,7 +117,14 @@ def _synthetic(n: int, seed: int = 0):
     splits = np.array(["train", "val", "test", "train", "train"] * (n // 5), dtype=object)
     labels[(splits == "test") & (np.arange(n) % 7 == 0), 2] = 1
     labels[rng.random(n) < 0.1, 1] = -1
-    data = Downstream(source="csv", kind="multilabel", label_names=["a", "b", "c"], labels=labels, splits=splits, image_ids=[str(i) for i in range(n)])
+    data = Downstream(
+        source="csv",
+        kind="multilabel",
+        label_names=["a", "b", "c"],
+        labels=labels,
+        splits=splits,
+        image_ids=[str(i) for i in range(n)],
+    )
     rows = {s: data.indices(s) for s in ("train", "val", "test")}
     return data, rows, {s: x[rows[s]] for s in rows}
 
@@ -139,7 +146,9 @@ def test_linear_probe_multiclass():
     y = rng.integers(0, 3, n)
     x = rng.normal(size=(n, 6)) + np.eye(6)[y] * 3
     splits = np.array(["train", "train", "train", "val", "test"] * (n // 5), dtype=object)
-    data = Downstream(source="csv", kind="multiclass", label_names=["p", "q", "r"], labels=y, splits=splits, image_ids=[""] * n)
+    data = Downstream(
+        source="csv", kind="multiclass", label_names=["p", "q", "r"], labels=y, splits=splits, image_ids=[""] * n
+    )
     rows = {s: data.indices(s) for s in ("train", "val", "test")}
     result = linear_probe.evaluate(data, rows, {s: x[rows[s]] for s in rows}, bootstrap=50)
     assert result["macro"]["accuracy"]["value"] > 0.85
@@ -207,7 +216,14 @@ def test_report_writes_strict_json_with_nulls_and_markdown(tmp_path):
     probe = linear_probe.evaluate(data, rows, emb, bootstrap=20)
     results = {
         "run": {"path": "r", "step": 3, "model": "tiny", "loss": "mgll", "granularities": ["disease"]},
-        "dataset": {"path": "d", "source": "csv", "kind": "multilabel", "labels": ["a", "b", "c"], "splits": {"test": 20}, "notes": []},
+        "dataset": {
+            "path": "d",
+            "source": "csv",
+            "kind": "multilabel",
+            "labels": ["a", "b", "c"],
+            "splits": {"test": 20},
+            "notes": [],
+        },
         "options": {"bootstrap": 20, "seed": 0},
         "tasks": {"linear-probe": probe},
         "notes": [],

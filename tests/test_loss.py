@@ -139,7 +139,9 @@ def test_each_granularity_takes_its_targets_from_its_own_items():
     ids = torch.tensor([[10, 11, 12, 20], [30, 31, 32, 33]])
     t = pair_targets(items, ids, torch.ones(2, 4, dtype=torch.bool), torch.float64)
     third, half = 1 / 3, 1 / 2
-    want_disease = torch.tensor([[1, half, 0, 0], [half, 1, half, 0], [0, half, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
+    want_disease = torch.tensor(
+        [[1, half, 0, 0], [half, 1, half, 0], [0, half, 1, 0], [0, 0, 0, 1]], dtype=torch.float64
+    )
     want_description = torch.tensor([[1, half, 0, 0], [half, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
     assert torch.allclose(t[0], want_disease) and torch.allclose(t[1], want_description)
     # 1 and 2 share atelectasis (a disease-level half-positive) but not its side: strangers at description

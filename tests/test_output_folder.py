@@ -250,7 +250,8 @@ def test_a_second_concurrent_build_is_refused_and_the_first_keeps_its_linkage(pr
         extra = ["--overwrite"] if second == "same OUT" else []
         cli = [sys.executable, "-c", "from mgll_data.cli import main; main()"]
         clash = subprocess.run([*cli, "build", str(pristine), str(second_out), "--salt-file", str(salt),
-                                "--linkage", str(linkage), "--quiet", *extra], capture_output=True, text=True, timeout=120)
+                                "--linkage", str(linkage), "--quiet", *extra],
+                               capture_output=True, text=True, timeout=120)
         assert clash.returncode == 1, clash.stderr
         assert "another mgll build" in clash.stderr and f"process {first.pid}" in clash.stderr
         assert "Traceback" not in clash.stderr and len(clash.stderr.strip().splitlines()) == 1

@@ -73,7 +73,9 @@ def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path):
     shutil.rmtree(interrupted / "checkpoints" / "step-00000012")
     (interrupted / "latest").write_text("step-00000006\n")
 
-    summary = train(tiny(dataset, interrupted, max_steps=12, save_every=6, keep_checkpoints=5), resume=True, progress=False)
+    summary = train(
+        tiny(dataset, interrupted, max_steps=12, save_every=6, keep_checkpoints=5), resume=True, progress=False
+    )
 
     assert summary.start_step == 6 and summary.steps == 12
     a = load_file(straight / "checkpoints" / "step-00000012" / "model.safetensors")
@@ -102,7 +104,9 @@ def test_extending_a_finished_run_restarts_the_cosine_and_says_so():
     schedule = WarmupCosine(warmup=2, total=10)
     assert schedule(10) == pytest.approx(0.0)
     assert "a warm restart" in schedule.replan(10, 16)
-    assert schedule(10) == pytest.approx(1.0) and schedule(13) == pytest.approx(0.5) and schedule(16) == pytest.approx(0.0)
+    assert (
+        schedule(10) == pytest.approx(1.0) and schedule(13) == pytest.approx(0.5) and schedule(16) == pytest.approx(0.0)
+    )
 
 
 def test_resume_to_more_steps_continues_counter_and_schedule(dataset, tmp_path):
@@ -137,7 +141,9 @@ def test_the_run_summary_reports_the_losses_metrics_jsonl_holds(dataset, tmp_pat
 
 
 @pytest.mark.parametrize("interval, logged", [(0.0, [1, 3, 6, 7]), (3600.0, [7])])
-def test_off_a_terminal_progress_is_plain_lines_of_logged_steps(dataset, tmp_path, capsys, monkeypatch, interval, logged):
+def test_off_a_terminal_progress_is_plain_lines_of_logged_steps(
+    dataset, tmp_path, capsys, monkeypatch, interval, logged
+):
     """stderr is not a terminal here: no bar (no carriage return), a line per logged step at most every
     LINE_INTERVAL_S, and always one for the last logged step, with the loss metrics.jsonl holds."""
     monkeypatch.setattr("mgll_train.run_log.LINE_INTERVAL_S", interval)
@@ -169,7 +175,10 @@ def test_resume_skips_a_damaged_newest_checkpoint_with_a_warning(dataset, tmp_pa
     said = []
     summary = train(tiny(dataset, run, max_steps=5), resume=True, progress=False, echo=said.append)
     assert summary.start_step == 2
-    assert any("step-00000004: training_state.pt does not match its checksum" in line and "step-00000002" in line for line in said)
+    assert any(
+        "step-00000004: training_state.pt does not match its checksum" in line and "step-00000002" in line
+        for line in said
+    )
 
 
 def test_the_corrupt_image_cap_is_a_binomial_test():
@@ -182,7 +191,9 @@ def test_the_corrupt_image_cap_is_a_binomial_test():
 
 def test_too_many_corrupt_images_stop_the_run_with_one_line(tmp_path):
     broken = write_dataset(tmp_path / "ds", rows=48, corrupt_rows=tuple(range(0, 48, 3)))
-    with pytest.raises(TrainError, match="of the .* images read so far do not decode, more than --max-corrupt-fraction 0.01"):
+    with pytest.raises(
+        TrainError, match="of the .* images read so far do not decode, more than --max-corrupt-fraction 0.01"
+    ):
         train(tiny(broken, tmp_path / "a", max_steps=20), progress=False)
     summary = train(tiny(broken, tmp_path / "b", max_steps=2, max_corrupt_fraction=0.5), progress=False)
     assert summary.corrupt_images > 0
@@ -261,7 +272,9 @@ def test_the_logit_bias_starts_at_the_first_batch_prior_and_trains(dataset, tmp_
         out = real(model, batches, granularities, split, device)
         seen["start"] = model.logit_bias.detach().clone()
         first = next(out)
-        seen["prior"] = logit_bias_prior(step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities))
+        seen["prior"] = logit_bias_prior(
+            step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities)
+        )
         return itertools.chain([first], out)
 
     monkeypatch.setattr(trainer_module, "_start_logit_bias", spy)

@@ -124,7 +124,9 @@ def write_dataset(
             for g in schema.item_granularities(granularities):
                 record[schema.item_column(g)] = level_items[g]
         records.append(record)
-    arrow = schema.arrow_schema(granularities, VOCABULARY, "test-fixture", item_vocabulary=ITEM_VOCABULARY if items else None)
+    arrow = schema.arrow_schema(
+        granularities, VOCABULARY, "test-fixture", item_vocabulary=ITEM_VOCABULARY if items else None
+    )
     data_dir = Path(root) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     per_shard = -(-rows // shards)

@@ -92,7 +92,9 @@ def _disease_components(x, labels, rows, seed) -> list[Component]:
     out = []
     for j in range(labels.shape[1]):
         keep = {s: labels[r, j] != -1 for s, r in rows.items()}
-        scores = probe_scores({s: x[s][keep[s]] for s in rows}, {s: labels[r, j][keep[s]] == 1 for s, r in rows.items()}, seed)
+        scores = probe_scores(
+            {s: x[s][keep[s]] for s in rows}, {s: labels[r, j][keep[s]] == 1 for s, r in rows.items()}, seed
+        )
         full = np.full(len(rows["test"]), np.nan)
         if scores is not None:
             full[keep["test"]] = scores[:, 1]

@@ -62,7 +62,9 @@ def _prepare(out: Path) -> None:
             elif target.exists():
                 target.unlink()
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("made by `mgll demo run`; its subfolders are replaced on the next run\n", encoding="utf-8")
+    (out / MARKER).write_text(
+        "made by `mgll demo run`; its subfolders are replaced on the next run\n", encoding="utf-8"
+    )
 
 
 def _command_unavailable(name: str) -> StepResult | None:
@@ -122,8 +124,12 @@ def _step_export(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
                                 workers=s.workers, progress=progress)
     detail = (f"{summary.studies} studies, {summary.images} images "
               f"({len(summary.transfer_syntaxes)} transfer syntaxes), {summary.bytes / 1e6:.1f} MB")
-    return StepResult("export", "ok", detail=detail,
-                      metrics={"studies": summary.studies, "images": summary.images, "expected_rows": summary.expected_rows})
+    return StepResult(
+        "export",
+        "ok",
+        detail=detail,
+        metrics={"studies": summary.studies, "images": summary.images, "expected_rows": summary.expected_rows},
+    )
 
 
 def _demo_salt(out: Path, seed: int) -> Path:
@@ -144,7 +150,9 @@ def _step_build(out: Path, s: DemoRunSettings, progress: bool) -> StepResult:
     rejects = manifest.get("rejects_by_reason") or {}
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(rejects.items()))
     speed = (manifest.get("timings") or {}).get("images_per_second")
-    detail = f"{manifest.get('rows', '?')} rows, {manifest.get('rejects', '?')} rejects" + (f" ({reasons})" if reasons else "")
+    detail = f"{manifest.get('rows', '?')} rows, {manifest.get('rejects', '?')} rejects" + (
+        f" ({reasons})" if reasons else ""
+    )
     if speed:
         detail += f", {speed:.1f} images/s"
     metrics = {k: manifest.get(k) for k in ("rows", "rejects", "splits", "rejects_by_reason")}

@@ -200,8 +200,11 @@ def _draw_frontal_findings(c: _Canvas, img: np.ndarray, markings: np.ndarray, lu
             for side in _sides(f):
                 lung = lungs[side]
                 y0 = rng.uniform(0.58, min(0.70, lung.dome - 0.06))
-                band = _segments(c, [(lung.cx - 0.6 * lung.a, y0), (lung.cx + 0.6 * lung.a, y0 + rng.uniform(-0.04, 0.04))],
-                                 0.009 + 0.006 * scale)
+                band = _segments(
+                    c,
+                    [(lung.cx - 0.6 * lung.a, y0), (lung.cx + 0.6 * lung.a, y0 + rng.uniform(-0.04, 0.04))],
+                    0.009 + 0.006 * scale,
+                )
                 img += 0.30 * k * band * lung.mask
         elif name == "Lung Lesion":
             for side in _sides(f):
@@ -247,9 +250,13 @@ def _draw_devices(c: _Canvas, img: np.ndarray, cx: float, kinds: tuple[str, ...]
             for offset in (-0.008, 0.008):
                 img += 0.45 * _segments(c, [(cx + offset, 0.0), (cx + offset, tip)], 0.003)
         elif kind == "central_line":
-            img += 0.5 * _segments(c, [(cx - 0.26, 0.11), (cx - 0.12, 0.17), (cx - 0.04, 0.27), (cx - 0.02, 0.42)], 0.004)
+            img += 0.5 * _segments(
+                c, [(cx - 0.26, 0.11), (cx - 0.12, 0.17), (cx - 0.04, 0.27), (cx - 0.02, 0.42)], 0.004
+            )
         elif kind == "ng_tube":
-            img += 0.45 * _segments(c, [(cx - 0.01, 0.0), (cx + 0.005, 0.45), (cx + 0.06, 0.82), (cx + 0.14, 0.88)], 0.004)
+            img += 0.45 * _segments(
+                c, [(cx - 0.01, 0.0), (cx + 0.005, 0.45), (cx + 0.06, 0.82), (cx + 0.14, 0.88)], 0.004
+            )
         else:
             px, py = cx + 0.26, 0.15
             box = _ramp(0.035 - np.abs(c.x - px), 0.004) * _ramp(0.025 - np.abs(c.y - py), 0.004)

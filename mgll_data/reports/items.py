@@ -85,7 +85,9 @@ def granularity_items(
     texts: Mapping[str, str | None], *, labels: list[Label], found: list[Mention], vocab: Vocabulary
 ) -> dict[str, list[str] | None]:
     """Items per item granularity present in `texts` (None where its text is None)."""
-    asserted = [(name, certainty) for name, _, certainty in labels if name != vocab.no_finding and is_asserted(certainty)]
+    asserted = [
+        (name, certainty) for name, _, certainty in labels if name != vocab.no_finding and is_asserted(certainty)
+    ]
     abnormal = any(name not in vocab.no_finding_ignores for name, _ in asserted)
 
     def asserting(name: str, certainty: str) -> list[Mention]:

@@ -28,17 +28,28 @@ from mgll_train.evaluate.report import format_table, summary_rows
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images per feature batch.")
 @click.option("--threads", "workers", default=2, show_default=True, type=click.IntRange(1, 64), callback=old_spellings,
               help="Threads decoding images.")
-@old_spelling("--workers", "use --threads (they are threads, not processes)", dest="workers", type=click.IntRange(1, 64))
+@old_spelling(
+    "--workers", "use --threads (they are threads, not processes)", dest="workers", type=click.IntRange(1, 64)
+)
 @click.option("--labels", default=None, help="Comma-separated label columns/findings to evaluate (default: all).")
-@click.option("--image-column", default=None, help="CSV input: the image path column (default: image, image_path or path).")
+@click.option("--image-column", default=None,
+              help="CSV input: the image path column (default: image, image_path or path).")
 @click.option("--prompts", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help='zero-shot: JSON {"Label": {"positive": [...], "negative": [...]}} instead of the prompts taken from the data\'s training texts.')
+              help='zero-shot: JSON {"Label": {"positive": [...], "negative": [...]}} instead of the prompts '
+                   "taken from the data's training texts.")
 @click.option("--probe-features", type=click.Choice(["backbone", "embedding"]), default="backbone", show_default=True,
               help="linear-probe: pooled vision features, or the projected shared-space embedding.")
-@click.option("--head", type=click.Choice(["auto", "multilabel", "multiclass"]), default="auto", show_default=True,
-              help="finetune: multi-label BCE, or multi-class CE (a CSV with one class column); auto picks from the data.")
+@click.option(
+    "--head",
+    type=click.Choice(["auto", "multilabel", "multiclass"]),
+    default="auto",
+    show_default=True,
+    help="finetune: multi-label BCE, or multi-class CE (a CSV with one class column); auto picks from the data.",
+)
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(1), help="finetune: epochs.")
-@click.option("--finetune-batch-size", default=16, show_default=True, type=click.IntRange(1), help="finetune: batch size.")
+@click.option(
+    "--finetune-batch-size", default=16, show_default=True, type=click.IntRange(1), help="finetune: batch size."
+)
 @click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(0, min_open=True),
               help="finetune: learning rate of the vision tower (the new head uses 10x).")
 @json_option("the full results")

@@ -56,7 +56,8 @@ def _value(entry: dict | None) -> str:
 
 def _retrieval_markdown(out: dict) -> list[str]:
     ks = out.get("ks", [])
-    lines = ["### retrieval", "", "| granularity | direction | " + " | ".join(f"R@{k} [95% CI]" for k in ks) + " | images | distinct texts |",
+    recalls = " | ".join(f"R@{k} [95% CI]" for k in ks)
+    lines = ["### retrieval", "", f"| granularity | direction | {recalls} | images | distinct texts |",
              "|---|---|" + "---|" * (len(ks) + 2)]  # fmt: skip
     for g, values in out.get("granularities", {}).items():
         for direction, short in DIRECTIONS:
@@ -79,12 +80,20 @@ def _per_label_markdown(task: str, out: dict) -> list[str]:
     per = out.get("per_label") or out.get("per_class") or {}
     if not per:
         return []
-    lines = [f"### {task}: per label", "", "| label | n+ | n- | AUC [95% CI] | AP | F1 | note |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {task}: per label",
+        "",
+        "| label | n+ | n- | AUC [95% CI] | AP | F1 | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, entry in per.items():
         pos = entry.get("positives", entry.get("support", ""))
         neg = entry.get("negatives", "")
         note = entry.get("probe_note") or entry["auc"].get("note") or ""
-        lines.append(f"| {name} | {pos} | {neg} | {_fmt(entry['auc'])} | {_fmt(entry.get('ap'))} | {_fmt(entry.get('f1'))} | {note} |")
+        lines.append(
+            f"| {name} | {pos} | {neg} | {_fmt(entry['auc'])} | {_fmt(entry.get('ap'))} | {_fmt(entry.get('f1'))} "
+            f"| {note} |"
+        )
     return lines + [""]
 
 
@@ -120,7 +129,10 @@ def markdown(results: dict) -> str:
         if out.get("note"):
             notes.append(f"{task}: {out['note']}")
         if out.get("labels_undefined"):
-            notes.append(f"{task}: AUC undefined (one class in test) for {', '.join(out['labels_undefined'])}; left out of the macro averages")
+            notes.append(
+                f"{task}: AUC undefined (one class in test) for {', '.join(out['labels_undefined'])}; "
+                "left out of the macro averages"
+            )
     if notes:
         lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     return "\n".join(lines)
