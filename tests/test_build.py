@@ -225,6 +225,7 @@ build_module.build_dataset(Path(sys.argv[1]), Path(sys.argv[2]), "mimic-cxr", sa
 """
 
 
+@pytest.mark.slow
 def test_a_killed_build_keeps_the_linkage_of_every_committed_row(export, built, salt, tmp_path):
     import subprocess
     import sys
@@ -247,6 +248,7 @@ def test_a_killed_build_keeps_the_linkage_of_every_committed_row(export, built, 
     assert {e["image_id"] for e in linkage if e["kind"] == "row"} == {r["image_id"] for r in _rows(out)}
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_rows(export, built, salt, tmp_path):
     reference, _ = built
     out = tmp_path / "ds2"

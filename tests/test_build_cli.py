@@ -189,6 +189,7 @@ CASES = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not _namespaces_available(), reason="needs `unshare -rm` (user + mount namespaces)")
 def test_a_real_read_only_file_system_and_a_real_full_disk(export, salt, tmp_path):

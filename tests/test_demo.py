@@ -303,7 +303,7 @@ def test_run_reports_missing_commands_as_skipped_and_goes_on(tmp_path: Path, mon
         run_demo(foreign, DemoRunSettings(studies=1), progress=False)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_the_whole_demo_into_a_log_has_no_carriage_returns(tmp_path: Path) -> None:
     """`make demo > log` at toy size: every step runs, its output is not a terminal, so progress comes as
     whole lines and the log holds no carriage return (a bar redrawn per image made 613 of them)."""

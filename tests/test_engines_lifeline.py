@@ -90,6 +90,7 @@ def _kill_and_watch(
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_kill_9_of_a_two_worker_build_leaves_no_process_behind(tmp_path):
     export = tmp_path / "export"

@@ -237,6 +237,7 @@ def wait_for(path: Path, process: subprocess.Popen, seconds: float = 60) -> None
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("second", ["same OUT", "same linkage, other OUT"])
 def test_a_second_concurrent_build_is_refused_and_the_first_keeps_its_linkage(pristine, salt, tmp_path, second):

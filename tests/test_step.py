@@ -18,7 +18,7 @@ from mgll_train.step import STEP_KEYS, TrainStep
 from mgll_train.trainer import train
 from tests.train_fixtures import write_dataset
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # torch.compile: ~20 s
 GRANULARITIES = ["category", "disease", "description", "explanation"]
 
 
