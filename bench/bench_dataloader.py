@@ -176,9 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
         if args.dataset:
             source = args.dataset
         elif args.quick:
-            from tests.train_fixtures import write_dataset
+            from tests.conftest import DatasetFactory
 
-            source = write_dataset(work / "fixture", rows=96, image_size=256, row_group_size=32)
+            source = DatasetFactory().write_learnable(work / "fixture", rows=96, image_size=256, row_group_size=32)
             args.rounds, args.batches = 1, 2
         else:
             source = demo_dataset(work, args.studies)

@@ -193,9 +193,9 @@ def _dataset(args, work: Path, workers: int) -> Path:
     if args.dataset:
         return args.dataset
     if args.toy:
-        from tests.train_fixtures import write_dataset
+        from tests.conftest import DatasetFactory
 
-        return write_dataset(work / "fixture", rows=128, image_size=256, row_group_size=32)
+        return DatasetFactory().write_learnable(work / "fixture", rows=128, image_size=256, row_group_size=32)
     from mgll_data.build import build_dataset
     from mgll_data.demo import write_demo_export
 

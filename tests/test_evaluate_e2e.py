@@ -21,7 +21,6 @@ from mgll_train.checkpoint import find_checkpoint, save_run, save_tokenizer
 from mgll_train.evaluate import EvaluationError, EvaluationOptions, evaluate, features, retrieval, zero_shot
 from mgll_train.evaluate.downstream import load as load_downstream
 from mgll_train.model import build_model
-from tests.dataset_fixtures import make_rows, write_dataset
 
 IMAGE_SIZE = 32
 GRANULARITIES = ["disease", "description"]
@@ -46,17 +45,17 @@ def _save_tiny_run(path, embed_dim: int = 32, name: str = "tiny"):
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, datasets):
     root = tmp_path_factory.mktemp("evaluate")
     rng = np.random.default_rng(0)
-    rows = make_rows(50)
+    rows = datasets.rows(50)
     for i, row in enumerate(rows):
         positive = i % 2 == 0
         row["image"]["bytes"] = _image(positive, rng)
         row["labels"] = [{"name": "Pleural Effusion", "status": 1 if positive else 0},
                          {"name": "Edema", "status": (1, 0, -1)[i % 3]}]  # fmt: skip
         row["text_disease"] = "pleural effusion" if positive else "no finding"
-    return {"root": root, "dataset": write_dataset(root / "ds", rows=rows), "run": _save_tiny_run(root / "run")}
+    return {"root": root, "dataset": datasets.write(root / "ds", rows=rows), "run": _save_tiny_run(root / "run")}
 
 
 def _invoke(*args):
@@ -130,9 +129,9 @@ def test_config_naming_another_tower_is_an_error(workspace, tmp_path):
         evaluate(run, workspace["dataset"], "zero-shot", tmp_path / "o", EvaluationOptions(progress=False))
 
 
-def test_empty_test_split_is_an_error(workspace, tmp_path):
-    rows = [r for r in make_rows(20) if r["split"] != "test"]
-    dataset = write_dataset(tmp_path / "ds", rows=rows)
+def test_empty_test_split_is_an_error(workspace, tmp_path, datasets):
+    rows = [r for r in datasets.rows(20) if r["split"] != "test"]
+    dataset = datasets.write(tmp_path / "ds", rows=rows)
     result = _invoke(workspace["run"], dataset, "--task", "linear-probe", "--out", tmp_path / "o")
     assert result.exit_code == 1 and "test split" in result.output and "empty" in result.output
 
@@ -182,11 +181,11 @@ def test_shared_forward_pass_matches_encode_image(workspace):
     assert backbone.shape == (3, run.model.vision_proj.in_features)
 
 
-def test_corrupt_test_image_is_a_named_error(workspace, tmp_path):
-    rows = make_rows(20)
+def test_corrupt_test_image_is_a_named_error(workspace, tmp_path, datasets):
+    rows = datasets.rows(20)
     broken = next(r for r in rows if r["split"] == "test")
     broken["image"]["bytes"] = b"\x89PNG\r\n\x1a\n truncated"
-    dataset = write_dataset(tmp_path / "ds", rows=rows)
+    dataset = datasets.write(tmp_path / "ds", rows=rows)
     with pytest.raises(EvaluationError, match=f"image {broken['image_id']} cannot be decoded"):
         evaluate(
             workspace["run"], dataset, "zero-shot", tmp_path / "o", EvaluationOptions(progress=False, device="cpu")

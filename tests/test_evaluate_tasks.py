@@ -11,7 +11,6 @@ from PIL import Image
 
 from mgll_train.evaluate import EvaluationError, downstream, linear_probe, parse_tasks, report, retrieval, zero_shot
 from mgll_train.evaluate.downstream import Downstream
-from tests.dataset_fixtures import make_rows, write_dataset
 
 
 def _png(value: int, size: int = 8) -> bytes:
@@ -29,9 +28,9 @@ def _write_csv(tmp_path, header: str, lines: list[str], images: int):
     return path
 
 
-def test_parquet_labels_texts_and_bytes_round_trip(tmp_path):
-    rows = make_rows(30)
-    path = write_dataset(tmp_path / "ds", rows=rows, shards=2, row_group_size=7)
+def test_parquet_labels_texts_and_bytes_round_trip(tmp_path, datasets):
+    rows = datasets.rows(30)
+    path = datasets.write(tmp_path / "ds", rows=rows, shards=2, row_group_size=7)
     data = downstream.load(path)
     assert data.kind == "multilabel" and len(data) == 30
     by_id = {row["image_id"]: row for row in rows}  # the dataset holds its rows split by split
@@ -48,8 +47,8 @@ def test_parquet_labels_texts_and_bytes_round_trip(tmp_path):
     assert all(fetched[i] == by_id[data.image_ids[i]]["image"]["bytes"] for i in test)
 
 
-def test_parquet_label_subset_and_unknown_label(tmp_path):
-    path = write_dataset(tmp_path / "ds", rows=10)
+def test_parquet_label_subset_and_unknown_label(tmp_path, datasets):
+    path = datasets.write(tmp_path / "ds", rows=10)
     assert downstream.load(path, labels=["Edema"]).label_names == ["Edema"]
     with pytest.raises(EvaluationError, match="not in the dataset's vocabulary"):
         downstream.load(path, labels=["Fracture"])

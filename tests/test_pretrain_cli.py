@@ -4,14 +4,13 @@ import pytest
 from click.testing import CliRunner
 
 from mgll_data.cli import main
-from tests.train_fixtures import write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(8,))
+def dataset(tmp_path_factory, datasets):
+    return datasets.write_learnable(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(8,))
 
 
 SMALL = ["--model", "tiny", "--text-model", "tiny", "--image-size", "32", "--batch-size", "8", "--embed-dim", "32",

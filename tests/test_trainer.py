@@ -11,14 +11,13 @@ from mgll_train.config import TrainConfig
 from mgll_train.run_log import corrupt_beyond_cap
 from mgll_train.schedule import WarmupCosine
 from mgll_train.trainer import TrainError, resolve_granularities, train
-from tests.train_fixtures import GRANULARITIES, write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(4,))
+def dataset(tmp_path_factory, datasets):
+    return datasets.write_learnable(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(4,))
 
 
 def tiny(dataset, out, **overrides) -> TrainConfig:
@@ -35,11 +34,12 @@ def metrics(run):
 
 
 def test_default_granularities_drop_near_constant_ones():
-    assert resolve_granularities(None, tuple(GRANULARITIES)) == ["category", "disease", "description", "explanation"]
-    assert resolve_granularities(["explanation", "disease"], tuple(GRANULARITIES)) == ["disease", "explanation"]
+    five = ("modality", "category", "disease", "description", "explanation")
+    assert resolve_granularities(None, five) == ["category", "disease", "description", "explanation"]
+    assert resolve_granularities(["explanation", "disease"], five) == ["disease", "explanation"]
     assert resolve_granularities(None, ("modality",)) == ["modality"]
     with pytest.raises(TrainError, match="no text column for granularities \\['study'\\]"):
-        resolve_granularities(["study"], tuple(GRANULARITIES))
+        resolve_granularities(["study"], five)
 
 
 def test_warmup_then_cosine_to_min_ratio():
@@ -189,8 +189,8 @@ def test_the_corrupt_image_cap_is_a_binomial_test():
     assert not corrupt_beyond_cap(999, 1000, 1.0)
 
 
-def test_too_many_corrupt_images_stop_the_run_with_one_line(tmp_path):
-    broken = write_dataset(tmp_path / "ds", rows=48, corrupt_rows=tuple(range(0, 48, 3)))
+def test_too_many_corrupt_images_stop_the_run_with_one_line(tmp_path, datasets):
+    broken = datasets.write_learnable(tmp_path / "ds", rows=48, corrupt_rows=tuple(range(0, 48, 3)))
     with pytest.raises(
         TrainError, match="of the .* images read so far do not decode, more than --max-corrupt-fraction 0.01"
     ):
@@ -201,8 +201,8 @@ def test_too_many_corrupt_images_stop_the_run_with_one_line(tmp_path):
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("workers", [0, 1])
-def test_a_split_without_one_decodable_image_stops_instead_of_hanging(tmp_path, workers):
-    broken = write_dataset(tmp_path / "ds", rows=16, corrupt_rows=tuple(range(16)))
+def test_a_split_without_one_decodable_image_stops_instead_of_hanging(tmp_path, workers, datasets):
+    broken = datasets.write_learnable(tmp_path / "ds", rows=16, corrupt_rows=tuple(range(16)))
     with pytest.raises(TrainError, match="^none of the 12 train images of one loader slot's share decodes; check"):
         train(tiny(broken, tmp_path / "run", workers=workers), progress=False)
 
@@ -310,10 +310,9 @@ def test_freeze_text_keeps_the_text_tower_and_text_lr_scale_slows_it(dataset, tm
     assert moving[0] > 0 and 0 < slow[0] < 0.1 * moving[0]  # AdamW steps scale with the group's rate
 
 
-def test_a_dataset_with_items_trains_on_each_levels_items(tmp_path, monkeypatch):
+def test_a_dataset_with_items_trains_on_each_levels_items(tmp_path, monkeypatch, datasets):
     """Schema 1.3: the batch's per-level items, not the labels, reach the loss (and its bias prior)."""
     from mgll_train import step as step_module
-    from tests.train_fixtures import ITEM_VOCABULARY
 
     seen = []
     real = step_module.step_items
@@ -324,7 +323,7 @@ def test_a_dataset_with_items_trains_on_each_levels_items(tmp_path, monkeypatch)
         return items
 
     monkeypatch.setattr(step_module, "step_items", spy)
-    root = write_dataset(tmp_path / "ds", rows=32, items=True)
+    root = datasets.write_learnable(tmp_path / "ds", rows=32, items=True)
     summary = train(tiny(root, tmp_path / "run", max_steps=3), progress=False)
     assert summary.last_loss is not None and seen
-    assert set(seen) == {(4, 8, len(ITEM_VOCABULARY))}  # K granularities x batch x item vocabulary
+    assert set(seen) == {(4, 8, len(datasets.ITEM_VOCABULARY))}  # K granularities x batch x item vocabulary
