@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 
 from mgll_data.imaging.encode import encode
+from mgll_train.config import DEFAULT_IMAGE_SIZE
 from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, open_dataset
 from mgll_train.model import default_text_folder, load_tokenizer
 from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD, finish_batch
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fixture data (256 px PNG), fewer rounds")
     parser.add_argument("--dataset", type=Path, help="a built dataset (default: build the demo export)")
     parser.add_argument("--studies", type=int, default=120)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=7)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from mgll_train.config import TrainConfig
+from mgll_train.config import DEFAULT_IMAGE_SIZE, TrainConfig
 from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, image_column, open_dataset
 from mgll_train.loss import MGLLLoss
 from mgll_train.model import build_model, load_tokenizer, parameter_groups, tokenizer_folder
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         model=args.model or ("vit-b16" if cuda else "tiny"),
         text_model=args.text_model or ("minilm" if cuda else "tiny"),
         batch=args.batch or (256 if cuda else 16),
-        image_size=args.image_size or (224 if cuda else 64),
+        image_size=args.image_size or (DEFAULT_IMAGE_SIZE if cuda else 64),
         precision="bf16" if cuda else "fp32",
         workers=args.workers if args.workers is not None else (16 if cuda else 2),
         steps=args.steps or (30 if cuda else 6),

@@ -32,6 +32,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from mgll_train.config import DEFAULT_EMBED_DIM, DEFAULT_IMAGE_SIZE
 from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD
 
 MAX_LOGIT_SCALE = 100.0
@@ -294,7 +295,8 @@ def build_towers(vision: str, text: str | None, image_size: int) -> tuple[nn.Mod
 
 
 def build_model(
-    vision: str, text: str | None = None, embed_dim: int = 256, *, image_size: int = 224, text_levels: int = 0
+    vision: str, text: str | None = None, embed_dim: int = DEFAULT_EMBED_DIM, *,
+    image_size: int = DEFAULT_IMAGE_SIZE, text_levels: int = 0,
 ) -> tuple[MGLLModel, dict[str, Any]]:
     """(model, image_processor_cfg): vision is a preset name or a local folder; text a folder, "tiny", or
     "minilm" / None for the packaged MiniLM; text_levels the granularities that get a point-wise logit bias
