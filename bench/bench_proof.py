@@ -104,26 +104,34 @@ def diagnostics(runs: dict[str, list[scoring.RunScores]]) -> dict[str, dict[str,
     return out
 
 
-def summary(results: dict[str, dict[str, dict]]) -> dict:
-    """The primary metric and what it says about MGLL against the baseline."""
-    entry = results.get("mgll", {}).get(compare.PRIMARY, {})
+def _verdict(results: dict[str, dict[str, dict]], name: str) -> dict:
+    entry = results.get(name, {}).get(compare.PRIMARY, {})
     diff = entry.get(f"diff_vs_{protocol.BASELINE}") or {}
     ci = diff.get("ci95")
     verdict = "not measured"
     if ci:
-        verdict = ("mgll beats clip-concat (interval above 0)" if ci[0] > 0 else
-                   "mgll loses to clip-concat (interval below 0)" if ci[1] < 0 else
+        verdict = (f"{name} beats clip-concat (interval above 0)" if ci[0] > 0 else
+                   f"{name} loses to clip-concat (interval below 0)" if ci[1] < 0 else
                    "no difference shown (interval contains 0)")  # fmt: skip
-    return {
+    return {"mean": entry.get("mean"), "minus_baseline": diff.get("value"), "ci95": ci, "verdict": verdict}
+
+
+def summary(results: dict[str, dict[str, dict]]) -> dict:
+    """The primary metric and what it says about MGLL, and about the change chosen on val, against the baseline."""
+    mgll = _verdict(results, "mgll")
+    out = {
         "primary_metric": compare.PRIMARY,
         "primary_metric_meaning": "mean of the linear-probe AUCs for finding presence, side, size and severity "
         "(chosen before any run: how much of what the texts say the image tower learnt)",
         "baseline": protocol.BASELINE,
-        "mgll": entry.get("mean"),
-        "mgll_minus_baseline": diff.get("value"),
-        "ci95": ci,
-        "verdict": verdict,
+        "mgll": mgll["mean"],
+        "mgll_minus_baseline": mgll["minus_baseline"],
+        "ci95": mgll["ci95"],
+        "verdict": mgll["verdict"],
     }
+    if protocol.SELECTED in results:
+        out["selected_on_val"] = {"variant": protocol.SELECTED, **_verdict(results, protocol.SELECTED)}
+    return out
 
 
 def parse_args() -> argparse.Namespace:
@@ -210,7 +218,8 @@ def main() -> None:
         print("\nnegative control (today's demo generator):")
         print(table(control["variants"], ("probe_disease", "fewshot_10", "zero_shot", "retrieval_disease")))
     record["seconds"] = round(time.perf_counter() - started, 1)
-    print(f"\n{record['summary']['verdict']}; total {record['seconds']:.0f} s")
+    selected = record["summary"].get("selected_on_val")
+    print(f"\n{record['summary']['verdict']}" + (f"; {selected['verdict']}" if selected else "") + f"; total {record['seconds']:.0f} s")
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
