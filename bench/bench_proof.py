@@ -161,7 +161,8 @@ def parse_args() -> argparse.Namespace:
         args.patients, args.control_patients, args.steps, args.seeds, args.replicates = "300,60,150", "150,30,60", 40, 2, 100
         args.variants = "random-init,clip-concat,mgll" if args.split == "test" else "clip-concat,mgll,mgll-inst50"
     if args.variants is None:
-        args.variants = ",".join(protocol.VARIANTS if args.split == "test" else (protocol.BASELINE, "mgll", *protocol.CANDIDATES))
+        val_variants = (protocol.BASELINE, "mgll", *protocol.CANDIDATES)
+        args.variants = ",".join(protocol.VARIANTS if args.split == "test" else val_variants)
     if args.out is None:
         args.out = ROOT / "docs" / "proof" / ("results.json" if args.split == "test" else "validation.json")
     return args
@@ -233,8 +234,8 @@ def select(runs: dict[str, list[scoring.RunScores]], groups: np.ndarray, replica
     candidates = [name for name in protocol.CANDIDATES if name in runs]
     if not candidates:
         return {"selected": None, "rule": "no candidate ran"}
-    means = {name: float(np.mean([compare.metric_values(r, compare.PRIMARY, np.ones((1, len(groups))))[0] for r in runs[name]]))
-             for name in candidates}  # fmt: skip
+    ones = np.ones((1, len(groups)))
+    means = {name: float(np.mean([compare.metric_values(r, compare.PRIMARY, ones)[0] for r in runs[name]])) for name in candidates}
     best = max(candidates, key=means.get)
     versus_best = compare.compare({name: runs[name] for name in candidates}, best, groups, replicates)
     chosen = best

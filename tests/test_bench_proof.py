@@ -214,6 +214,17 @@ def test_compare_gives_zero_for_identical_variants_and_finds_a_real_gap():
     assert out["better"]["probe_mean"]["mean"] == pytest.approx(out["better"]["probe_disease"]["mean"])
 
 
+def test_the_negative_control_builds_from_the_demo_pipeline():
+    """Today's demo generator through the real report pipeline: every view an image, every level a text slot."""
+    from bench.proof.negative_control import generate_demo
+
+    demo = generate_demo({"train": 4, "val": 2, "test": 3}, image_size=16)
+    assert demo.images.shape[1:] == (16, 16) and len(demo.patient) == len(demo.images)
+    assert set(np.unique(demo.patient[demo.rows("test")])) == {6, 7, 8}
+    assert all(len(demo.texts[level]) == len(demo.images) for level in LEVELS)
+    assert demo.labels.shape[0] == len(demo.images) and set(np.unique(demo.labels)) <= {-1, 0, 1}
+
+
 def test_the_gpu_scale_tower_builds_and_trains_on_the_cpu(data):
     """`--tower resnet18` (the GPU protocol) runs the same code; here one step at 32 px on the CPU."""
     table = _table(data)
