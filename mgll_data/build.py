@@ -19,8 +19,7 @@ from typing import Any, Callable
 
 from mgll_data import __version__, dataset, deid, output_folder, reports, schema, sources, writer
 from mgll_data.engines import get_engine
-from mgll_data.pipeline import Pipeline
-from mgll_data.pipeline import load as load_pipeline
+from mgll_data.pipeline import Pipeline, load_pipeline
 from mgll_data.process import BuildContext
 from mgll_data.progress import progress_bar
 from mgll_data.records import SourceItem

@@ -66,7 +66,7 @@ def available() -> list[str]:
     return sorted(p.stem for p in PIPELINE_DIR.glob("*.yaml"))
 
 
-def load(name_or_path: str | Path) -> Pipeline:
+def load_pipeline(name_or_path: str | Path) -> Pipeline:
     """Load a pipeline by name (a file in `pipelines/`) or from a YAML path."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():

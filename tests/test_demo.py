@@ -22,7 +22,7 @@ from pydicom.pixels import apply_modality_lut
 from mgll_data import cli
 from mgll_data.demo import DemoError, write_demo_export
 from mgll_data.demo.broken import BROKEN_KINDS
-from mgll_data.demo.findings import CHEXPERT, Finding
+from mgll_data.demo.findings import CHEXPERT, PlantedFinding
 from mgll_data.demo.packaged import locate
 from mgll_data.demo.run import DemoRunSettings, format_results, run_demo
 from mgll_data.demo.synthetic import draw_frontal
@@ -199,14 +199,14 @@ def test_effusion_positive_images_have_whiter_lung_bases(export: Path) -> None:
 @pytest.mark.parametrize(
     ("finding", "rows", "cols"),
     [
-        (Finding(1, side="bilateral", size="moderate"), slice(62, 76), slice(15, 40)),  # Pleural Effusion
-        (Finding(1, size="moderate"), slice(60, 68), slice(70, 77)),  # Cardiomegaly
-        (Finding(1, side="bilateral"), slice(40, 55), slice(28, 42)),  # Edema
-        (Finding(1, side="left", size="large"), slice(25, 75), slice(55, 85)),  # Consolidation
+        (PlantedFinding(1, side="bilateral", size="moderate"), slice(62, 76), slice(15, 40)),  # Pleural Effusion
+        (PlantedFinding(1, size="moderate"), slice(60, 68), slice(70, 77)),  # Cardiomegaly
+        (PlantedFinding(1, side="bilateral"), slice(40, 55), slice(28, 42)),  # Edema
+        (PlantedFinding(1, side="left", size="large"), slice(25, 75), slice(55, 85)),  # Consolidation
     ],
     ids=["Pleural Effusion", "Cardiomegaly", "Edema", "Consolidation"],
 )
-def test_each_finding_draws_a_denser_region(request, finding: Finding, rows: slice, cols: slice) -> None:
+def test_each_finding_draws_a_denser_region(request, finding: PlantedFinding, rows: slice, cols: slice) -> None:
     name = request.node.callspec.id
     without = draw_frontal(np.random.default_rng(11), {}, (100, 100))
     with_finding = draw_frontal(np.random.default_rng(11), {name: finding}, (100, 100))
