@@ -9,7 +9,7 @@ import click
 
 from mgll_data.build import build_dataset
 from mgll_data.commands.options import describe_os_error, human_echo, json_option, quiet_option, write_json
-from mgll_data.dataset import DEFAULT_LICENSE, REJECTS_FILE
+from mgll_data.dataset import DEFAULT_LICENSE, LINKAGE_SUFFIX, REJECTS_FILE
 from mgll_data.engines import ENGINES
 from mgll_data.output_folder import OutputFolderError
 from mgll_data.pipeline import PipelineError
@@ -41,7 +41,7 @@ def announce_salt(path: Path) -> None:
 @click.option("--address", default=None, help="Ray cluster address (with --engine ray); default starts a local Ray.")
 @click.option("--linkage", type=click.Path(path_type=Path), default=None,
               help="Where the PRIVATE linkage table (image ↔ source path and original ids) goes. "
-                   "Default: <OUT>.linkage.parquet beside OUT, never inside it.")
+                   f"Default: <OUT>{LINKAGE_SUFFIX} beside OUT, never inside it.")
 @click.option("--salt-file", type=click.Path(path_type=Path), default=None,
               help="Secret salt for pseudonyms (default ~/.config/mgll/salt or $MGLL_SALT_FILE; created if "
                    "missing). Reuse it so rebuilds and increments link up; never ship it with the dataset.")

@@ -8,14 +8,14 @@ import click
 
 from mgll_data.card import CardError, NotADatasetError, write_card
 from mgll_data.commands.options import describe_os_error
-from mgll_data.dataset import CHARTS, CHARTS_DIR
+from mgll_data.dataset import CARD_FILE, CHARTS, CHARTS_DIR
 
 
 @click.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for README.md and its charts/ (default: the dataset's root, as the Hugging Face Hub "
-                   "expects).")
+              help=f"Folder for {CARD_FILE} and its {CHARTS_DIR}/ (default: the dataset's root, as the Hugging Face "
+                   "Hub expects).")
 def card(dataset: Path, out: Path | None) -> None:
     """Write a dataset card for DATASET: README.md (Hugging Face style) plus PNG charts in charts/.
 
