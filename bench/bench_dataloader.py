@@ -37,8 +37,9 @@ from PIL import Image  # noqa: E402
 
 from mgll_data.dataset import MANIFEST_FILE, data_dir, shard_paths  # noqa: E402
 from mgll_data.imaging.encode import encode  # noqa: E402
-from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, open_dataset  # noqa: E402
+from mgll_train.data import open_dataset  # noqa: E402
 from mgll_train.model import default_text_folder, load_tokenizer  # noqa: E402
+from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader  # noqa: E402
 from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD, finish_batch  # noqa: E402
 
 GRANULARITIES = ["category", "disease", "description", "explanation"]

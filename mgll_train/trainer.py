@@ -43,16 +43,7 @@ from mgll_train.checkpoint import (
     set_rng_state,
 )
 from mgll_train.config import DEFAULT_EXCLUDED_GRANULARITIES, TrainConfig, save_config
-from mgll_train.data import (
-    Collator,
-    DatasetInfo,
-    ParquetImageText,
-    TextTokens,
-    build_loader,
-    image_column,
-    open_dataset,
-    split_counts,
-)
+from mgll_train.data import DatasetInfo, image_column, open_dataset, split_counts
 from mgll_train.loop import Loop, next_batch
 from mgll_train.loss import label_levels, logit_bias_prior
 from mgll_train.model import (
@@ -65,6 +56,7 @@ from mgll_train.model import (
 from mgll_train.run_log import MetricsLog, StopRun, StreamState, truncate_metrics
 from mgll_train.schedule import WarmupCosine
 from mgll_train.step import build_step, step_items
+from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader
 
 
 class TrainError(Exception):
