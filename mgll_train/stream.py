@@ -49,7 +49,9 @@ class Unit:
 def row_group_units(info: DatasetInfo, slots: int, split: str | None = None) -> list[Unit]:
     """Row groups as read units; when there are fewer than slots, each is cut into row-strided parts. With
     `split`, shards whose name says they hold another split are left out (schema-1.0 shards mix splits)."""
-    shards = [s for s in info.shards if split is None or (dataset.parse_shard_name(s.name) or (None,))[0] in (None, split)]
+    shards = [
+        s for s in info.shards if split is None or (dataset.parse_shard_name(s.name) or (None,))[0] in (None, split)
+    ]
     groups = [(str(s), i) for s in shards for i in range(pq.ParquetFile(s).metadata.num_row_groups)]
     parts = max(1, math.ceil(slots / max(1, len(groups))))
     return [Unit(shard, rg, p, parts) for shard, rg in groups for p in range(parts)]
@@ -327,7 +329,9 @@ class Collator:
             "attention_mask": torch.from_numpy(attention),
             "text_index": torch.tensor(index, dtype=torch.long),
             "text_mask": torch.tensor(present, dtype=torch.bool),
-            "text_ids": torch.tensor([[s["text_ids"][k] for s in samples] for k in range(granularities)], dtype=torch.long),
+            "text_ids": torch.tensor(
+                [[s["text_ids"][k] for s in samples] for k in range(granularities)], dtype=torch.long
+            ),
         }
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:

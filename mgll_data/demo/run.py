@@ -202,7 +202,7 @@ def run_demo(out: Path, steps: Sequence[DemoStep], settings: DemoRunSettings = D
         started = time.perf_counter()
         try:
             result = step.run(out, settings, progress, echo)
-        except Exception as exc:  # noqa: BLE001 - any failure of a step becomes that step's one-line reason
+        except Exception as exc:  # any failure of a step becomes that step's one-line reason
             result = StepResult(step.name, "failed", detail=one_line(exc))
         result.seconds = round(time.perf_counter() - started, 1)
         if result.status == "ok":
