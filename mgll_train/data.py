@@ -135,7 +135,10 @@ def image_column(info: DatasetInfo, requested: str = "auto") -> str:
         raise DatasetError(f"image column must be auto, image or {schema.TRAINING_IMAGE}, got {requested!r}")
     everywhere = all(schema.TRAINING_IMAGE in pq.ParquetFile(s).schema_arrow.names for s in info.shards)
     if requested == schema.TRAINING_IMAGE and not everywhere:
-        raise DatasetError(f"the dataset has no {schema.TRAINING_IMAGE} column in every shard; build it with image.training_format: jpeg")
+        raise DatasetError(
+            f"the dataset has no {schema.TRAINING_IMAGE} column in every shard; "
+            "build it with image.training_format: jpeg"
+        )
     if requested == "auto":
         return schema.TRAINING_IMAGE if everywhere else "image"
     return requested

@@ -79,7 +79,9 @@ def _prepare(out: Path) -> None:
             elif target.exists():
                 target.unlink()
     (out / LOGS).mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("made by `mgll demo run`; its subfolders are replaced on the next run\n", encoding="utf-8")
+    (out / MARKER).write_text(
+        "made by `mgll demo run`; its subfolders are replaced on the next run\n", encoding="utf-8"
+    )
 
 
 def _unavailable(step: DemoStep) -> StepResult | None:
@@ -121,8 +123,12 @@ def _step_export(out: Path, s: DemoRunSettings, progress: bool, echo: Echo) -> S
                                 workers=s.workers, progress=progress)
     detail = (f"{summary.studies} studies, {summary.images} images "
               f"({len(summary.transfer_syntaxes)} transfer syntaxes), {summary.bytes / 1e6:.1f} MB")
-    return StepResult("export", "ok", detail=detail,
-                      metrics={"studies": summary.studies, "images": summary.images, "expected_rows": summary.expected_rows})
+    return StepResult(
+        "export",
+        "ok",
+        detail=detail,
+        metrics={"studies": summary.studies, "images": summary.images, "expected_rows": summary.expected_rows},
+    )
 
 
 def _demo_salt(out: Path, seed: int) -> Path:
@@ -217,5 +223,5 @@ def format_results(results: list[StepResult]) -> str:
     header = ("step", "status", "time", "result")
     rows = [(r.step, r.status, f"{r.seconds:.1f}s" if r.status != "skipped" else "-", r.detail) for r in results]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    fmt = lambda row: "  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths)), row[3]])  # noqa: E731
+    fmt = lambda row: "  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths)), row[3]])
     return "\n".join([fmt(header), "  ".join("-" * w for w in [*widths, 6]), *(fmt(row) for row in rows)])
