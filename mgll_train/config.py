@@ -51,6 +51,7 @@ class TrainConfig:
     alpha_clip: float = 0.5
     alpha_point: float = 1.0
     alpha_kl: float = 1.0
+    instance_weight: float = 0.0  # MGLL targets (1 - w) * soft + w * identity; 0: the paper's targets
     precision: str = "auto"
     grad_checkpointing: bool = False
     compile: bool = False
@@ -95,6 +96,8 @@ def _check(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"lr must be positive, got {config.lr}")
     if config.text_lr_scale is not None and config.text_lr_scale <= 0:
         raise ConfigError(f"text-lr-scale must be positive (use --freeze-text to freeze), got {config.text_lr_scale}")
+    if not 0.0 <= config.instance_weight <= 1.0:
+        raise ConfigError(f"instance-weight must be between 0 and 1, got {config.instance_weight}")
     if isinstance(config.granularities, str):
         config.granularities = parse_granularities(config.granularities)
     return config

@@ -19,6 +19,13 @@ Targets: each granularity from its own items
     other granularities fall back on identical text. Soft CLIP targets are T^k row-normalised (W^k).
     kind="clip" uses T = identity.
 
+Instance weight (optional, default 0: the paper's targets)
+    With instance_weight a in [0, 1] the targets become (1 - a) * T^k + a * identity: the sample's
+    own text keeps its full target while every other positive is scaled by 1 - a. Why: with Jaccard
+    targets, two studies that differ only in one attribute (the same effusion, one severity apart) are
+    half-positives, so soft CLIP never asks the image tower to tell them apart; CLIP's instance
+    discrimination does (a = 1 is CLIP's target, restricted to the samples present at k).
+
 Masking
     A sample without a text at granularity k (text_mask[k, i] False) is removed from granularity k
     entirely -- as a row and as a column, in both directions and in the BCE -- so granularity k is
@@ -113,10 +120,11 @@ def pair_targets(
     text_mask: torch.Tensor,
     dtype: torch.dtype = torch.float32,
     levels: Sequence[bool] | None = None,
+    instance_weight: float = 0.0,
 ) -> torch.Tensor:
     """The target strengths T^k_ij [K, N, N] in [0, 1] of a single-process batch (module docstring)."""
     pairing = _single_process_pairing(items, text_ids, text_mask, levels)
-    return _targets(pairing, soft=True, dtype=dtype)
+    return _targets(pairing, soft=True, dtype=dtype, instance_weight=instance_weight)
 
 
 def logit_bias_prior(
@@ -124,10 +132,11 @@ def logit_bias_prior(
     text_ids: torch.Tensor | None,
     text_mask: torch.Tensor,
     levels: Sequence[bool] | None = None,
+    instance_weight: float = 0.0,
 ) -> torch.Tensor:
     """Log-odds of the mean target over valid pairs, per granularity [K]: the point-wise term's bias
     at which sigmoid(0 + b) already predicts the batch's share of positives (SigLIP-style start)."""
-    targets = pair_targets(items, text_ids, text_mask, levels=levels)
+    targets = pair_targets(items, text_ids, text_mask, levels=levels, instance_weight=instance_weight)
     mask = text_mask.bool()
     pairs = (mask[:, :, None] & mask[:, None, :]).float()
     mean = (targets * pairs).sum(dim=(1, 2)) / pairs.sum(dim=(1, 2)).clamp(min=1.0)
@@ -152,27 +161,31 @@ class MGLLLoss(nn.Module):
         kind: str = "mgll",
         gather: bool = True,
         label_levels: Sequence[bool] | None = None,
+        instance_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if kind not in LOSS_KINDS:
             raise ValueError(f"loss kind must be one of {', '.join(LOSS_KINDS)}, got {kind!r}")
+        if not 0.0 <= instance_weight <= 1.0:
+            raise ValueError(f"instance_weight must be between 0 and 1, got {instance_weight}")
         self.alpha_clip = alpha_clip
         self.alpha_point = alpha_point
         self.alpha_kl = alpha_kl
         self.kind = kind
         self.gather = gather
         self.label_levels = None if label_levels is None else [bool(v) for v in label_levels]
+        self.instance_weight = float(instance_weight)
 
     def bias_prior(self, items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor) -> torch.Tensor:
         """`logit_bias_prior` of a batch as this loss reads it: where to start a learnable logit bias."""
-        return logit_bias_prior(items, text_ids, text_mask, self.label_levels)
+        return logit_bias_prior(items, text_ids, text_mask, self.label_levels, self.instance_weight)
 
     def extra_repr(self) -> str:
         if self.kind == "clip":
             return f"kind=clip, gather={self.gather}"
         return (
             f"kind=mgll, alpha_clip={self.alpha_clip}, alpha_point={self.alpha_point}, "
-            f"alpha_kl={self.alpha_kl}, gather={self.gather}"
+            f"alpha_kl={self.alpha_kl}, instance_weight={self.instance_weight}, gather={self.gather}"
         )
 
     def forward(
@@ -199,7 +212,7 @@ class MGLLLoss(nn.Module):
                 clip = _clip_terms(batch, scale, None, soft=False)["soft_clip"]
                 return {"loss": clip, "clip": clip}
             bias = None if logit_bias is None else logit_bias.to(batch.img_rows.dtype)
-            terms = _clip_terms(batch, scale, bias, soft=True)
+            terms = _clip_terms(batch, scale, bias, soft=True, instance_weight=self.instance_weight)
         loss = (
             self.alpha_clip * terms["soft_clip"] + self.alpha_point * terms["point"] + self.alpha_kl * terms["skl"]
         )
@@ -299,9 +312,9 @@ def _collect(image_emb, text_emb, text_mask, items, text_ids, gather: bool, leve
     )
 
 
-def _targets(p: _Pairing, soft: bool, dtype: torch.dtype) -> torch.Tensor:
-    """T^k_ij [K, n, G] for local rows i and global columns j: the module docstring's rule (soft) or
-    the identity (CLIP); 0 wherever i or j lacks granularity k."""
+def _targets(p: _Pairing, soft: bool, dtype: torch.dtype, instance_weight: float = 0.0) -> torch.Tensor:
+    """T^k_ij [K, n, G] for local rows i and global columns j: the module docstring's rule (soft, mixed
+    with the identity by instance_weight) or the identity (CLIP); 0 wherever i or j lacks granularity k."""
     n, g = p.valid_rows.shape[1], p.valid_cols.shape[1]
     device = p.valid_rows.device
     rows = torch.arange(n, device=device) + p.row_offset
@@ -314,7 +327,8 @@ def _targets(p: _Pairing, soft: bool, dtype: torch.dtype) -> torch.Tensor:
     union = items_rows.sum(-1)[:, :, None] + items_cols.sum(-1)[:, None, :] - shared
     jaccard = shared / union.clamp(min=1.0)
     same_text = ((p.ids_rows[:, :, None] == p.ids_cols[:, None, :]) & (p.ids_rows[:, :, None] >= 0)).to(dtype)
-    return both_present * torch.maximum(jaccard, torch.maximum(same_text, same_sample))
+    soft_targets = torch.maximum(jaccard, torch.maximum(same_text, same_sample))
+    return both_present * ((1.0 - instance_weight) * soft_targets + instance_weight * same_sample)
 
 
 def _per_granularity_mean(sums: torch.Tensor, counts: torch.Tensor, world: int) -> torch.Tensor:
@@ -329,7 +343,9 @@ def _column_log_softmax(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tenso
     return F.log_softmax(logits.masked_fill(~keep, _MASKED), dim=-1)
 
 
-def _clip_terms(batch: _Batch, scale: torch.Tensor, bias: torch.Tensor | None, soft: bool) -> dict[str, torch.Tensor]:
+def _clip_terms(
+    batch: _Batch, scale: torch.Tensor, bias: torch.Tensor | None, soft: bool, instance_weight: float = 0.0
+) -> dict[str, torch.Tensor]:
     """soft_clip / point / skl (soft=True) or the plain CLIP term in "soft_clip" (soft=False)."""
     valid_rows, valid_cols = batch.pairing.valid_rows, batch.pairing.valid_cols
     logits_i2t = scale * torch.einsum("nd,kgd->kng", batch.img_rows, batch.txt_cols)
@@ -337,7 +353,7 @@ def _clip_terms(batch: _Batch, scale: torch.Tensor, bias: torch.Tensor | None, s
         logits_t2i = logits_i2t.transpose(1, 2)
     else:
         logits_t2i = scale * torch.einsum("knd,gd->kng", batch.txt_rows, batch.img_cols)
-    targets = _targets(batch.pairing, soft, logits_i2t.dtype)
+    targets = _targets(batch.pairing, soft, logits_i2t.dtype, instance_weight)
     weights = targets / targets.sum(-1, keepdim=True).clamp(min=1.0e-12)
     logp_i2t = _column_log_softmax(logits_i2t, valid_cols[:, None, :])
     logp_t2i = _column_log_softmax(logits_t2i, valid_cols[:, None, :])

@@ -85,7 +85,7 @@ def build_step(
     """The micro-step for a run's config, on its device, DDP-wrapped across ranks and compiled when asked.
     `levels`: which granularities take the batch's labels as their items (loss.label_levels)."""
     loss_fn = MGLLLoss(config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1,
-                       label_levels=levels)  # fmt: skip
+                       label_levels=levels, instance_weight=config.instance_weight)  # fmt: skip
     step: nn.Module = TrainStep(model, loss_fn, mean, std, autocast_dtype(device, config.precision), augment=config.augment)
     step.to(device)
     if world > 1:

@@ -263,14 +263,17 @@ def _write_run_files(run_dir: Path, config: TrainConfig, record: dict[str, Any],
     save_tokenizer(run_dir, tokenizer_folder(config.text_model))
 
 
-def _start_logit_bias(model, batches: Iterator, granularities: list[str], split: str, device: torch.device) -> Iterator:
+def _start_logit_bias(
+    model, batches: Iterator, granularities: list[str], split: str, device: torch.device, instance_weight: float
+) -> Iterator:
     """Set the point-wise logit bias to the log-odds of the first batch's targets (averaged over ranks), as
     SigLIP starts its bias at the prior; that batch is then trained on as usual."""
     try:
         first = next_batch(batches, StreamState(), split)  # a scratch state: the loop records the batch itself
     except StopRun as exc:
         raise TrainError(str(exc)) from None
-    prior = logit_bias_prior(step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities))
+    prior = logit_bias_prior(step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities),
+                             instance_weight)  # fmt: skip
     with torch.no_grad():
         model.logit_bias.copy_(distributed.all_reduce_mean(prior.to(device)))
     return itertools.chain([first], batches)
@@ -306,7 +309,7 @@ def train(
     _seed_everything(config.seed + dist_info.rank)  # after the loader drew its base seed
     model, image_cfg, optimizer, scheduler = _build(config, plan, device, resumed, echo)
     if resumed is None and model.logit_bias is not None:
-        batches = _start_logit_bias(model, batches, plan.granularities, config.split, device)
+        batches = _start_logit_bias(model, batches, plan.granularities, config.split, device, config.instance_weight)
     record = _run_record(config, plan, image_cfg)
     if dist_info.is_main:
         _write_run_files(run_dir, config, record, start_step)

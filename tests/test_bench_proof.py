@@ -3,10 +3,13 @@ level, the scoring and the paired comparison compute what they claim (bench/proo
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
+from bench import bench_proof
 from bench.proof import compare, protocol, scoring
 from bench.proof.generator import FINDINGS, LEVELS, SEVERITIES, SIDES, generate, level_items, level_texts
 from bench.proof.render import ProofFinding, render
@@ -118,6 +121,61 @@ def test_every_kind_of_variant_trains_and_is_scored(data, name):
     assert len(scores.components["probe_side"]) <= len(FINDINGS) and len(SIDES) == 2
 
 
+def test_a_candidate_trains_with_its_own_loss_option(data):
+    """mgll-inst50 differs from mgll only by the loss's instance weight: same seed, different weights."""
+    tensors = protocol.to_tensors(data, _table(data), "cpu")
+    settings = protocol.Settings(steps=2, batch_size=16, width=4, embed_dim=8)
+    plain = protocol.train(protocol.VARIANTS["mgll"], tensors, settings, seed=0)
+    mixed = protocol.train(protocol.CANDIDATES["mgll-inst50"], tensors, settings, seed=0)
+    assert protocol.CANDIDATES["mgll-inst50"].instance_weight == 0.5
+    assert not torch.equal(plain.vision_proj.weight, mixed.vision_proj.weight)
+
+
+def test_scoring_on_val_never_reads_the_test_split(data):
+    """split="val" scores the val images; scrambling every test answer changes nothing."""
+    table = _table(data)
+    rng = np.random.default_rng(5)
+    backbone, image_emb = rng.normal(size=(len(data.images), 6)), rng.normal(size=(len(data.images), 8))
+    text_emb = rng.normal(size=(len(table.texts), 8))
+    args = (backbone, image_emb, text_emb, LEVELS, 0)
+    on_val = scoring.score_run(data, table, *args, split="val")
+    val = data.rows("val")
+    assert all(len(c.y) == len(val) for comps in on_val.components.values() for c in comps)
+    assert (on_val.components["probe_disease"][0].y == (data.labels[val, 0] == 1)).all()
+    test = data.rows("test")
+    scrambled = copy.deepcopy(data)
+    scrambled.labels[test] = 1 - np.abs(scrambled.labels[test])
+    for values in scrambled.attributes.values():
+        values[test] = rng.integers(0, 2, size=values[test].shape)
+    again = scoring.score_run(scrambled, table, *args, split="val")
+    for name, comps in on_val.components.items():
+        for a, b in zip(comps, again.components[name], strict=True):
+            assert np.array_equal(a.y, b.y) and np.array_equal(a.valid, b.valid), name
+            assert (a.scores is None and b.scores is None) or np.array_equal(a.scores, b.scores, equal_nan=True), name
+
+
+def test_selection_takes_the_best_candidate_unless_a_simpler_one_is_within_noise():
+    rng = np.random.default_rng(2)
+    n = 400
+    groups = np.repeat(np.arange(200), 2)
+    y = rng.random(n) < 0.3
+    simplest, *_, last = protocol.CANDIDATES
+    names = list(protocol.CANDIDATES)
+    runs = {name: [] for name in names}
+    for seed in range(4):
+        base = rng.random(n) + 0.1 * y
+        for name in names:
+            runs[name].append(_run([base + (0.3 * y if name == last else 0)], y))
+    chosen = bench_proof.select(runs, groups, replicates=200)
+    assert chosen["best"] == last and chosen["selected"] == last  # clearly better than every simpler one
+    # the simplest one: as strong as the best by construction (fresh noise), a shade weaker on average
+    runs[simplest] = [_run([rng.random(n) + 0.4 * y - 0.02 * y], y) for _ in range(4)]
+    chosen = bench_proof.select(runs, groups, replicates=200)
+    ci = chosen["vs_best"][simplest]["ci95"]
+    assert chosen["best"] == last and ci[0] < 0 < ci[1]  # a little worse, within noise
+    assert chosen["selected"] == simplest
+
+
 def _run(aucs_scores, y, valid=None):
     valid = np.ones(len(y), bool) if valid is None else valid
     return scoring.RunScores({"probe_disease": [scoring.Component("auc", y, s, valid) for s in aucs_scores]})
@@ -154,6 +212,17 @@ def test_compare_gives_zero_for_identical_variants_and_finds_a_real_gap():
     assert better["value"] > 0 and better["ci95"][0] > 0
     assert "diff_vs_clip-concat" not in out["clip-concat"]["probe_disease"]
     assert out["better"]["probe_mean"]["mean"] == pytest.approx(out["better"]["probe_disease"]["mean"])
+
+
+def test_the_negative_control_builds_from_the_demo_pipeline():
+    """Today's demo generator through the real report pipeline: every view an image, every level a text slot."""
+    from bench.proof.negative_control import generate_demo
+
+    demo = generate_demo({"train": 4, "val": 2, "test": 3}, image_size=16)
+    assert demo.images.shape[1:] == (16, 16) and len(demo.patient) == len(demo.images)
+    assert set(np.unique(demo.patient[demo.rows("test")])) == {6, 7, 8}
+    assert all(len(demo.texts[level]) == len(demo.images) for level in LEVELS)
+    assert demo.labels.shape[0] == len(demo.images) and set(np.unique(demo.labels)) <= {-1, 0, 1}
 
 
 def test_the_gpu_scale_tower_builds_and_trains_on_the_cpu(data):

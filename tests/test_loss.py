@@ -39,7 +39,8 @@ def _jaccard(a, b):
     return float(((a > 0) & (b > 0)).sum() / union) if union else 0.0
 
 
-def _reference(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias=None, kind="mgll"):
+def _reference(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias=None, kind="mgll",
+               instance_weight=0.0):
     """The maths of the module docstring written one sample at a time, as a reader would check it."""
     k_count, n = text_mask.shape
     soft_clip, point = [], []
@@ -56,7 +57,7 @@ def _reference(image_emb, text_emb, text_mask, items, text_ids, logit_scale, log
                 if kind == "clip" or i == j:
                     return float(i == j)
                 same_text = text_ids[k, i] >= 0 and text_ids[k, i] == text_ids[k, j]
-                return 1.0 if same_text else _jaccard(level_items[i], level_items[j])
+                return (1 - instance_weight) * (1.0 if same_text else _jaccard(level_items[i], level_items[j]))
 
             t = torch.tensor([target(j) for j in valid], dtype=image_emb.dtype)
             w = t / t.sum()
@@ -112,6 +113,49 @@ def test_the_logit_bias_shifts_only_the_point_wise_term(bias):
     plain = MGLLLoss()(**batch)
     assert torch.allclose(got["soft_clip"], plain["soft_clip"]) and torch.allclose(got["skl"], plain["skl"])
     assert not torch.allclose(got["point"], plain["point"])
+
+
+@pytest.mark.parametrize("instance_weight", [0.25, 0.5, 1.0])
+def test_the_instance_weight_mixes_the_targets_with_the_identity(instance_weight):
+    batch = _random_batch(seed=21)
+    got = MGLLLoss(instance_weight=instance_weight)(**batch)
+    want = _reference(**batch, instance_weight=instance_weight)
+    for name in want:
+        assert torch.allclose(got[name], want[name], rtol=1e-9, atol=1e-9), name
+    plain = MGLLLoss()(**batch)
+    assert not torch.allclose(got["soft_clip"], plain["soft_clip"]) and not torch.allclose(got["point"], plain["point"])
+
+
+def test_the_instance_weight_keeps_the_own_text_and_scales_the_other_positives():
+    # Hand-written: 0 and 1 share one of two items (Jaccard 1/2), 2 and 3 have identical text, 4 is masked.
+    items = torch.tensor([[[1.0, 0], [1, 1], [0, 0], [0, 0], [1, 0]]])
+    ids = torch.tensor([[1, 2, 3, 3, -1]])
+    t = pair_targets(items, ids, ids >= 0, torch.float64, instance_weight=0.5)[0]
+    want = torch.tensor([[1, 0.25, 0, 0, 0], [0.25, 1, 0, 0, 0], [0, 0, 1, 0.5, 0], [0, 0, 0.5, 1, 0], [0, 0, 0, 0, 0]],
+                        dtype=torch.float64)  # fmt: skip
+    assert torch.equal(t, want)
+
+
+def test_an_instance_weight_of_one_turns_soft_clip_into_clip():
+    batch = _random_batch(seed=22)
+    assert torch.allclose(MGLLLoss(instance_weight=1.0)(**batch)["soft_clip"], MGLLLoss(kind="clip")(**batch)["clip"])
+
+
+def test_the_bias_prior_follows_the_instance_weight():
+    batch = _random_batch(seed=23)
+    args = (batch["items"], batch["text_ids"], batch["text_mask"])
+    prior = MGLLLoss(instance_weight=0.5).bias_prior(*args)
+    t = pair_targets(*args, torch.float64, instance_weight=0.5)
+    valid = batch["text_mask"][0]
+    p = t[0][valid][:, valid].mean().item()
+    assert prior[0].item() == pytest.approx(math.log(p / (1 - p)), rel=1e-5)
+    assert (prior < MGLLLoss().bias_prior(*args)).all()  # fewer positives, a lower starting bias
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_an_instance_weight_outside_zero_one_is_refused(value):
+    with pytest.raises(ValueError, match="instance_weight must be between 0 and 1"):
+        MGLLLoss(instance_weight=value)
 
 
 def test_alphas_weight_the_terms():

@@ -258,8 +258,8 @@ def test_the_logit_bias_starts_at_the_first_batch_prior_and_trains(dataset, tmp_
     seen = {}
     real = trainer_module._start_logit_bias
 
-    def spy(model, batches, granularities, split, device):
-        out = real(model, batches, granularities, split, device)
+    def spy(model, batches, granularities, split, device, *rest):
+        out = real(model, batches, granularities, split, device, *rest)
         seen["start"] = model.logit_bias.detach().clone()
         first = next(out)
         seen["prior"] = logit_bias_prior(step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities))

@@ -59,7 +59,7 @@ def generate_demo(patients: dict[str, int], *, image_size: int = 32, seed: int =
             plan = plan_study(rng)
             report = scrub_text(write_report(rng, plan, fake_people(rng)))  # as `mgll build` de-identifies it
             result = understand(report, {"modality": "DX", "body_part": "CHEST"}, pipeline)
-            statuses = dict(result.labels)
+            statuses = {label.name: label.status for label in result.labels if label.status is not None}  # None: blank
             for view in plan.views:
                 images.append(_image(rng, plan, view, image_size))
                 patient.append(index)

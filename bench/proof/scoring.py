@@ -164,10 +164,12 @@ def _retrieval(image_emb, text_emb, table: TextTable, level: str, test) -> Compo
 
 def score_run(
     data: ProofData, table: TextTable, backbone: np.ndarray, image_emb: np.ndarray | None,
-    text_emb: np.ndarray | None, levels: tuple[str, ...], seed: int,
+    text_emb: np.ndarray | None, levels: tuple[str, ...], seed: int, split: str = "test",
 ) -> RunScores:
-    """Every metric's components for one model (`image_emb` None: a model without a text side)."""
-    rows = {s: data.rows(s) for s in ("train", "val", "test")}
+    """Every metric's components for one model (`image_emb` None: a model without a text side), scored on
+    `split`. split="val" is for choosing between methods: the probes' C is then chosen on the very images
+    it is scored on (slightly optimistic, alike for every variant) and the test split is never touched."""
+    rows = {"train": data.rows("train"), "val": data.rows("val"), "test": data.rows(split)}
     x = _standardised(backbone, rows)
     out = RunScores()
     out.components["probe_disease"] = _disease_components(x, data.labels, rows, seed)
