@@ -33,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from mgll_train.config import TrainConfig  # noqa: E402
-from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, image_column, open_dataset  # noqa: E402
+from mgll_train.data import image_column, open_dataset  # noqa: E402
 from mgll_train.loss import MGLLLoss  # noqa: E402
 from mgll_train.model import build_model, load_tokenizer, parameter_groups, tokenizer_folder  # noqa: E402
 from mgll_train.step import TrainStep, autocast_dtype, to_device  # noqa: E402
+from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader  # noqa: E402
 from mgll_train.trainer import resolve_granularities, train  # noqa: E402
 
 

@@ -42,7 +42,7 @@ def test_valid_dataset_passes_every_check(tmp_path: Path) -> None:
     assert report.stats["shards"] == 9, "three shards for each of the three splits"
     assert report.stats["images_checked"] == 30
     assert sum(report.stats["splits"].values()) == 30
-    levels = {f.check: f.level for f in report.findings}
+    levels = {f.check: f.level for f in report.outcomes}
     assert set(levels.values()) == {"ok"}
     assert {"labels", "images", "splits", "counts", "privacy"} <= set(levels)
 
@@ -67,7 +67,7 @@ def test_missing_column_fails(tmp_path: Path, rows: list[dict]) -> None:
     path = write_dataset(tmp_path / "ds", rows=rows, arrow_schema=contract_schema(drop=("labels",)))
     report = validate_dataset(path)
     assert errors_mentioning(report, "missing column 'labels'")
-    assert any(f.check == "labels" and f.level == "skip" for f in report.findings)
+    assert any(f.check == "labels" and f.level == "skip" for f in report.outcomes)
 
 
 def test_missing_granularity_column_fails(tmp_path: Path, rows: list[dict]) -> None:

@@ -15,7 +15,7 @@ from tests.dataset_fixtures import make_rows, read_manifest, write_dataset, writ
 
 
 def findings(report, check: str, level: str) -> list[str]:
-    return [f.message for f in report.findings if f.check == check and f.level == level]
+    return [f.message for f in report.outcomes if f.check == check and f.level == level]
 
 
 def rewrite(shard: Path, table: pa.Table) -> None:
