@@ -20,7 +20,7 @@ from pathlib import Path
 from mgll_data import deid, imaging, reports, sources
 from mgll_data.build import build_dataset
 from mgll_data.demo import write_demo_export
-from mgll_data.pipeline import load as load_pipeline
+from mgll_data.pipeline import load_pipeline
 from mgll_data.process import read_report
 from mgll_data.records import StageError
 

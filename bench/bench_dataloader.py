@@ -35,10 +35,12 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
+from mgll_data.dataset import MANIFEST_FILE, data_dir, shard_paths
 from mgll_data.imaging.encode import encode
 from mgll_train.config import DEFAULT_IMAGE_SIZE
-from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, open_dataset
+from mgll_train.data import open_dataset
 from mgll_train.model import default_text_folder, load_tokenizer
+from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader
 from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD, finish_batch
 
 GRANULARITIES = ["category", "disease", "description", "explanation"]
@@ -57,8 +59,8 @@ def demo_dataset(work: Path, studies: int) -> Path:
 def transcode(dataset: Path, out: Path, fmt: str) -> Path:
     """A copy of the dataset with every image re-encoded in `fmt` by the builder's own encoder: exactly what
     a build with `image.format: <fmt>` stores for the same pixels, without rendering the export again."""
-    (out / "data").mkdir(parents=True)
-    for shard in sorted((dataset / "data").glob("*.parquet")):
+    data_dir(out).mkdir(parents=True)
+    for shard in shard_paths(dataset):
         parquet = pq.ParquetFile(shard)
         table = parquet.read()
         images = table.column("image").combine_chunks()
@@ -70,14 +72,14 @@ def transcode(dataset: Path, out: Path, fmt: str) -> Path:
         )
         table = table.set_column(table.schema.get_field_index("image"), table.schema.field("image"), column)
         rows_per_group = parquet.metadata.row_group(0).num_rows
-        pq.write_table(table, out / "data" / shard.name, row_group_size=rows_per_group, compression="none")
-    shutil.copy(dataset / "manifest.json", out / "manifest.json")
+        pq.write_table(table, data_dir(out) / shard.name, row_group_size=rows_per_group, compression="none")
+    shutil.copy(dataset / MANIFEST_FILE, out / MANIFEST_FILE)
     return out
 
 
 def stored_images(dataset: Path, split: str) -> list[bytes]:
     images = []
-    for shard in sorted((dataset / "data").glob("*.parquet")):
+    for shard in shard_paths(dataset):
         table = pq.read_table(shard, columns=["image", "split"])
         keep = [s == split for s in table.column("split").to_pylist()]
         images += [b for b, k in zip(table.column("image").combine_chunks().field("bytes").to_pylist(), keep) if k]

@@ -34,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from mgll_train.config import DEFAULT_IMAGE_SIZE, TrainConfig
-from mgll_train.data import Collator, ParquetImageText, TextTokens, build_loader, image_column, open_dataset
+from mgll_train.data import image_column, open_dataset
 from mgll_train.loss import MGLLLoss
 from mgll_train.model import build_model, load_tokenizer, parameter_groups, tokenizer_folder
 from mgll_train.step import TrainStep, autocast_dtype, to_device
+from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader
 from mgll_train.trainer import resolve_granularities, train
 
 

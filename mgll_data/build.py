@@ -20,11 +20,13 @@ from typing import Any
 
 from mgll_data import __version__, dataset, deid, output_folder, reports, schema, sources, writer
 from mgll_data.engines import get_engine
-from mgll_data.pipeline import Pipeline
-from mgll_data.pipeline import load as load_pipeline
+from mgll_data.pipeline import Pipeline, load_pipeline
 from mgll_data.process import BuildContext
 from mgll_data.progress import progress_bar
 from mgll_data.records import SourceItem
+
+# Above this share of rejected inputs `mgll build` fails: the pipeline or the export is most likely wrong.
+DEFAULT_MAX_REJECT_RATE = 0.5
 
 
 @dataclass
@@ -40,6 +42,8 @@ class BuildSummary:
     splits: dict[str, int] = field(default_factory=dict)
     linkage: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)  # summed `Outcome.counts` of this run's inputs
+    workers: int = 1
+    engine: str = "local"
 
     @property
     def reject_rate(self) -> float:
@@ -64,6 +68,31 @@ class BuildSummary:
             "splits": self.splits,
             "counts": self.counts,
         }
+
+    def over_reject_rate(self, limit: float) -> str | None:
+        """The one-line failure when more than `limit` of the inputs were rejected, else None."""
+        if self.reject_rate <= limit:
+            return None
+        return (f"{self.reject_rate:.0%} of inputs were rejected (over --max-reject-rate {limit:.0%}); "
+                f"see {self.out / dataset.REJECTS_FILE}")
+
+    def summary_lines(self) -> list[str]:
+        """The end of a build as `mgll build` prints it (and `mgll demo run` after its build step)."""
+        skipped = f" ({self.skipped} already built, skipped)" if self.skipped else ""
+        lines = [f"built {self.out}", f"  inputs {self.inputs}: {self.rows} rows + {self.rejects} rejects{skipped}",
+                 "  splits " + ", ".join(f"{k} {v}" for k, v in self.splits.items())]
+        if self.counts.get("reports_with_control_characters"):
+            lines.append(f"  control characters stripped from {self.counts['reports_with_control_characters']} "
+                         f"report(s) ({self.counts['control_characters_stripped']} characters)")
+        if self.rejects_by_reason:
+            lines.append("  rejects by reason: " + ", ".join(f"{k} {v}" for k, v in self.rejects_by_reason.items()))
+        if self.counts.get("reports_truncated"):
+            lines.append(f"  {self.counts['reports_truncated']} report(s) longer than the size cap: "
+                         f"{self.counts['report_characters_not_read']} characters not read (rows kept)")
+        lines.append(f"  {self.processed} processed in {self.seconds:.1f} s ({self.images_per_second:.2f} images/s, "
+                     f"{self.workers} worker{'s' if self.workers > 1 else ''}, engine {self.engine})")
+        lines.append(f"  private linkage table: {self.linkage} (keep it away from the dataset)")
+        return lines
 
 
 def build_dataset(
@@ -122,11 +151,13 @@ def build_dataset(
             splits=counts["splits"],
             linkage=linkage_path,
             counts=dict(input_counts),
+            workers=workers,
+            engine=engine,
         )
         if summary.rows + summary.rejects != summary.inputs:  # an invariant, not a user error: see above
             raise RuntimeError(f"accounting error: {summary.rows} rows + {summary.rejects} rejects != "
                                f"{summary.inputs} inputs")
-        writer.write_manifest(out, _manifest(summary, pipeline, engine, workers, license))
+        writer.write_manifest(out, _manifest(summary, pipeline, license))
     return summary
 
 
@@ -194,14 +225,14 @@ def _vocabulary(pipeline: Pipeline) -> list[str]:
     return reports.vocabulary_names(pipeline.reports.vocabulary)
 
 
-def _manifest(summary: BuildSummary, pipeline: Pipeline, engine: str, workers: int, license: str) -> dict[str, Any]:
+def _manifest(summary: BuildSummary, pipeline: Pipeline, license: str) -> dict[str, Any]:
     return {
         "schema_version": schema.schema_version(),
         "tool_version": __version__,
         "pipeline": {"name": pipeline.name, "content_hash": pipeline.content_hash, "layout": pipeline.layout},
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "engine": engine,
-        "workers": workers,
+        "engine": summary.engine,
+        "workers": summary.workers,
         "inputs": summary.inputs,
         "rows": summary.rows,
         "rejects": summary.rejects,

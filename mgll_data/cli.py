@@ -1,7 +1,9 @@
 """The `mgll` command group.
 
-Commands live one per module (`mgll_data/commands/`, `mgll_train/commands/`) and are imported only when
-invoked, so `mgll build` never pays for importing torch and `mgll --help` stays instant.
+Commands live one per module in `mgll_data/commands/` and are named here by module path, imported only
+when invoked, so `mgll build` never pays for importing torch and `mgll --help` stays instant. The CLI is
+the one joint of the toolkit: `pretrain` and `evaluate` (and `demo run`) are the only modules of mgll_data
+that import mgll_train.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "card": ("mgll_data.commands.card:card", "Write a dataset card (markdown + charts)."),
     "label": ("mgll_data.commands.label:label", "Label free-text reports (positive / negative / uncertain)."),
     "demo": ("mgll_data.commands.demo:demo", "Write the embedded sample export, or run the whole demo."),
-    "pretrain": ("mgll_train.commands.pretrain:pretrain", "Pretrain a vision encoder with MGLL (or CLIP)."),
-    "evaluate": ("mgll_train.commands.evaluate:evaluate", "Evaluate a pretraining run downstream."),
+    "pretrain": ("mgll_data.commands.pretrain:pretrain", "Pretrain a vision encoder with MGLL (or CLIP)."),
+    "evaluate": ("mgll_data.commands.evaluate:evaluate", "Evaluate a pretraining run downstream."),
 }
 
 

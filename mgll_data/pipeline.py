@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from mgll_data import schema
+from mgll_data.dataset import SPLITS
 from mgll_data.reports.certainty import DEFAULT_POLICY, Policy, PolicyError, policy_from
 
 PIPELINE_DIR = Path(__file__).resolve().parent / "pipelines"
@@ -66,7 +67,7 @@ def available() -> list[str]:
     return sorted(p.stem for p in PIPELINE_DIR.glob("*.yaml"))
 
 
-def load(name_or_path: str | Path) -> Pipeline:
+def load_pipeline(name_or_path: str | Path) -> Pipeline:
     """Load a pipeline by name (a file in `pipelines/`) or from a YAML path."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
@@ -124,7 +125,7 @@ def from_dict(raw: dict[str, Any], content_hash: str = "") -> Pipeline:
     if unknown:
         raise PipelineError(f"unknown granularities {unknown}; known: {schema.known_granularities()}")
     split = {k: float(v) for k, v in (raw.get("split") or {"train": 0.8, "val": 0.1, "test": 0.1}).items()}
-    if set(split) - {"train", "val", "test"} or abs(sum(split.values()) - 1.0) > 1e-6:
+    if set(split) - set(SPLITS) or abs(sum(split.values()) - 1.0) > 1e-6:
         raise PipelineError(f"split must give train/val/test ratios summing to 1, got {split}")
     return Pipeline(
         name=str(raw.get("name") or "custom"),

@@ -127,17 +127,6 @@ def pair_targets(
     return _targets(pairing, soft=True, dtype=dtype, instance_weight=instance_weight)
 
 
-def soft_targets(
-    items: torch.Tensor | None,
-    text_ids: torch.Tensor | None,
-    text_mask: torch.Tensor,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """The row-normalised soft-CLIP targets W^k [K, N, N]; rows of masked samples are all zero."""
-    targets = pair_targets(items, text_ids, text_mask, dtype)
-    return targets / targets.sum(-1, keepdim=True).clamp(min=1.0e-12)
-
-
 def logit_bias_prior(
     items: torch.Tensor | None,
     text_ids: torch.Tensor | None,

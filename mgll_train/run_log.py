@@ -1,5 +1,6 @@
 """What the training loop reports while it runs: metrics.jsonl, TensorBoard, the progress bar, and the
-bookkeeping of the rows it consumed (data positions for an exact resume, corrupt images and their cap).
+bookkeeping of the rows it consumed (data positions for an exact resume, corrupt images and their cap);
+and what a run reports when it ends (`TrainSummary`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,55 @@ CORRUPT_TEST_LEVEL = 1e-3
 # Off a terminal, progress is a plain line at most this often (mgll_data.progress's interval and format:
 # this package may not import it).
 LINE_INTERVAL_S = 30.0
+
+
+@dataclass
+class TrainSummary:
+    """What a finished `train` call did: what `mgll pretrain` prints and writes with --json."""
+
+    run_dir: str
+    start_step: int
+    steps: int
+    samples: int
+    seconds: float
+    samples_per_second: float
+    first_step_seconds: float | None  # from the call to the end of the first optimizer step
+    first_loss: float | None  # the first metrics.jsonl entry's loss
+    last_loss: float | None  # the last metrics.jsonl entry's loss (a mean over its log window)
+    last_loss_steps: tuple[int, int] | None  # the steps that last entry averages
+    corrupt_images: int
+    checkpoint: str
+    device: str
+    world_size: int
+    parameters: int
+    losses: list[float]
+
+    def to_dict(self, with_losses: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not with_losses:
+            data.pop("losses")
+        return data
+
+    def summary_lines(self) -> list[str]:
+        """The end of a run as `mgll pretrain` prints it (and `mgll demo run` after its pretrain step)."""
+        ranks = f" x{self.world_size}" if self.world_size > 1 else ""
+        first_step = f"{self.first_step_seconds:.1f}s" if self.first_step_seconds is not None else "-"
+        lines = [f"trained steps {self.start_step}->{self.steps} on {self.device}{ranks}: {self.samples} samples in "
+                 f"{self.seconds:.1f}s ({self.samples_per_second:.1f} samples/s, first step after {first_step}); "
+                 f"{self._loss_line()}"]
+        if self.corrupt_images:
+            lines.append(f"skipped {self.corrupt_images} corrupt images (check with `mgll validate --full`)")
+        lines.append(f"checkpoint: {self.checkpoint}")
+        return lines
+
+    def _loss_line(self) -> str:
+        """The first and last losses exactly as metrics.jsonl and the progress bar show them."""
+        if self.first_loss is None or self.last_loss_steps is None:
+            return "no loss logged"
+        first_step, last_step = self.last_loss_steps
+        window = f"step {last_step}" if first_step == last_step else f"mean of steps {first_step}-{last_step}"
+        return f"loss {self.first_loss:.4f} (step {self.start_step + 1}) -> {self.last_loss:.4f} ({window})"
+
 
 
 class StopRun(Exception):

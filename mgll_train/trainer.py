@@ -24,7 +24,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,16 +43,7 @@ from mgll_train.checkpoint import (
     set_rng_state,
 )
 from mgll_train.config import DEFAULT_EXCLUDED_GRANULARITIES, TrainConfig, save_config
-from mgll_train.data import (
-    Collator,
-    DatasetInfo,
-    ParquetImageText,
-    TextTokens,
-    build_loader,
-    image_column,
-    open_dataset,
-    split_counts,
-)
+from mgll_train.data import DatasetInfo, image_column, open_dataset, split_counts
 from mgll_train.loop import Loop, next_batch
 from mgll_train.loss import label_levels, logit_bias_prior
 from mgll_train.model import (
@@ -62,39 +53,14 @@ from mgll_train.model import (
     parameter_groups,
     tokenizer_folder,
 )
-from mgll_train.run_log import MetricsLog, StopRun, StreamState, truncate_metrics
+from mgll_train.run_log import MetricsLog, StopRun, StreamState, TrainSummary, truncate_metrics
 from mgll_train.schedule import WarmupCosine
 from mgll_train.step import build_step, step_items
+from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader
 
 
 class TrainError(Exception):
     """A run that cannot start or continue (message is one line)."""
-
-
-@dataclass
-class TrainSummary:
-    run_dir: str
-    start_step: int
-    steps: int
-    samples: int
-    seconds: float
-    samples_per_second: float
-    first_step_seconds: float | None  # from the call to the end of the first optimizer step
-    first_loss: float | None  # the first metrics.jsonl entry's loss
-    last_loss: float | None  # the last metrics.jsonl entry's loss (a mean over its log window)
-    last_loss_steps: tuple[int, int] | None  # the steps that last entry averages
-    corrupt_images: int
-    checkpoint: str
-    device: str
-    world_size: int
-    parameters: int
-    losses: list[float]
-
-    def to_dict(self, with_losses: bool = False) -> dict[str, Any]:
-        data = asdict(self)
-        if not with_losses:
-            data.pop("losses")
-        return data
 
 
 @dataclass

@@ -11,8 +11,8 @@ import torch
 
 from bench import bench_proof
 from bench.proof import compare, protocol, scoring
-from bench.proof.generator import FINDINGS, LEVELS, SEVERITIES, SIDES, Finding, generate, level_items, level_texts
-from bench.proof.render import render
+from bench.proof.generator import FINDINGS, LEVELS, SEVERITIES, SIDES, generate, level_items, level_texts
+from bench.proof.render import ProofFinding, render
 from bench.proof.text import CONCAT, TextTable
 
 
@@ -47,7 +47,7 @@ def test_attributes_exist_exactly_where_the_finding_does(data):
 
 def test_each_level_carries_its_own_part_of_the_answer():
     rng = np.random.default_rng(0)
-    findings = (Finding("effusion", "left", "large", "severe"), Finding("nodule", "right", "small", "mild"))
+    findings = (ProofFinding("effusion", "left", "large", "severe"), ProofFinding("nodule", "right", "small", "mild"))
     texts = level_texts(rng, findings)
     assert texts["category"] == ("abnormal: lungs, pleura",)
     assert set(texts["disease"][0].replace(" and ", ",").split(",")) == {"effusion", "nodule"}
@@ -77,12 +77,12 @@ def test_side_size_and_severity_change_the_picture():
         return np.mean([render(rng, (finding,), 32).astype(float) for _ in range(n)], axis=0)
 
     normal = np.mean([render(np.random.default_rng(4 + i), (), 32).astype(float) for i in range(40)], axis=0)
-    right = mean_image(Finding("effusion", "right", "large", "severe")) - normal
-    left = mean_image(Finding("effusion", "left", "large", "severe")) - normal
+    right = mean_image(ProofFinding("effusion", "right", "large", "severe")) - normal
+    left = mean_image(ProofFinding("effusion", "left", "large", "severe")) - normal
     assert right[:, :16].sum() > 3 * right[:, 16:].sum()  # the patient's right is the image's left
     assert left[:, 16:].sum() > 3 * left[:, :16].sum()
-    mild = mean_image(Finding("effusion", "right", "large", "mild")) - normal
-    small = mean_image(Finding("effusion", "right", "small", "severe")) - normal
+    mild = mean_image(ProofFinding("effusion", "right", "large", "mild")) - normal
+    small = mean_image(ProofFinding("effusion", "right", "small", "severe")) - normal
     assert right.sum() > 1.5 * mild.sum() and right.sum() > 1.3 * small.sum()
 
 

@@ -20,7 +20,7 @@ from mgll_data import dataset, imaging, schema
 from mgll_data.build import build_dataset
 from mgll_data.cli import main
 from mgll_data.demo import write_demo_export
-from mgll_data.pipeline import load as load_pipeline
+from mgll_data.pipeline import load_pipeline
 
 PHI_KEYWORDS = [
     "PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "InstitutionName", "InstitutionAddress",

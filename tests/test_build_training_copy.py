@@ -15,7 +15,8 @@ from mgll_data.build import build_dataset
 from mgll_data.demo import write_demo_export
 from mgll_data.pipeline import PIPELINE_DIR, PipelineError, from_dict
 from mgll_data.validate import validate_dataset
-from mgll_train.data import DatasetError, ParquetImageText, image_column, open_dataset
+from mgll_train.data import DatasetError, image_column, open_dataset
+from mgll_train.stream import ParquetImageText
 
 
 @pytest.fixture(scope="module")

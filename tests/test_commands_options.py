@@ -74,7 +74,7 @@ def test_a_renamed_option_with_a_value_still_takes_its_old_name(args, threads, w
 
 
 def test_evaluate_counts_threads_as_threads() -> None:
-    from mgll_train.commands.evaluate import evaluate
+    from mgll_data.commands.evaluate import evaluate
 
     args = ["run", "ds", "--task", "all", "--out", "o"]
     assert evaluate.make_context("evaluate", [*args, "--workers", "3"]).params["workers"] == 3

@@ -9,20 +9,9 @@ import pytest
 import torch
 
 from mgll_data.dataset import shard_paths
-from mgll_train.data import (
-    Collator,
-    DatasetError,
-    ParquetImageText,
-    TextTokens,
-    UndecodableShare,
-    build_loader,
-    label_matrix,
-    open_dataset,
-    row_group_units,
-    split_counts,
-    text_id,
-)
+from mgll_train.data import DatasetError, label_matrix, open_dataset, split_counts, text_id
 from mgll_train.model import default_text_folder, load_tokenizer
+from mgll_train.stream import Collator, ParquetImageText, TextTokens, UndecodableShare, build_loader, row_group_units
 
 TEXTS = ["category", "disease", "description"]
 

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,12 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
 from mgll_data import cli
+from mgll_data.commands.demo import DEMO_STEPS
 from mgll_data.demo import DemoError, write_demo_export
 from mgll_data.demo.broken import BROKEN_KINDS
-from mgll_data.demo.findings import CHEXPERT, Finding
+from mgll_data.demo.findings import CHEXPERT, PlantedFinding
 from mgll_data.demo.packaged import locate
-from mgll_data.demo.run import DemoRunSettings, format_results, run_demo
+from mgll_data.demo.run import DemoRunSettings, DemoStep, format_results, run_demo
 from mgll_data.demo.synthetic import draw_frontal
 
 STUDIES = 40
@@ -199,14 +201,14 @@ def test_effusion_positive_images_have_whiter_lung_bases(export: Path) -> None:
 @pytest.mark.parametrize(
     ("finding", "rows", "cols"),
     [
-        (Finding(1, side="bilateral", size="moderate"), slice(62, 76), slice(15, 40)),  # Pleural Effusion
-        (Finding(1, size="moderate"), slice(60, 68), slice(70, 77)),  # Cardiomegaly
-        (Finding(1, side="bilateral"), slice(40, 55), slice(28, 42)),  # Edema
-        (Finding(1, side="left", size="large"), slice(25, 75), slice(55, 85)),  # Consolidation
+        (PlantedFinding(1, side="bilateral", size="moderate"), slice(62, 76), slice(15, 40)),  # Pleural Effusion
+        (PlantedFinding(1, size="moderate"), slice(60, 68), slice(70, 77)),  # Cardiomegaly
+        (PlantedFinding(1, side="bilateral"), slice(40, 55), slice(28, 42)),  # Edema
+        (PlantedFinding(1, side="left", size="large"), slice(25, 75), slice(55, 85)),  # Consolidation
     ],
     ids=["Pleural Effusion", "Cardiomegaly", "Edema", "Consolidation"],
 )
-def test_each_finding_draws_a_denser_region(request, finding: Finding, rows: slice, cols: slice) -> None:
+def test_each_finding_draws_a_denser_region(request, finding: PlantedFinding, rows: slice, cols: slice) -> None:
     name = request.node.callspec.id
     without = draw_frontal(np.random.default_rng(11), {}, (100, 100))
     with_finding = draw_frontal(np.random.default_rng(11), {name: finding}, (100, 100))
@@ -281,9 +283,9 @@ def test_cli_help_and_export(tmp_path: Path) -> None:
     assert len(_csv(out / "ground_truth.csv")) == 1
 
 
-def test_run_reports_missing_commands_as_skipped_and_goes_on(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setitem(cli.COMMANDS, "build", ("mgll_data.commands.not_written_yet:build", "missing"))
-    results = run_demo(tmp_path / "demo", DemoRunSettings(studies=2), progress=False, echo=lambda _: None)
+def test_run_reports_missing_libraries_as_skipped_and_goes_on(tmp_path: Path) -> None:
+    steps = [replace(step, module="mgll_data.not_written_yet") if step.name == "build" else step for step in DEMO_STEPS]
+    results = run_demo(tmp_path / "demo", steps, DemoRunSettings(studies=2), progress=False, echo=lambda _: None)
     status = {r.step: (r.status, r.detail) for r in results}
     assert status["export"][0] == "ok"
     assert status["build"][0] == "skipped" and "not available" in status["build"][1]
@@ -294,13 +296,35 @@ def test_run_reports_missing_commands_as_skipped_and_goes_on(tmp_path: Path, mon
     assert [r["step"] for r in saved] == ["export", "build", "validate", "card", "pretrain", "evaluate"]
     table = format_results(results)
     assert all(step in table for step in status)
-    rerun = run_demo(tmp_path / "demo", DemoRunSettings(studies=1), progress=False, echo=lambda _: None)
+    rerun = run_demo(tmp_path / "demo", steps, DemoRunSettings(studies=1), progress=False, echo=lambda _: None)
     assert rerun[0].status == "ok"
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(DemoError, match="not made by"):
-        run_demo(foreign, DemoRunSettings(studies=1), progress=False)
+        run_demo(foreign, DEMO_STEPS, DemoRunSettings(studies=1), progress=False)
+
+
+def test_a_failing_step_is_one_line_and_a_missing_package_skips_its_step(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "needs_absent_package.py").write_text("import absent_package_for_the_demo_test\n")
+    (tmp_path / "broken_on_import.py").write_text("from json import no_such_name\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def fails(*_):
+        raise ValueError("the first line\nand a second one")
+
+    steps = [DemoStep("first", fails), DemoStep("second", fails, needs="first"),
+             DemoStep("third", fails, module="needs_absent_package"),
+             DemoStep("fourth", fails, module="broken_on_import")]
+    results = run_demo(tmp_path / "demo", steps, progress=False, echo=lambda _: None)
+    assert [(r.step, r.status, r.detail) for r in results] == [
+        ("first", "failed", "ValueError: the first line"),
+        ("second", "skipped", "needs first, which did not finish"),
+        ("third", "skipped", "not available (needs absent_package_for_the_demo_test, which is not installed; "
+                             "run `make install`)"),
+        ("fourth", "failed", "ImportError: cannot import name 'no_such_name' from 'json' "
+                             f"({json.__file__})"),
+    ]
 
 
 @pytest.mark.slow

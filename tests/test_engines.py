@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mgll_data.engines.local import run_local
-from mgll_data.pipeline import load as load_pipeline
+from mgll_data.pipeline import load_pipeline
 from mgll_data.process import BuildContext
 from mgll_data.records import Outcome, SourceItem
 

@@ -117,12 +117,12 @@ def test_a_worker_stuck_in_c_code_dies_with_the_killed_build(tmp_path):
         """
         from pathlib import Path
         from mgll_data.engines.local import run_local
-        from mgll_data.pipeline import load
+        from mgll_data.pipeline import load_pipeline
         from mgll_data.process import BuildContext
         from mgll_data.records import SourceItem
         from tests.test_engines_lifeline import spin_holding_the_gil
 
-        ctx = BuildContext(export_root=Path("."), pipeline=load("mimic-cxr"), salt=b"s" * 32)
+        ctx = BuildContext(export_root=Path("."), pipeline=load_pipeline("mimic-cxr"), salt=b"s" * 32)
         items = [SourceItem(image_path=f"{i}.dcm") for i in range(4)]
         list(run_local(items, ctx, workers=2, stage=spin_holding_the_gil))
         """

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mgll_data.pipeline import load as load_pipeline
+from mgll_data.pipeline import load_pipeline
 from mgll_data.process import BuildContext
 from mgll_data.records import SourceItem
 from tests.test_engines import CRASH_ON, echo_stage

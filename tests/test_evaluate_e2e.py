@@ -19,7 +19,7 @@ from PIL import Image
 from mgll_data.cli import main
 from mgll_train.checkpoint import find_checkpoint, save_run, save_tokenizer
 from mgll_train.evaluate import EvaluationError, EvaluationOptions, evaluate, features, retrieval, zero_shot
-from mgll_train.evaluate.downstream import load as load_downstream
+from mgll_train.evaluate.downstream import load_downstream
 from mgll_train.model import build_model
 
 IMAGE_SIZE = 32
@@ -89,7 +89,7 @@ def test_all_tasks_through_the_cli(workspace, tmp_path):
 
 def test_zero_shot_and_retrieval_score_perfectly_when_images_embed_as_their_text(workspace):
     """Feed each test image the embedding of its own text/prompt: the protocols must then score 1.0."""
-    run = features.load(workspace["run"], "cpu")
+    run = features.load_run_for_evaluation(workspace["run"], "cpu")
     data = load_downstream(workspace["dataset"], labels=["Pleural Effusion"])
     test = data.indices("test")
     texts = [data.texts["disease"][i] for i in test]
@@ -173,7 +173,7 @@ def test_shared_forward_pass_matches_encode_image(workspace):
     """The probe's single forward pass must give exactly the model's own embedding."""
     import torch
 
-    run = features.load(workspace["run"], "cpu")
+    run = features.load_run_for_evaluation(workspace["run"], "cpu")
     pixels = torch.randn(3, 3, IMAGE_SIZE, IMAGE_SIZE)
     with torch.no_grad():
         embedding, backbone = features._encode(run.model, pixels)

@@ -31,7 +31,7 @@ def _write_csv(tmp_path, header: str, lines: list[str], images: int):
 def test_parquet_labels_texts_and_bytes_round_trip(tmp_path, datasets):
     rows = datasets.rows(30)
     path = datasets.write(tmp_path / "ds", rows=rows, shards=2, row_group_size=7)
-    data = downstream.load(path)
+    data = downstream.load_downstream(path)
     assert data.kind == "multilabel" and len(data) == 30
     by_id = {row["image_id"]: row for row in rows}  # the dataset holds its rows split by split
     for i, row in enumerate(by_id[image_id] for image_id in data.image_ids):
@@ -49,17 +49,17 @@ def test_parquet_labels_texts_and_bytes_round_trip(tmp_path, datasets):
 
 def test_parquet_label_subset_and_unknown_label(tmp_path, datasets):
     path = datasets.write(tmp_path / "ds", rows=10)
-    assert downstream.load(path, labels=["Edema"]).label_names == ["Edema"]
+    assert downstream.load_downstream(path, labels=["Edema"]).label_names == ["Edema"]
     with pytest.raises(EvaluationError, match="not in the dataset's vocabulary"):
-        downstream.load(path, labels=["Fracture"])
+        downstream.load_downstream(path, labels=["Fracture"])
 
 
 def test_not_a_dataset_is_one_line_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EvaluationError, match="no data/\\*.parquet"):
-        downstream.load(tmp_path / "empty")
+        downstream.load_downstream(tmp_path / "empty")
     with pytest.raises(EvaluationError, match="not found"):
-        downstream.load(tmp_path / "missing")
+        downstream.load_downstream(tmp_path / "missing")
 
 
 def test_csv_multilabel_blank_is_negative_and_uncertain_kept(tmp_path):
@@ -67,7 +67,7 @@ def test_csv_multilabel_blank_is_negative_and_uncertain_kept(tmp_path):
         tmp_path, "image,Edema,Effusion,split",
         ["img/0.png,1,,train", "img/1.png,-1,0,val", "img/2.png,0,1,test", "img/3.png,1.0,-1,test"], 4,
     )  # fmt: skip
-    data = downstream.load(path)
+    data = downstream.load_downstream(path)
     assert data.kind == "multilabel" and data.label_names == ["Edema", "Effusion"]
     np.testing.assert_array_equal(data.labels, [[1, 0], [-1, 0], [0, 1], [1, -1]])
     assert dict(data.image_bytes([2]))[2] == (tmp_path / "img" / "2.png").read_bytes()
@@ -77,7 +77,7 @@ def test_csv_multilabel_blank_is_negative_and_uncertain_kept(tmp_path):
 def test_csv_single_class_column_is_multiclass_and_hash_split_is_deterministic(tmp_path):
     lines = [f"img/{i}.png,{['cat', 'dog', 'owl'][i % 3]}" for i in range(30)]
     path = _write_csv(tmp_path, "path,kind", lines, 30)
-    first, second = downstream.load(path), downstream.load(path)
+    first, second = downstream.load_downstream(path), downstream.load_downstream(path)
     assert first.kind == "multiclass" and first.label_names == ["cat", "dog", "owl"]
     assert first.labels[:4].tolist() == [0, 1, 2, 0]
     assert first.splits.tolist() == second.splits.tolist()
@@ -98,7 +98,7 @@ def test_csv_single_class_column_is_multiclass_and_hash_split_is_deterministic(t
 def test_csv_errors_are_one_line(tmp_path, header, lines, message):
     path = _write_csv(tmp_path, header, lines, 2)
     with pytest.raises(EvaluationError, match=message) as info:
-        downstream.load(path)
+        downstream.load_downstream(path)
     assert "\n" not in str(info.value)
 
 

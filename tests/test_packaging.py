@@ -35,7 +35,7 @@ def test_an_installed_wheel_finds_its_pipelines_schema_and_vocabularies(tmp_path
     probe = (
         "import mgll_data, mgll_data.pipeline as p, mgll_data.schema as s, mgll_data.reports.vocabulary as v;"
         "print(mgll_data.__file__); print(','.join(p.available())); print(len(s.columns(['disease'])));"
-        "print(','.join(v.available())); print(p.load('mimic-cxr').name)"
+        "print(','.join(v.available())); print(p.load_pipeline('mimic-cxr').name)"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,

@@ -24,7 +24,7 @@ from pydicom.uid import generate_uid
 from mgll_data import imaging
 from mgll_data.build import build_dataset
 from mgll_data.card import write_card
-from mgll_data.pipeline import load as load_pipeline
+from mgll_data.pipeline import load_pipeline
 
 deid_data = pytest.importorskip("deid_data")
 data_store = pytest.importorskip("data_store")  # the pydicom-data package's files

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mgll_data.pipeline import load as load_pipeline
+from mgll_data.pipeline import load_pipeline
 from mgll_data.reports import item_vocabulary, load_vocabulary, understand
 from mgll_data.reports.items import SIDES, SIZES
 

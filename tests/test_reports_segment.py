@@ -6,7 +6,9 @@ from mgll_data.reports import label_reports, segment
 
 
 def cut(text: str) -> list[tuple[str | None, str]]:
-    return [(s.section, text[s.start : s.end]) for s in segment.report_sentences(text)]
+    """Every sentence of the report with its section, cut as the labeller cuts it."""
+    return [(s.section, text[s.start : s.end])
+            for section in segment.sections(text) for s in segment.sentences(text, section)]
 
 
 def test_headings_sentences_and_their_sections():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mgll_data.pipeline import from_dict, load
+from mgll_data.pipeline import from_dict, load_pipeline
 from mgll_data.reports import MAX_REPORT_CHARS, understand
 from mgll_data.reports.labels import statuses
 from mgll_data.reports.nlp import get_nlp
@@ -11,13 +11,13 @@ from mgll_data.reports.nlp import get_nlp
 def test_sections_kept_in_pipeline_order_and_others_dropped():
     report = ("INDICATION: XXXX-year-old with cough.\nCOMPARISON: None.\n"
               "IMPRESSION: No acute process.\nFINDINGS: Lungs are clear. No effusion.")
-    result = understand(report, {}, load("openi"))
+    result = understand(report, {}, load_pipeline("openi"))
     assert result.report_text == "FINDINGS: Lungs are clear. No effusion.\nIMPRESSION: No acute process."
     assert statuses(result.labels) == {"Effusion": 0}
 
 
 def test_report_without_headings_is_used_whole():
-    result = understand("Heart is enlarged.  Small  effusion.", {}, load("openi"))
+    result = understand("Heart is enlarged.  Small  effusion.", {}, load_pipeline("openi"))
     assert result.report_text == "Heart is enlarged. Small effusion."
     assert statuses(result.labels) == {"Cardiomegaly": 1, "Effusion": 1}
 
@@ -30,10 +30,10 @@ def test_pipeline_is_built_once_per_vocabulary():
 def test_enormous_report_is_truncated_and_the_cut_is_counted(monkeypatch):
     monkeypatch.setattr("mgll_data.reports.understanding.MAX_REPORT_CHARS", 2_000)
     text = "Small left pleural effusion. " + "The lungs are clear. " * 500 + "Large right pneumothorax."
-    result = understand(text, {}, load("openi"))
+    result = understand(text, {}, load_pipeline("openi"))
     assert statuses(result.labels) == {"Effusion": 1}
     assert result.truncated_chars == len(text) - 2_000
-    assert understand("Small effusion.", {}, load("openi")).truncated_chars == 0
+    assert understand("Small effusion.", {}, load_pipeline("openi")).truncated_chars == 0
 
 
 def test_limit_is_generous():
@@ -41,7 +41,7 @@ def test_limit_is_generous():
 
 
 def test_contract_shape_for_mimic_pipeline():
-    pipeline = load("mimic-cxr")
+    pipeline = load_pipeline("mimic-cxr")
     result = understand("FINDINGS: Left PICC line. No pneumothorax.", {"modality": "CR"}, pipeline)
     assert set(result.texts) == set(pipeline.granularities)
     assert [(label.name, label.status, label.certainty) for label in result.labels] == [

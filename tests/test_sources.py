@@ -27,7 +27,7 @@ MIMIC_REPORT = """                                 FINAL REPORT
 
 
 def _load(name: str, **source: object) -> pipeline_mod.Pipeline:
-    loaded = pipeline_mod.load(name)
+    loaded = pipeline_mod.load_pipeline(name)
     if not source:
         return loaded
     raw = dict(loaded.raw)

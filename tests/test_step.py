@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from mgll_train.config import TrainConfig
-from mgll_train.data import Collator, ParquetImageText, TextTokens, open_dataset
+from mgll_train.data import open_dataset
 from mgll_train.loss import MGLLLoss
 from mgll_train.model import build_model, default_text_folder, load_tokenizer
 from mgll_train.step import STEP_KEYS, TrainStep
+from mgll_train.stream import Collator, ParquetImageText, TextTokens
 from mgll_train.trainer import train
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # torch.compile: ~20 s

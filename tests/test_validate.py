@@ -65,7 +65,7 @@ def test_valid_dataset_passes_every_check(tmp_path: Path, datasets) -> None:
     assert report.stats["shards"] == 9, "three shards for each of the three splits"
     assert report.stats["images_checked"] == 30
     assert sum(report.stats["splits"].values()) == 30
-    levels = {f.check: f.level for f in report.findings}
+    levels = {f.check: f.level for f in report.outcomes}
     assert set(levels.values()) == {"ok"}
     assert {"labels", "images", "splits", "counts", "privacy"} <= set(levels)
 
@@ -92,7 +92,7 @@ def test_missing_column_fails(tmp_path: Path, rows: list[dict], datasets) -> Non
     rewrite_shards(path, lambda table: table.drop_columns(["labels"]))
     report = validate_dataset(path)
     assert errors_mentioning(report, "missing column 'labels'")
-    assert any(f.check == "labels" and f.level == "skip" for f in report.findings)
+    assert any(f.check == "labels" and f.level == "skip" for f in report.outcomes)
 
 
 def test_missing_granularity_column_fails(tmp_path: Path, rows: list[dict], datasets) -> None:

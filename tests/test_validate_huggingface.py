@@ -14,7 +14,7 @@ from mgll_data.validate import validate_dataset
 
 
 def findings(report, check: str, level: str) -> list[str]:
-    return [f.message for f in report.findings if f.check == check and f.level == level]
+    return [f.message for f in report.outcomes if f.check == check and f.level == level]
 
 
 def rewrite(shard: Path, table: pa.Table) -> None:

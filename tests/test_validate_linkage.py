@@ -39,7 +39,7 @@ def built(tmp_path: Path, datasets) -> tuple[Path, list[dict], list[dict]]:
 
 def linkage_findings(report) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for f in report.findings:
+    for f in report.outcomes:
         if f.check == "linkage":
             found.setdefault(f.level, []).append(f.message)
     return found
@@ -51,7 +51,7 @@ def test_a_complete_linkage_passes(built, tmp_path: Path) -> None:
     report = validate_dataset(path, linkage=linkage)
     assert report.ok, report.errors
     assert list(linkage_findings(report)) == ["ok"]
-    assert "linkage" not in {f.check for f in validate_dataset(path).findings}, "checked only when asked"
+    assert "linkage" not in {f.check for f in validate_dataset(path).outcomes}, "checked only when asked"
 
 
 def test_an_unlinked_row_and_reject_fail(built, tmp_path: Path) -> None:

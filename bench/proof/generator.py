@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.proof.render import render
+from bench.proof.render import ProofFinding, render
 
 FINDINGS = ("nodule", "consolidation", "effusion", "pneumothorax", "fracture", "bone lesion")
 SYSTEM = {"nodule": "lungs", "consolidation": "lungs", "effusion": "pleura", "pneumothorax": "pleura",
@@ -50,14 +50,6 @@ EXPLANATION_TEMPLATES = ("The {name} is graded {severity}.", "{Name}: {severity}
 NORMAL_EXPLANATIONS = ("Nothing to grade.", "No abnormality to grade.")
 
 
-@dataclass(frozen=True)
-class Finding:
-    name: str
-    side: str
-    size: str
-    severity: str
-
-
 @dataclass
 class ProofData:
     """Pre-decoded images and everything known about them, one entry per image."""
@@ -79,14 +71,14 @@ class ProofData:
         return np.flatnonzero(self.split == split)
 
 
-def plan_findings(rng: np.random.Generator, abnormal_share: float = 0.75) -> tuple[Finding, ...]:
+def plan_findings(rng: np.random.Generator, abnormal_share: float = 0.75) -> tuple[ProofFinding, ...]:
     """A normal study, or 1-3 distinct findings, each with its own side, size and severity."""
     if rng.random() >= abnormal_share:
         return ()
     count = int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]))
     names = rng.choice(len(FINDINGS), size=count, replace=False)
     return tuple(
-        Finding(FINDINGS[i], SIDES[rng.integers(2)], SIZES[rng.integers(2)], SEVERITIES[rng.integers(3)])
+        ProofFinding(FINDINGS[i], SIDES[rng.integers(2)], SIZES[rng.integers(2)], SEVERITIES[rng.integers(3)])
         for i in sorted(names)
     )
 
@@ -95,7 +87,7 @@ def _capitalised(**words: str) -> dict[str, str]:
     return {**words, **{k.capitalize(): v[:1].upper() + v[1:] for k, v in words.items()}}
 
 
-def level_texts(rng: np.random.Generator, findings: tuple[Finding, ...]) -> dict[str, tuple[str, ...]]:
+def level_texts(rng: np.random.Generator, findings: tuple[ProofFinding, ...]) -> dict[str, tuple[str, ...]]:
     """Every level's sentences for a study (before any level goes missing)."""
     if not findings:
         return {
@@ -121,7 +113,7 @@ def level_texts(rng: np.random.Generator, findings: tuple[Finding, ...]) -> dict
             "description": description, "explanation": explanation}  # fmt: skip
 
 
-def level_items(findings: tuple[Finding, ...]) -> dict[str, tuple[str, ...]]:
+def level_items(findings: tuple[ProofFinding, ...]) -> dict[str, tuple[str, ...]]:
     """What each level says, as items; a normal study says "normal" at every level, whichever paraphrase
     it is written in (without that item, two normal studies described in different words would be
     strangers at description and explanation)."""
@@ -186,7 +178,7 @@ def one_finding_prompts() -> dict[str, list[tuple[tuple[str, ...], tuple[str, ..
     }
 
 
-def _answer_matrix(studies: list[tuple[Finding, ...]], value, absent: int = -1) -> np.ndarray:
+def _answer_matrix(studies: list[tuple[ProofFinding, ...]], value, absent: int = -1) -> np.ndarray:
     """[N, F]: value(finding) where the image has the finding, else `absent`."""
     out = np.full((len(studies), len(FINDINGS)), absent, dtype=np.int8)
     for i, findings in enumerate(studies):

@@ -45,9 +45,9 @@ def generate_demo(patients: dict[str, int], *, image_size: int = 32, seed: int =
     from mgll_data.demo.fake_phi import fake_people
     from mgll_data.demo.findings import plan_study
     from mgll_data.demo.report_text import write_report
-    from mgll_data.pipeline import load as load_pipeline
+    from mgll_data.pipeline import load_pipeline
     from mgll_data.reports.understanding import understand
-    from mgll_data.reports.vocabulary import load as load_vocabulary
+    from mgll_data.reports.vocabulary import load_vocabulary
 
     pipeline = load_pipeline("mimic-cxr")
     vocab = load_vocabulary(pipeline.reports.vocabulary)

@@ -9,15 +9,22 @@ read the answer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from bench.proof.generator import Finding
-
 AMPLITUDE = {"mild": 0.16, "moderate": 0.3, "severe": 0.48}
 EXTENT = {"small": 1.0, "large": 1.8}
+
+
+@dataclass(frozen=True)
+class ProofFinding:
+    """One positive finding of a proof study, as the generator draws it and the texts tell it."""
+
+    name: str
+    side: str
+    size: str
+    severity: str
 
 
 class _Grid:
@@ -43,7 +50,7 @@ class _Grid:
         return (rows[:, low] * (1 - t)[None, :] + rows[:, low + 1] * t[None, :]) * 0.7
 
 
-def render(rng: np.random.Generator, findings: tuple[Finding, ...], size: int) -> np.ndarray:
+def render(rng: np.random.Generator, findings: tuple[ProofFinding, ...], size: int) -> np.ndarray:
     """One uint8 [size, size] image of a study with these findings."""
     g = _Grid(size)
     cx = 0.5 + rng.normal(0, 0.02)
@@ -66,7 +73,7 @@ def render(rng: np.random.Generator, findings: tuple[Finding, ...], size: int) -
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
-def _finding(g: _Grid, rng: np.random.Generator, f: Finding, lung: tuple) -> np.ndarray:
+def _finding(g: _Grid, rng: np.random.Generator, f: ProofFinding, lung: tuple) -> np.ndarray:
     """The density a finding adds (negative: darker) inside its side's lung or chest wall."""
     lx, ly, a, b, sign = lung
     amp, extent = AMPLITUDE[f.severity], EXTENT[f.size]

@@ -25,7 +25,8 @@ from mgll_data.card.statistics import CardStats, collect, label_counts
 from mgll_data.dataset import NotADatasetError
 from mgll_data.output_folder import OutputFolderError, exclusive_lock
 
-__all__ = ["CardError", "CardStats", "NotADatasetError", "collect", "label_counts", "write_card"]
+__all__ = ["CardError", "CardStats", "NotADatasetError", "collect", "label_counts", "summary_line", "write_card",
+           "written_charts"]
 
 
 class CardError(Exception):
@@ -57,6 +58,18 @@ def write_card(path: Path, out: Path | None = None) -> Path:
     except OutputFolderError as exc:
         raise CardError(str(exc)) from None
     return readme
+
+
+def written_charts(readme: Path) -> list[str]:
+    """The file names of the charts beside a card (a chart is left out when its data has nothing to draw)."""
+    charts = Path(readme).parent / dataset.CHARTS_DIR
+    return [name for name in dataset.CHARTS.values() if (charts / name).is_file()]
+
+
+def summary_line(readme: Path) -> str:
+    """What `mgll card` prints once the card is written (and `mgll demo run` after its card step)."""
+    charts = written_charts(readme)
+    return f"wrote {readme} and {len(charts)} chart(s): {', '.join(charts) or 'none'}"
 
 
 def _write(stats: CardStats, root: Path, target: Path, readme: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from mgll_data.build import build_dataset
+from mgll_data.build import DEFAULT_MAX_REJECT_RATE, build_dataset
 from mgll_data.commands.options import describe_os_error, human_echo, json_option, quiet_option, write_json
-from mgll_data.dataset import DEFAULT_LICENSE, REJECTS_FILE
+from mgll_data.dataset import DEFAULT_LICENSE, LINKAGE_SUFFIX
 from mgll_data.engines import ENGINES
 from mgll_data.output_folder import OutputFolderError
 from mgll_data.pipeline import PipelineError
@@ -41,14 +41,14 @@ def announce_salt(path: Path) -> None:
 @click.option("--address", default=None, help="Ray cluster address (with --engine ray); default starts a local Ray.")
 @click.option("--linkage", type=click.Path(path_type=Path), default=None,
               help="Where the PRIVATE linkage table (image ↔ source path and original ids) goes. "
-                   "Default: <OUT>.linkage.parquet beside OUT, never inside it.")
+                   f"Default: <OUT>{LINKAGE_SUFFIX} beside OUT, never inside it.")
 @click.option("--salt-file", type=click.Path(path_type=Path), default=None,
               help="Secret salt for pseudonyms (default ~/.config/mgll/salt or $MGLL_SALT_FILE; created if "
                    "missing). Reuse it so rebuilds and increments link up; never ship it with the dataset.")
 @click.option("--overwrite", is_flag=True,
               help="Start over instead of resuming: delete the files an earlier build (or `mgll card`) wrote into "
                    "OUT, and only those.")
-@click.option("--max-reject-rate", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--max-reject-rate", default=DEFAULT_MAX_REJECT_RATE, show_default=True, type=click.FloatRange(0, 1),
               help="Exit non-zero when more than this fraction of inputs are rejected.")
 @click.option("--license", "license_", default=DEFAULT_LICENSE, show_default=True,
               help="The dataset's licence (an SPDX id such as cc-by-nc-4.0, or 'other'), recorded in the manifest "
@@ -85,23 +85,8 @@ def build(source: Path, out: Path, pipeline_name: str, workers: int, engine: str
             f"the build stopped: {describe_os_error(exc)}; then run the same command again to resume"
         ) from None
 
-    echo = human_echo(json_out)
-    echo(f"built {summary.out}")
-    echo(f"  inputs {summary.inputs}: {summary.rows} rows + {summary.rejects} rejects"
-         + (f" ({summary.skipped} already built, skipped)" if summary.skipped else ""))
-    echo("  splits " + ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
-    if summary.counts.get("reports_with_control_characters"):
-        echo(f"  control characters stripped from {summary.counts['reports_with_control_characters']} report(s) "
-             f"({summary.counts['control_characters_stripped']} characters)")
-    if summary.rejects_by_reason:
-        echo("  rejects by reason: " + ", ".join(f"{k} {v}" for k, v in summary.rejects_by_reason.items()))
-    if summary.counts.get("reports_truncated"):
-        echo(f"  {summary.counts['reports_truncated']} report(s) longer than the size cap: "
-             f"{summary.counts['report_characters_not_read']} characters not read (rows kept)")
-    echo(f"  {summary.processed} processed in {summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s, "
-         f"{workers} worker{'s' if workers > 1 else ''}, engine {engine})")
-    echo(f"  private linkage table: {summary.linkage} (keep it away from the dataset)")
+    human_echo(json_out)("\n".join(summary.summary_lines()))
     write_json(summary.to_dict(), json_out)
-    if summary.reject_rate > max_reject_rate:
-        raise click.ClickException(f"{summary.reject_rate:.0%} of inputs were rejected (over --max-reject-rate "
-                                   f"{max_reject_rate:.0%}); see {summary.out / REJECTS_FILE}")
+    too_many = summary.over_reject_rate(max_reject_rate)
+    if too_many:
+        raise click.ClickException(too_many)

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import click
 
-from mgll_data.card import CardError, NotADatasetError, write_card
+from mgll_data.card import CardError, NotADatasetError, summary_line, write_card
 from mgll_data.commands.options import describe_os_error
-from mgll_data.dataset import CHARTS, CHARTS_DIR
+from mgll_data.dataset import CARD_FILE, CHARTS_DIR
 
 
 @click.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for README.md and its charts/ (default: the dataset's root, as the Hugging Face Hub "
-                   "expects).")
+              help=f"Folder for {CARD_FILE} and its {CHARTS_DIR}/ (default: the dataset's root, as the Hugging Face "
+                   "Hub expects).")
 def card(dataset: Path, out: Path | None) -> None:
     """Write a dataset card for DATASET: README.md (Hugging Face style) plus PNG charts in charts/.
 
@@ -36,5 +36,4 @@ def card(dataset: Path, out: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write the card: {describe_os_error(exc)}") from None
-    charts = [name for name in CHARTS.values() if (readme.parent / CHARTS_DIR / name).is_file()]
-    click.echo(f"wrote {readme} and {len(charts)} chart(s): {', '.join(charts) or 'none'}")
+    click.echo(summary_line(readme))

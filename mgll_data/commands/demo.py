@@ -1,4 +1,9 @@
-"""`mgll demo export` and `mgll demo run`: thin click layers over `mgll_data.demo`."""
+"""`mgll demo export` and `mgll demo run`: thin click layers over `mgll_data.demo`.
+
+`mgll demo run` is the one place where the tour joins the data side and the training side: its steps
+are `mgll_data.demo.run.DATA_STEPS` plus the pretrain and evaluate steps below, which import mgll_train
+when they run (so `mgll demo export` never imports torch).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,14 @@ import contextlib
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mgll_data.commands.options import describe_os_error, human_echo, json_option, quiet_option, write_json
 from mgll_data.demo import DemoError, write_demo_export
+from mgll_data.demo.run import DATA_STEPS, DemoRunSettings, DemoStep, Echo, StepResult, write_log
+from mgll_data.progress import is_terminal
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,7 +106,7 @@ def run(out: Path, studies: int, seed: int, steps: int, text_model: str, workers
 
     Steps: demo export -> mgll build (mimic-cxr) -> mgll validate -> mgll card -> mgll pretrain
     (tiny vision model, a few CPU steps) -> mgll evaluate (zero-shot + linear probe), then a table of results.
-    A step whose command is not installed is reported as skipped and the run goes on. OUT holds
+    A step whose library is not installed is reported as skipped and the run goes on. OUT holds
     export/, dataset/, run/, eval/, logs/ and demo_run.json; rerunning replaces them.
 
     \b
@@ -106,7 +114,7 @@ def run(out: Path, studies: int, seed: int, steps: int, text_model: str, workers
       mgll demo run
       mgll demo run demo-out --studies 200 --steps 100 --workers 2 --text-model minilm
     """
-    from mgll_data.demo.run import DemoRunSettings, format_results, run_demo
+    from mgll_data.demo.run import format_results, run_demo
 
     settings = DemoRunSettings(studies=studies, seed=seed, steps=steps, text_model=text_model, workers=workers,
                                device=device, broken=broken)
@@ -114,7 +122,7 @@ def run(out: Path, studies: int, seed: int, steps: int, text_model: str, workers
     step_output = contextlib.redirect_stdout(sys.stderr) if json_out == "-" else contextlib.nullcontext()
     try:
         with step_output:
-            results = run_demo(out, settings, progress=not quiet)
+            results = run_demo(out, DEMO_STEPS, settings, progress=not quiet)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -126,3 +134,55 @@ def run(out: Path, studies: int, seed: int, steps: int, text_model: str, workers
     write_json([asdict(r) for r in results], json_out)
     if any(r.status == "failed" for r in results):
         raise click.ClickException(f"some demo steps failed (see the table above); details in {out / 'demo_run.json'}")
+
+
+def _step_pretrain(out: Path, s: DemoRunSettings, progress: bool, echo: Echo) -> StepResult:
+    """`mgll pretrain DATASET --out RUN --model tiny --image-size 64 --batch-size 16 --max-steps N ...`."""
+    from mgll_train.config import resolve
+    from mgll_train.trainer import train
+
+    overrides: dict[str, Any] = {"dataset": str(out / "dataset"), "out": str(out / "run"), "model": "tiny",
+                                 "image_size": 64, "batch_size": 16, "max_steps": s.steps, "device": s.device,
+                                 "seed": s.seed, "save_every": max(s.steps, 1)}
+    if s.text_model != "minilm":
+        overrides["text_model"] = s.text_model
+    summary = train(resolve(None, overrides, resume=False), progress=progress)
+    echo("\n".join(summary.summary_lines()))
+    write_log(out, "pretrain", summary.to_dict())
+    detail = f"{summary.steps} steps on {summary.device}"
+    if summary.first_loss is not None and summary.last_loss is not None:
+        detail += f", loss {summary.first_loss:.3f} -> {summary.last_loss:.3f}"
+    if summary.samples_per_second:
+        detail += f", {summary.samples_per_second:.1f} samples/s"
+    metrics = {"steps": summary.steps, "first_loss": summary.first_loss, "last_loss": summary.last_loss,
+               "samples_per_second": summary.samples_per_second}
+    return StepResult("pretrain", "ok", detail=detail, metrics=metrics)
+
+
+def _step_evaluate(out: Path, s: DemoRunSettings, progress: bool, echo: Echo) -> StepResult:
+    """`mgll evaluate RUN DATASET --task zero-shot --task linear-probe --bootstrap 200 ...`."""
+    from mgll_train.evaluate import EvaluationOptions, evaluate
+    from mgll_train.evaluate.report import summary_lines
+
+    options = EvaluationOptions(bootstrap=200, seed=s.seed, device=s.device,
+                                progress=progress and is_terminal(sys.stderr))  # a bar only on a terminal
+    run, data, results_dir = out / "run", out / "dataset", out / "eval"
+    results = evaluate(run, data, ["zero-shot", "linear-probe"], results_dir, options)
+    echo("\n".join(summary_lines(results, run, data, results_dir)))
+    write_log(out, "evaluate", results)
+    metrics: dict[str, Any] = {}
+    parts = []
+    for task, task_out in (results.get("tasks") or {}).items():
+        for metric, entry in (task_out.get("macro") or {}).items():
+            value = entry.get("value") if isinstance(entry, dict) else entry
+            metrics[f"{task} macro {metric}"] = value
+            if metric == "auc":
+                parts.append(f"{task} macro AUC {'n/a' if value is None else f'{value:.3f}'}")
+    return StepResult("evaluate", "ok", detail="; ".join(parts) or f"results in {results_dir}", metrics=metrics)
+
+
+DEMO_STEPS = (
+    *DATA_STEPS,
+    DemoStep("pretrain", _step_pretrain, needs="build", module="mgll_train.trainer"),
+    DemoStep("evaluate", _step_evaluate, needs="pretrain", module="mgll_train.evaluate"),
+)

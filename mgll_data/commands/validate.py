@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mgll_data.commands.options import describe_os_error, human_echo, json_option, quiet_option, write_json
-from mgll_data.dataset import NotADatasetError
+from mgll_data.dataset import LINKAGE_SUFFIX, NotADatasetError
 from mgll_data.validate import validate_dataset
 
 
@@ -17,7 +17,7 @@ from mgll_data.validate import validate_dataset
 @click.option("--full", is_flag=True, help="Decode every image, not a sample.")
 @click.option("--linkage", type=click.Path(path_type=Path), default=None,
               help="Also check the private linkage table at this path: an entry for every row and reject, "
-                   "none for anything else (the default build path is <DATASET>.linkage.parquet).")
+                   f"none for anything else (the default build path is <DATASET>{LINKAGE_SUFFIX}).")
 @click.option("--sample", type=click.IntRange(min=0), default=200, show_default=True,
               help="How many images to decode (evenly spread, same rows every run).")
 @click.option("--allow-warnings", is_flag=True,

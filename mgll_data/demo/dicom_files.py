@@ -123,8 +123,8 @@ class ImageContext:
     series_description: str
 
 
-def build_dataset(density: np.ndarray, variant: PixelVariant, people: FakeStudyPeople, ctx: ImageContext,
-                  rng: np.random.Generator) -> tuple[Dataset, np.ndarray]:
+def build_dicom(density: np.ndarray, variant: PixelVariant, people: FakeStudyPeople, ctx: ImageContext,
+                rng: np.random.Generator) -> tuple[Dataset, np.ndarray]:
     """The DICOM dataset (header with fake PHI + uncompressed pixels) and the stored array."""
     pixels, padding_value = stored_pixels(density, variant, rng)
     height, width = pixels.shape

@@ -28,7 +28,7 @@ import pydicom
 from pydicom import uid
 
 from mgll_data.demo import broken as broken_files
-from mgll_data.demo.dicom_files import ImageContext, PixelVariant, build_dataset, choose_variant, save
+from mgll_data.demo.dicom_files import ImageContext, PixelVariant, build_dicom, choose_variant, save
 from mgll_data.demo.fake_phi import FakeStudyPeople, fake_people
 from mgll_data.demo.findings import CHEXPERT, StudyPlan, plan_study
 from mgll_data.demo.packaged import PACKAGED_STUDIES, PackagedStudy, locate, packaged_report
@@ -177,7 +177,7 @@ def _write_synthetic_study(task: tuple[Path, int, _StudyIds, str | None]) -> dic
                 "DX-presentation", str(uid.ExplicitVRLittleEndian), "MONOCHROME2", 12, False, None, "none", False
             )
         ctx = ImageContext(seed, ids.subject, ids.study, view, number, 1, study_description, series_description)
-        ds, pixels = build_dataset(density, variant, people, ctx, rng)
+        ds, pixels = build_dicom(density, variant, people, ctx, rng)
         path = folder / f"{_dicom_id(rng)}.dcm"
         expect = "row"
         if broken_kind == "no-pixel-data":

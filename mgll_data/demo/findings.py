@@ -71,8 +71,9 @@ _NEGATION_SHARE = {
 
 
 @dataclass
-class Finding:
-    """One finding as the study shows it: `strength` scales the drawn pattern (uncertain ones are faint)."""
+class PlantedFinding:
+    """One finding planted in a synthetic study, as its images draw it and its report tells it; `strength`
+    scales the drawn pattern (uncertain ones are faint)."""
 
     status: int
     side: str = "right"  # right | left | bilateral (the patient's side, as a report says it)
@@ -84,11 +85,11 @@ class Finding:
 
 @dataclass
 class StudyPlan:
-    findings: dict[str, Finding] = field(default_factory=dict)
+    findings: dict[str, PlantedFinding] = field(default_factory=dict)
     views: tuple[str, ...] = ("PA",)
     normal_template: bool = False
 
-    def drawn(self) -> dict[str, Finding]:
+    def drawn(self) -> dict[str, PlantedFinding]:
         """Findings the image shows: positives at full strength, uncertain ones faintly."""
         return {name: f for name, f in self.findings.items() if f.status != 0}
 
@@ -115,7 +116,7 @@ def plan_study(rng: np.random.Generator) -> StudyPlan:
     if rng.random() < NORMAL_SHARE:
         plan.normal_template = True
         if rng.random() < 0.1:
-            plan.findings["Support Devices"] = Finding(status=1, devices=_pick_devices(rng))
+            plan.findings["Support Devices"] = PlantedFinding(status=1, devices=_pick_devices(rng))
         _add_negations(rng, plan, damping=1.0)
         return plan
     names = list(_PREVALENCE)
@@ -128,7 +129,7 @@ def plan_study(rng: np.random.Generator) -> StudyPlan:
                 chosen.append(companion)
     for name in chosen:
         uncertain = name != "Support Devices" and rng.random() < UNCERTAIN_SHARE
-        plan.findings[str(name)] = Finding(
+        plan.findings[str(name)] = PlantedFinding(
             status=-1 if uncertain else 1,
             side=_pick_side(rng, 0.6 if name in ("Pleural Effusion", "Edema") else 0.15),
             size=str(rng.choice(["small", "moderate", "large"], p=[0.5, 0.35, 0.15])),
@@ -141,7 +142,7 @@ def plan_study(rng: np.random.Generator) -> StudyPlan:
     if rng.random() < 0.12:
         candidates = [n for n in RESOLVABLE if n not in plan.findings]
         if candidates:
-            plan.findings[str(rng.choice(candidates))] = Finding(status=0, resolved=True)
+            plan.findings[str(rng.choice(candidates))] = PlantedFinding(status=0, resolved=True)
     _add_negations(rng, plan, damping=0.5)
     return plan
 
@@ -154,4 +155,4 @@ def _pick_devices(rng: np.random.Generator) -> tuple[str, ...]:
 def _add_negations(rng: np.random.Generator, plan: StudyPlan, damping: float) -> None:
     for name, share in _NEGATION_SHARE.items():
         if name not in plan.findings and rng.random() < share * damping:
-            plan.findings[name] = Finding(status=0)
+            plan.findings[name] = PlantedFinding(status=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mgll_data.demo.fake_phi import FakeStudyPeople
-from mgll_data.demo.findings import Finding, StudyPlan
+from mgll_data.demo.findings import PlantedFinding, StudyPlan
 
 # Order findings appear in a FINDINGS paragraph: lines and tubes first, then lungs, pleura, heart, bones.
 _ORDER = ("Support Devices", "Lung Opacity", "Consolidation", "Pneumonia", "Atelectasis", "Edema", "Lung Lesion",
@@ -94,7 +94,7 @@ _INDICATIONS = ("shortness of breath", "cough and fever", "chest pain", "evaluat
                 "preoperative evaluation", "hypoxia", "follow-up of pleural effusion", "fall, rule out fracture")
 
 
-def _fill(rng: np.random.Generator, templates: tuple[str, ...], finding: Finding) -> str:
+def _fill(rng: np.random.Generator, templates: tuple[str, ...], finding: PlantedFinding) -> str:
     text = str(rng.choice(templates))
     side = finding.side
     if finding.side == "bilateral":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from mgll_data.demo.findings import Finding
+from mgll_data.demo.findings import PlantedFinding
 
 _SIZE_SCALE = {"small": 0.0, "moderate": 0.5, "large": 1.0}
 
@@ -66,7 +66,7 @@ def _segments(c: _Canvas, points: list[tuple[float, float]], width: float) -> np
     return _ramp(width - dist, width)
 
 
-def _sides(finding: Finding) -> tuple[str, ...]:
+def _sides(finding: PlantedFinding) -> tuple[str, ...]:
     return ("right", "left") if finding.side == "bilateral" else (finding.side,)
 
 
@@ -99,7 +99,7 @@ def _blob(c: _Canvas, px: float, py: float, radius: float, texture: np.ndarray |
     return blob
 
 
-def draw_frontal(rng: np.random.Generator, findings: dict[str, Finding], shape: tuple[int, int],
+def draw_frontal(rng: np.random.Generator, findings: dict[str, PlantedFinding], shape: tuple[int, int],
                  view: str = "PA") -> np.ndarray:
     """A PA or AP chest radiograph as a float32 density map in [0, 1]."""
     height, width = shape
@@ -160,7 +160,7 @@ def draw_frontal(rng: np.random.Generator, findings: dict[str, Finding], shape: 
 
 
 def _draw_frontal_findings(c: _Canvas, img: np.ndarray, markings: np.ndarray, lungs: dict[str, _Lung],
-                           findings: dict[str, Finding], cx: float) -> None:
+                           findings: dict[str, PlantedFinding], cx: float) -> None:
     rng = c.rng
     for name, f in findings.items():
         k = f.strength
@@ -264,7 +264,7 @@ def _draw_devices(c: _Canvas, img: np.ndarray, cx: float, kinds: tuple[str, ...]
             img += 0.5 * _segments(c, [(px, py), (cx + 0.12, 0.28), (cx + 0.05, 0.52), (cx + 0.04, 0.68)], 0.0035)
 
 
-def draw_lateral(rng: np.random.Generator, findings: dict[str, Finding], shape: tuple[int, int]) -> np.ndarray:
+def draw_lateral(rng: np.random.Generator, findings: dict[str, PlantedFinding], shape: tuple[int, int]) -> np.ndarray:
     """A lateral chest radiograph (anterior to the image's left) as a float32 density map in [0, 1]."""
     height, width = shape
     c = _Canvas(x=np.linspace(0, 1, width, dtype=np.float32)[None, :],

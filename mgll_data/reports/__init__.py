@@ -31,4 +31,4 @@ def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = import_module(f"{__name__}.{_EXPORTS[name]}")
-    return getattr(module, "load" if name == "load_vocabulary" else name)
+    return getattr(module, name)

@@ -25,7 +25,7 @@ from spacy.matcher import Matcher
 from spacy.tokens import Doc, Span
 
 from mgll_data.reports import assertion
-from mgll_data.reports.vocabulary import Vocabulary, compile_term, first_word_variants, load, stem_key
+from mgll_data.reports.vocabulary import Vocabulary, compile_term, first_word_variants, load_vocabulary, stem_key
 
 PSEUDO_TARGET = "PSEUDO_TARGET"
 # What a vocabulary phrase says by itself, kept in the TargetRule's metadata.
@@ -114,7 +114,7 @@ def make_coordination(nlp, name, vocabulary):
     """A bare word joined to a mention by "or" / "and" / "/" names a finding of the same category:
     "small effusion or thickening" is pleural effusion or pleural *thickening*. Each finding lists the
     words that count this way (`coordinated`); alone they say nothing."""
-    vocab = load(vocabulary)
+    vocab = load_vocabulary(vocabulary)
     category = {f.name: f.category for f in vocab.findings}
     matcher = Matcher(nlp.vocab)
     prefixes = vocab.prefixes()
@@ -227,6 +227,6 @@ def _cached(vocab: Vocabulary) -> Language:
 
 def get_nlp(vocab_name_or_path: str) -> Language:
     """The pipeline for a vocabulary, built once per process: spaCy + medspaCy setup takes seconds."""
-    vocab = load(vocab_name_or_path)
+    vocab = load_vocabulary(vocab_name_or_path)
     with _lock:
         return _cached(vocab)

@@ -163,8 +163,3 @@ def _trimmed(text: str, section: str | None, start: int, end: int) -> list[Sente
     if end > start:
         pieces.append(Sentence(section, start, end))
     return pieces
-
-
-def report_sentences(text: str) -> list[Sentence]:
-    """Every sentence of a report, each tagged with its section."""
-    return [sentence for section in sections(text) for sentence in sentences(text, section)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from mgll_data.reports.vocabulary import Vocabulary, load, split_words
+from mgll_data.reports.vocabulary import Vocabulary, load_vocabulary, split_words
 
 MIN_LENGTH = 5
 # Common words of chest reports one edit away from a finding word: never corrected.
@@ -104,4 +104,4 @@ def _speller(vocab: Vocabulary) -> Speller:
 
 def speller(vocab_name_or_path: str) -> Speller:
     """The speller for a vocabulary, built once per process."""
-    return _speller(load(vocab_name_or_path))
+    return _speller(load_vocabulary(vocab_name_or_path))

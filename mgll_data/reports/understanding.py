@@ -29,7 +29,7 @@ from mgll_data.reports.labels import (
 )
 from mgll_data.reports.nlp import ABBREVIATIONS_KEY, get_nlp, quiet_matchers
 from mgll_data.reports.spelling import Speller, speller
-from mgll_data.reports.vocabulary import load
+from mgll_data.reports.vocabulary import load_vocabulary
 
 # Reports longer than this are not radiology reports (a pasted log, a whole chart): the rest is not read,
 # and the result says how many characters were dropped so the caller can count it.
@@ -146,7 +146,7 @@ def analyse_reports(texts: Sequence[str], vocab_ref: str, sections: tuple[str, .
                     policy: Policy | str | None = None) -> list[Analysis]:
     """Labels and mentions of each report, in order."""
     policy = policy_from(policy)
-    vocab = load(vocab_ref)
+    vocab = load_vocabulary(vocab_ref)
     nlp = get_nlp(vocab_ref)
     spell = speller(vocab_ref)
     plans = [_plan(text, sections) for text in texts]
@@ -203,7 +203,7 @@ def understand(report_text: str | None, metadata: Mapping[str, Any] | None, pipe
     `pipeline` is a `mgll_data.pipeline.Pipeline` (its `.reports.vocabulary`, `.reports.sections`,
     `.reports.uncertain_policy` and `.granularities` are used).
     """
-    vocab = load(pipeline.reports.vocabulary)
+    vocab = load_vocabulary(pipeline.reports.vocabulary)
     sections = tuple(pipeline.reports.sections)
     text = report_text or ""
     if text.strip():

@@ -115,7 +115,7 @@ def _load_cached(path: str, mtime_ns: int) -> Vocabulary:
     return from_dict(raw, source=path)
 
 
-def load(name_or_path: str | Path) -> Vocabulary:
+def load_vocabulary(name_or_path: str | Path) -> Vocabulary:
     """Load a built-in vocabulary by name (nih14, chexpert, fundus) or a YAML file."""
     path = resolve_path(name_or_path).resolve()
     return _load_cached(str(path), path.stat().st_mtime_ns)
@@ -123,7 +123,7 @@ def load(name_or_path: str | Path) -> Vocabulary:
 
 def vocabulary_names(name_or_path: str | Path) -> list[str]:
     """The finding names in file order: the label vocabulary stored in dataset metadata."""
-    return load(name_or_path).names()
+    return load_vocabulary(name_or_path).names()
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ The stages, in the order `validate_dataset` runs them:
 - `content`: the row checks judged from those tallies;
 - `accounting`: rejects.parquet, and the manifest's counts against the data;
 - `linkage`: with `linkage=PATH`, the private linkage table against the rows and rejects;
-- `report`: the findings, stats and their rendering, in one fixed order of checks.
+- `report`: the check outcomes, stats and their rendering, in one fixed order of checks.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from mgll_data.validate.accounting import check_counts, check_rejects
 from mgll_data.validate.content import report_scan
 from mgll_data.validate.huggingface import check_huggingface
 from mgll_data.validate.linkage import check_linkage
-from mgll_data.validate.report import Finding, Recorder, ValidationReport
+from mgll_data.validate.report import CheckOutcome, Recorder, ValidationReport
 from mgll_data.validate.scan import image_problem, scan_shards
 from mgll_data.validate.structure import (
     check_columns,
@@ -37,7 +37,7 @@ from mgll_data.validate.structure import (
 )
 
 __all__ = [
-    "Finding",
+    "CheckOutcome",
     "NotADatasetError",
     "ValidationReport",
     "image_problem",

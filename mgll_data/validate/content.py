@@ -1,4 +1,4 @@
-"""The row checks: what the streamed `Scan` tallies mean, as findings and stats.
+"""The row checks: what the streamed `Scan` tallies mean, as check outcomes and stats.
 
 Nulls and allowed values, label statuses and names, split leakage, image ids, decoding and duplicate
 content, granularity coverage and the privacy smoke checks; each reads the tallies only, never the shards.
@@ -17,7 +17,7 @@ from mgll_data.validate.structure import UsableColumns
 
 
 def report_scan(state: Scan, usable: UsableColumns, out: Recorder) -> None:
-    """Every row check's findings, judged against the columns usable in at least one shard."""
+    """Every row check's outcomes, judged against the columns usable in at least one shard."""
     present = set().union(*usable.values()) if usable else set()
     _report_nulls_and_values(state, present, out)
     _report_labels(state, present, out)

@@ -1,4 +1,4 @@
-"""What `mgll validate` hands back: the findings, the stats, and their human and JSON renderings.
+"""What `mgll validate` hands back: the check outcomes, the stats, and their human and JSON renderings.
 
 `Recorder` is what the checks write into; the small phrasing helpers keep every message in the same form
 (a count, what is wrong, a few example ids), so a report reads the same whichever check wrote a line.
@@ -37,7 +37,7 @@ CHECKS = (
 
 
 @dataclass(frozen=True)
-class Finding:
+class CheckOutcome:
     check: str
     level: str  # "ok" | "error" | "warn" | "skip"
     message: str
@@ -46,16 +46,16 @@ class Finding:
 @dataclass
 class ValidationReport:
     dataset: str
-    findings: list[Finding] = field(default_factory=list)
+    outcomes: list[CheckOutcome] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[str]:
-        return [f"{f.check}: {f.message}" for f in self.findings if f.level == "error"]
+        return [f"{f.check}: {f.message}" for f in self.outcomes if f.level == "error"]
 
     @property
     def warnings(self) -> list[str]:
-        return [f"{f.check}: {f.message}" for f in self.findings if f.level == "warn"]
+        return [f"{f.check}: {f.message}" for f in self.outcomes if f.level == "warn"]
 
     @property
     def ok(self) -> bool:
@@ -67,7 +67,7 @@ class ValidationReport:
             "ok": self.ok,
             "errors": self.errors,
             "warnings": self.warnings,
-            "checks": [{"check": f.check, "level": f.level, "message": f.message} for f in self.findings],
+            "checks": [{"check": f.check, "level": f.level, "message": f.message} for f in self.outcomes],
             "stats": self.stats,
         }
 
@@ -80,7 +80,7 @@ class ValidationReport:
             f"pipeline {stats.get('pipeline', '?')}"
         ]
         tags = {"ok": "ok", "error": "ERROR", "warn": "warn", "skip": "skip"}
-        for f in self.findings:
+        for f in self.outcomes:
             lines.append(f"  {tags[f.level]:<6} {f.check:<14} {f.message}")
         coverage = stats.get("coverage", {})
         if coverage:
@@ -97,7 +97,7 @@ class ValidationReport:
 
 
 class Recorder:
-    """Collects the checks' findings and stats into one ValidationReport."""
+    """Collects the checks' outcomes and stats into one ValidationReport."""
 
     def __init__(self, dataset: str, *, allow_phi: bool = False) -> None:
         self.report = ValidationReport(dataset=dataset)
@@ -106,7 +106,7 @@ class Recorder:
         self._ok_messages: dict[str, str] = {}
 
     def _add(self, check: str, level: str, message: str) -> None:
-        self.report.findings.append(Finding(check, level, message))
+        self.report.outcomes.append(CheckOutcome(check, level, message))
 
     def error(self, check: str, message: str) -> None:
         self._add(check, "error", message)
@@ -128,11 +128,11 @@ class Recorder:
 
     def finish(self) -> ValidationReport:
         """The report: an "ok" line for each check that found nothing, every finding in CHECKS order."""
-        reported = {f.check for f in self.report.findings}
+        reported = {f.check for f in self.report.outcomes}
         for check, message in self._ok_messages.items():
             if check not in reported:
                 self._add(check, "ok", message)
-        self.report.findings.sort(key=lambda f: CHECKS.index(f.check))
+        self.report.outcomes.sort(key=lambda f: CHECKS.index(f.check))
         return self.report
 
 

@@ -86,7 +86,7 @@ class Downstream:
                 yield i, column[offset].as_py()["bytes"]
 
 
-def load(path: Path, *, labels: list[str] | None = None, image_column: str | None = None) -> Downstream:
+def load_downstream(path: Path, *, labels: list[str] | None = None, image_column: str | None = None) -> Downstream:
     """A built dataset folder (has `data/*.parquet`) or a CSV file of images and labels."""
     path = Path(path)
     if not path.exists():

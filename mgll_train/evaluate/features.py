@@ -68,7 +68,7 @@ def resolve_device(device: str) -> torch.device:
         raise EvaluationError(str(exc)) from None
 
 
-def load(run_dir: Path, device: str = "auto") -> Run:
+def load_run_for_evaluation(run_dir: Path, device: str = "auto") -> Run:
     """Load a run; a checkpoint that does not fit its config is one line, not a state-dict dump."""
     from mgll_train.checkpoint import CheckpointError, load_run
     from mgll_train.model import ModelError

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mgll_train.evaluate import metrics
-from mgll_train.evaluate.downstream import Downstream, EvaluationError
+from mgll_train.evaluate.downstream import SPLITS, Downstream, EvaluationError
 from mgll_train.evaluate.features import Run
 
 
@@ -236,7 +236,7 @@ def evaluate(
     multiclass = _resolve_head(data, rows, settings.head)
     labels = data.labels if multiclass else data.multilabel_matrix()
     torch.manual_seed(seed)
-    splits = {s: _Split([b for _, b in data.image_bytes(rows[s])], labels[rows[s]]) for s in ("train", "val", "test")}
+    splits = {s: _Split([b for _, b in data.image_bytes(rows[s])], labels[rows[s]]) for s in SPLITS}
     classifier = Classifier(run.model, len(data.label_names)).to(run.device)
     steps = math.ceil(len(splits["train"].raw) / settings.batch_size) * settings.epochs
     trainer = _Trainer(classifier, run, settings, steps, seed)

@@ -23,6 +23,8 @@ from mgll_train.evaluate.metrics import roc_auc
 CLASSIFICATION_TASKS = ("zero-shot", "linear-probe", "finetune")
 METRIC_NAMES = {"auc": "AUC", "ap": "AP", "accuracy": "accuracy", "f1": "F1"}
 DIRECTIONS = (("image_to_text", "i→t"), ("text_to_image", "t→i"))
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
 
 
 def _fmt(entry: dict | None) -> str:
@@ -74,6 +76,18 @@ def format_table(rows: list[tuple[str, str, str]]) -> str:
     line = "  ".join("-" * w for w in widths)
     fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))
     return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
+
+
+def summary_lines(results: dict, run: Path, dataset: Path, out: Path) -> list[str]:
+    """The end of an evaluation as `mgll evaluate` prints it (and `mgll demo run` after its evaluate step)."""
+    splits = ", ".join(f"{k} {v}" for k, v in results["dataset"]["splits"].items())
+    seconds = ", ".join(f"{k} {v:.1f} s" for k, v in results["timings"].items())
+    return [
+        f"evaluated {run} (step {results['run']['step']}) on {dataset} ({splits})",
+        format_table(summary_rows(results)),
+        f"time: {seconds}",
+        f"wrote {Path(out) / RESULTS_JSON}, {Path(out) / RESULTS_MD} and {len(results['charts'])} chart(s)",
+    ]
 
 
 def _per_label_markdown(task: str, out: dict) -> list[str]:
@@ -241,8 +255,8 @@ def write(out_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
         elif task == "retrieval" and retrieval_chart(out_dir / "retrieval.png", out):
             charts.append("retrieval.png")
     results = clean({**results, "charts": charts})
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    (out_dir / "results.md").write_text(markdown(results), encoding="utf-8")
+    (out_dir / RESULTS_JSON).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    (out_dir / RESULTS_MD).write_text(markdown(results), encoding="utf-8")
     return results
 
 

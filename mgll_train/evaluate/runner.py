@@ -74,7 +74,7 @@ def evaluate(
     options.check()
     data = _load_data(Path(dataset), tasks, options)
     rows = {s: data.indices(s) for s in downstream.SPLITS}
-    loaded = features.load(Path(run), options.device)
+    loaded = features.load_run_for_evaluation(Path(run), options.device)
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -90,7 +90,7 @@ def evaluate(
 
 
 def _load_data(dataset: Path, tasks: list[str], options: EvaluationOptions) -> Downstream:
-    data = downstream.load(dataset, labels=options.labels, image_column=options.image_column)
+    data = downstream.load_downstream(dataset, labels=options.labels, image_column=options.image_column)
     if len(data.indices("test")) == 0:
         raise EvaluationError(f"the test split of {dataset} is empty: nothing to score (splits: {data.split_counts()})")
     if options.head == "multiclass" and "finetune" in tasks and data.kind != "multiclass":

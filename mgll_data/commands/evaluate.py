@@ -11,7 +11,7 @@ from mgll_data.commands.options import human_echo, json_option, old_spelling, ol
 from mgll_data.progress import is_terminal
 from mgll_train.evaluate import TASKS, EvaluationError, EvaluationOptions
 from mgll_train.evaluate import evaluate as run_evaluation
-from mgll_train.evaluate.report import format_table, summary_rows
+from mgll_train.evaluate.report import summary_lines
 
 _DEFAULTS = EvaluationOptions()  # each option's default is the library's
 
@@ -84,11 +84,5 @@ def evaluate(run: Path, dataset: Path, tasks: tuple[str, ...], out: Path, bootst
     except EvaluationError as exc:
         raise click.ClickException(str(exc)) from None
 
-    echo = human_echo(json_out)
-    splits = ", ".join(f"{k} {v}" for k, v in results["dataset"]["splits"].items())
-    echo(f"evaluated {run} (step {results['run']['step']}) on {dataset} ({splits})")
-    echo(format_table(summary_rows(results)))
-    seconds = ", ".join(f"{k} {v:.1f} s" for k, v in results["timings"].items())
-    echo(f"time: {seconds}")
-    echo(f"wrote {out / 'results.json'}, {out / 'results.md'} and {len(results['charts'])} chart(s)")
+    human_echo(json_out)("\n".join(summary_lines(results, run, dataset, out)))
     write_json(results, json_out)

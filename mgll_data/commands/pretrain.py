@@ -102,26 +102,8 @@ def pretrain(dataset, out, config_file, resume, quiet, json_out, compile_model, 
         raise click.ClickException(f"interrupted; continue with: mgll pretrain --out {out} --resume") from None
     if summary.world_size > 1 and not _is_main():
         return
-    echo = human_echo(json_out)
-    echo(
-        f"trained steps {summary.start_step}->{summary.steps} on {summary.device}"
-        f"{f' x{summary.world_size}' if summary.world_size > 1 else ''}: {summary.samples} samples in "
-        f"{summary.seconds:.1f}s ({summary.samples_per_second:.1f} samples/s, first step after "
-        f"{summary.first_step_seconds:.1f}s); {_loss_line(summary)}"
-    )
-    if summary.corrupt_images:
-        echo(f"skipped {summary.corrupt_images} corrupt images (check with `mgll validate --full`)")
-    echo(f"checkpoint: {summary.checkpoint}")
+    human_echo(json_out)("\n".join(summary.summary_lines()))
     write_json(summary.to_dict(), json_out)
-
-
-def _loss_line(summary) -> str:
-    """The first and last losses exactly as metrics.jsonl and the progress bar show them."""
-    if summary.first_loss is None or summary.last_loss_steps is None:
-        return "no loss logged"
-    first_step, last_step = summary.last_loss_steps
-    window = f"step {last_step}" if first_step == last_step else f"mean of steps {first_step}-{last_step}"
-    return f"loss {summary.first_loss:.4f} (step {summary.start_step + 1}) -> {summary.last_loss:.4f} ({window})"
 
 
 def _is_main() -> bool:
