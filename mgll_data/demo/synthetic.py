@@ -175,22 +175,7 @@ def _draw_frontal_findings(c: _Canvas, img: np.ndarray, markings: np.ndarray, lu
                 img += 0.30 * k * fluid
                 markings *= 1 - fluid
         elif name in ("Consolidation", "Pneumonia", "Lung Opacity"):
-            for side in _sides(f):
-                lung = lungs[side]
-                y_range = (0.30, 0.55) if name == "Lung Opacity" else (0.45, 0.70)
-                px, py = _random_point_in(c, lung, y_range)
-                if name == "Consolidation":
-                    patch = _ramp(1.0 - np.sqrt(((c.x - px) / (0.05 + 0.05 * scale)) ** 2
-                                                + ((c.y - py) / (0.06 + 0.05 * scale)) ** 2), 0.3)
-                    img += 0.30 * k * patch * (0.85 + 0.15 * _smooth_noise(c, 40)) * lung.mask
-                elif name == "Pneumonia":
-                    texture = _smooth_noise(c, 48)
-                    for _ in range(int(rng.integers(2, 5))):
-                        bx = px + rng.normal(0, 0.035)
-                        by = py + rng.normal(0, 0.035)
-                        img += 0.22 * k * _blob(c, bx, by, 0.035 + 0.02 * scale, texture) * lung.mask
-                else:
-                    img += 0.13 * k * _blob(c, px, py, 0.09 + 0.04 * scale) * lung.mask
+            _draw_airspace(c, img, lungs, name, f)
         elif name == "Edema":
             for lung in lungs.values():
                 hilum_x = lung.cx - lung.lateral * 0.05
@@ -240,6 +225,26 @@ def _draw_frontal_findings(c: _Canvas, img: np.ndarray, markings: np.ndarray, lu
                 img -= 0.12 * k * _segments(c, [(fx - 0.01, fy - 0.02), (fx + 0.01, fy + 0.02)], 0.004)
         elif name == "Support Devices":
             _draw_devices(c, img, cx, f.devices or ("et_tube",))
+
+
+def _draw_airspace(c: _Canvas, img: np.ndarray, lungs: dict[str, _Lung], name: str, f: PlantedFinding) -> None:
+    rng, k, scale = c.rng, f.strength, _SIZE_SCALE[f.size]
+    for side in _sides(f):
+        lung = lungs[side]
+        y_range = (0.30, 0.55) if name == "Lung Opacity" else (0.45, 0.70)
+        px, py = _random_point_in(c, lung, y_range)
+        if name == "Consolidation":
+            patch = _ramp(1.0 - np.sqrt(((c.x - px) / (0.05 + 0.05 * scale)) ** 2
+                                        + ((c.y - py) / (0.06 + 0.05 * scale)) ** 2), 0.3)
+            img += 0.30 * k * patch * (0.85 + 0.15 * _smooth_noise(c, 40)) * lung.mask
+        elif name == "Pneumonia":
+            texture = _smooth_noise(c, 48)
+            for _ in range(int(rng.integers(2, 5))):
+                bx = px + rng.normal(0, 0.035)
+                by = py + rng.normal(0, 0.035)
+                img += 0.22 * k * _blob(c, bx, by, 0.035 + 0.02 * scale, texture) * lung.mask
+        else:
+            img += 0.13 * k * _blob(c, px, py, 0.09 + 0.04 * scale) * lung.mask
 
 
 def _draw_devices(c: _Canvas, img: np.ndarray, cx: float, kinds: tuple[str, ...]) -> None:
