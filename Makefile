@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test test-all bench clean
 
 install: $(STAMP)
 
@@ -22,8 +22,17 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/mgll demo run $(DEMO_DIR)
 
-test: install
-	$(BIN)/python -m pytest -q
+# lint and import order only (no reformatting); the rules are in pyproject.toml's [tool.ruff]
+lint: install
+	$(BIN)/ruff check .
+
+# lint, then the fast tests: `slow` (long end-to-end runs) and `ray` (a local Ray cluster) are left out
+test: lint
+	$(BIN)/python -m pytest -q -m "not slow and not ray"
+
+# everything: `make test` first, then the tests it leaves out
+test-all: test
+	$(BIN)/python -m pytest -q -m "slow or ray"
 
 # quick versions of every benchmark; each prints a table against its named baseline (see bench/*.py --help)
 bench: install

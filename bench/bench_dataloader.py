@@ -29,18 +29,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
 
-from mgll_data.dataset import MANIFEST_FILE, data_dir, shard_paths  # noqa: E402
-from mgll_data.imaging.encode import encode  # noqa: E402
-from mgll_train.data import open_dataset  # noqa: E402
-from mgll_train.model import default_text_folder, load_tokenizer  # noqa: E402
-from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader  # noqa: E402
-from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD, finish_batch  # noqa: E402
+from mgll_data.dataset import MANIFEST_FILE, data_dir, shard_paths
+from mgll_data.imaging.encode import encode
+from mgll_train.config import DEFAULT_IMAGE_SIZE
+from mgll_train.data import open_dataset
+from mgll_train.model import default_text_folder, load_tokenizer
+from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader
+from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD, finish_batch
 
 GRANULARITIES = ["category", "disease", "description", "explanation"]
 
@@ -66,7 +67,9 @@ def transcode(dataset: Path, out: Path, fmt: str) -> Path:
         encoded = [encode(Image.open(io.BytesIO(b)), fmt, 95) for b in images.field("bytes").to_pylist()]
         suffix = "png" if fmt == "png" else "jpg"
         paths = [p.rsplit(".", 1)[0] + "." + suffix for p in images.field("path").to_pylist()]
-        column = pa.StructArray.from_arrays([pa.array(encoded, pa.binary()), pa.array(paths, pa.string())], fields=list(images.type))
+        column = pa.StructArray.from_arrays(
+            [pa.array(encoded, pa.binary()), pa.array(paths, pa.string())], fields=list(images.type)
+        )
         table = table.set_column(table.schema.get_field_index("image"), table.schema.field("image"), column)
         rows_per_group = parquet.metadata.row_group(0).num_rows
         pq.write_table(table, data_dir(out) / shard.name, row_group_size=rows_per_group, compression="none")
@@ -152,7 +155,10 @@ def measure(variants: dict[str, Path], args) -> dict:
         }
         for name in variants
     }
-    workers = {name: {n: loader_rate(path, n, args.batch, args.image_size, args.batches) for n in (1, 2)} for name, path in variants.items()}
+    workers = {
+        name: {n: loader_rate(path, n, args.batch, args.image_size, args.batches) for n in (1, 2)}
+        for name, path in variants.items()
+    }
     return {"rates": rates, "ratios": ratios, "workers": workers, "finish": finish_rate(args.batch, args.image_size)}
 
 
@@ -161,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fixture data (256 px PNG), fewer rounds")
     parser.add_argument("--dataset", type=Path, help="a built dataset (default: build the demo export)")
     parser.add_argument("--studies", type=int, default=120)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=7)
@@ -173,15 +179,20 @@ def main(argv: list[str] | None = None) -> dict:
         if args.dataset:
             source = args.dataset
         elif args.quick:
-            from tests.train_fixtures import write_dataset
+            from tests.conftest import DatasetFactory
 
-            source = write_dataset(work / "fixture", rows=96, image_size=256, row_group_size=32)
+            source = DatasetFactory().write_learnable(work / "fixture", rows=96, image_size=256, row_group_size=32)
             args.rounds, args.batches = 1, 2
         else:
             source = demo_dataset(work, args.studies)
-        variants = {"png": transcode(source, work / "as-png", "png"), "jpeg q95": transcode(source, work / "as-jpeg", "jpeg")}
+        variants = {
+            "png": transcode(source, work / "as-png", "png"),
+            "jpeg q95": transcode(source, work / "as-jpeg", "jpeg"),
+        }
         result = measure(variants, args)
-        sizes = {name: float(np.mean([len(b) for b in stored_images(path, "train")])) for name, path in variants.items()}
+        sizes = {
+            name: float(np.mean([len(b) for b in stored_images(path, "train")])) for name, path in variants.items()
+        }
         psnr, worst = fidelity(stored_images(variants["png"], "train"), stored_images(variants["jpeg q95"], "train"))
     report(result, sizes, psnr, worst, args)
     if args.json:
@@ -191,7 +202,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 def report(result: dict, sizes: dict, psnr: float, worst: int, args) -> None:
     rates, ratios, workers = result["rates"], result["ratios"], result["workers"]
-    print(f"\nstored images as built (PNG baseline: the same pixels as PNG); model input {args.image_size} px, batch {args.batch}, 4 granularities, MiniLM tokenizer, torch threads 1; "
+    print(f"\nstored images as built (PNG baseline: the same pixels as PNG); model input {args.image_size} px, "
+          f"batch {args.batch}, 4 granularities, MiniLM tokenizer, torch threads 1; "
           f"median of {args.rounds} interleaved rounds (ratios: median of each round's ratio)")  # fmt: skip
     print(f"{'stored as':10} {'KB/img':>7} {'bare decode+resize/s':>21} {'loader 1 proc/s':>16} "
           f"{'x bare own':>11} {'x bare PNG':>15} {'per worker, 1 / 2 workers':>26}")  # fmt: skip

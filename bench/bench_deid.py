@@ -2,8 +2,8 @@
 
 Data (tests/data/deid/, see its README): 1,020 synthetic report snippets with gold PHI spans, and 468
 PHI-free clinical report lines, each in a `tuned` split (the rules were developed looking at it) and a
-`heldout` split (written afterwards; see --split). Prints, per PHI type, recall for every tool; precision overall and per
-type (for tools that type their spans); how many PHI-free lines each tool changed (every change there
+`heldout` split (written afterwards; see --split). Prints, per PHI type, recall for every tool; precision
+overall and per type (for tools that type their spans); how many PHI-free lines each tool changed (every change there
 scrubs a clinical term); and speed in snippets/s with the ratio to the scrub before this work.
 
 Matching (mgll_data/deid/scoring.py): a gold span is caught only when all its letters and digits were
@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mgll_data.deid import scoring  # noqa: E402
+from mgll_data.deid import scoring  # noqa: E402  (after the repo root is put on sys.path above)
 
 DATA = ROOT / "tests" / "data" / "deid"
 BEFORE_REF = "7cbf665"  # main when this benchmark was written: the scrub without the work it measures
@@ -174,7 +174,7 @@ class _quiet:
         self._catch = warnings.catch_warnings()
         self._catch.__enter__()
         warnings.simplefilter("ignore")
-        self._stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115
+        self._stdout, sys.stdout = sys.stdout, open(os.devnull, "w")
 
     def __exit__(self, *exc: object) -> None:
         sys.stdout.close()
@@ -271,8 +271,10 @@ def main() -> None:
         cells = "".join(f"{fmt(results[n][0].precision(phi_type))} ({results[n][0].predicted[phi_type]:>4})     "
                         for n in names)
         print(f"  {phi_type:<14}{cells}")
-    print(f"  {'all':<14}" + "".join(f"{fmt(results[n][0].precision())} ({sum(results[n][0].predicted.values()):>4})     "
-                                     for n in names))
+    print(
+        f"  {'all':<14}"
+        + "".join(f"{fmt(results[n][0].precision())} ({sum(results[n][0].predicted.values()):>4})     " for n in names)
+    )
     print(f"{'PHI-free lines changed':<24}" + "".join(f"{len(results[n][2]):>11}/{len(clinical)}" for n in names))
     base = results.get("before", results["mgll"])[1]
     print(f"{'snippets/s':<24}" + "".join(f"{results[n][1]:>15.0f}" for n in names))

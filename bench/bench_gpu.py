@@ -1,10 +1,11 @@
 """Is the GPU fed? The training step alone, the loader alone and `mgll pretrain` end to end, in one run.
 
 Baseline: the step alone (forward + backward + optimizer on one batch of the dataset, loaded once and
-kept on the device, so its texts and sizes are those the end-to-end run sees), measured in the same run. Goal (issue 11, on an H200 with 16 loader workers,
-ViT-B/16 + MiniLM, batch 256, bf16): end to end >= 0.95x the step alone. Also printed: the loader
-alone (its workers, batches copied to the device), the time to the first optimizer step, the whole
-run's rate including start-up, and peak memory (GPU: max allocated; CPU: the process's peak RSS).
+kept on the device, so its texts and sizes are those the end-to-end run sees), measured in the same run.
+Goal (issue 11, on an H200 with 16 loader workers, ViT-B/16 + MiniLM, batch 256, bf16): end to end >= 0.95x
+the step alone. Also printed: the loader alone (its workers, batches copied to the device), the time to the
+first optimizer step, the whole run's rate including start-up, and peak memory (GPU: max allocated; CPU: the
+process's peak RSS).
 
     python bench/bench_gpu.py --dataset DIR                   # CUDA: ViT-B/16 + MiniLM, batch 256, bf16, 16 workers
     python bench/bench_gpu.py --dataset DIR --compile         # the same with torch.compile (warm-up reported)
@@ -30,15 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from mgll_train.config import TrainConfig  # noqa: E402
-from mgll_train.data import image_column, open_dataset  # noqa: E402
-from mgll_train.loss import MGLLLoss  # noqa: E402
-from mgll_train.model import build_model, load_tokenizer, parameter_groups, tokenizer_folder  # noqa: E402
-from mgll_train.step import TrainStep, autocast_dtype, to_device  # noqa: E402
-from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader  # noqa: E402
-from mgll_train.trainer import resolve_granularities, train  # noqa: E402
+from mgll_train.config import DEFAULT_IMAGE_SIZE, TrainConfig
+from mgll_train.data import image_column, open_dataset
+from mgll_train.loss import MGLLLoss
+from mgll_train.model import build_model, load_tokenizer, parameter_groups, tokenizer_folder
+from mgll_train.step import TrainStep, autocast_dtype, to_device
+from mgll_train.stream import Collator, ParquetImageText, TextTokens, build_loader
+from mgll_train.trainer import resolve_granularities, train
 
 
 @dataclass
@@ -78,7 +79,9 @@ def _loader(setup: Setup, dataset: Path, workers: int):
         info, resolve_granularities(None, info.granularities), image_size=setup.image_size, tokens=tokens,
         image_column=image_column(info), batch_size=setup.batch,
     )  # fmt: skip
-    return build_loader(stream, Collator(tokens.pad_id), batch_size=setup.batch, workers=workers, pin_memory=setup.device.type == "cuda")
+    return build_loader(
+        stream, Collator(tokens.pad_id), batch_size=setup.batch, workers=workers, pin_memory=setup.device.type == "cuda"
+    )
 
 
 def step_alone(setup: Setup, dataset: Path) -> dict[str, dict[str, float]]:
@@ -89,7 +92,9 @@ def step_alone(setup: Setup, dataset: Path) -> dict[str, dict[str, float]]:
     torch.manual_seed(0)
     model, cfg = build_model(setup.model, setup.text_model, 256, image_size=setup.image_size)
     model.to(setup.device).train()
-    step = TrainStep(model, MGLLLoss(gather=False), cfg["mean"], cfg["std"], autocast_dtype(setup.device, setup.precision)).to(setup.device)
+    step = TrainStep(
+        model, MGLLLoss(gather=False), cfg["mean"], cfg["std"], autocast_dtype(setup.device, setup.precision)
+    ).to(setup.device)
     runs = {"eager": step, **({"compiled": torch.compile(step)} if setup.compile else {})}
     optimizer = torch.optim.AdamW(parameter_groups(model, 0.2, lr=1e-5))
 
@@ -114,7 +119,11 @@ def step_alone(setup: Setup, dataset: Path) -> dict[str, dict[str, float]]:
             times[name].append(timed(run))
     peak = _peak_gib(setup.device)
     return {
-        name: {"samples_per_second": setup.batch / statistics.median(times[name]), "first_step_s": first[name], "peak_gib": peak}
+        name: {
+            "samples_per_second": setup.batch / statistics.median(times[name]),
+            "first_step_s": first[name],
+            "peak_gib": peak,
+        }
         for name in runs
     }
 
@@ -167,14 +176,15 @@ def report(setup: Setup, parts: dict[str, dict[str, float]]) -> None:
     step, loader, e2e = parts["step alone"], parts["loader alone"], parts["end to end"]
     if "step alone, eager" in parts:
         eager = parts["step alone, eager"]
-        print(f"{'step alone, eager':34} {eager['samples_per_second']:10.1f} {eager['samples_per_second'] / base:13.2f} "
-              f"{eager['first_step_s']:19.2f} {eager['peak_gib']:24.2f}")  # fmt: skip
+        print(f"{'step alone, eager':34} {eager['samples_per_second']:10.1f} "
+              f"{eager['samples_per_second'] / base:13.2f} {eager['first_step_s']:19.2f} "
+              f"{eager['peak_gib']:24.2f}")  # fmt: skip
     name = "step alone, compiled (baseline)" if setup.compile else "step alone (baseline)"
     print(f"{name:34} {base:10.1f} {1.0:13.2f} {step['first_step_s']:19.2f} {step['peak_gib']:24.2f}")
     print(f"{'loader alone':34} {loader['samples_per_second']:10.1f} {loader['samples_per_second'] / base:13.2f} "
           f"{loader['first_batch_s']:19.2f} {'':>24}")  # fmt: skip
-    print(f"{'mgll pretrain, steady state':34} {e2e['samples_per_second']:10.1f} {e2e['samples_per_second'] / base:13.2f} "
-          f"{e2e['first_step_s']:19.2f} {e2e['peak_gib']:24.2f}")  # fmt: skip
+    print(f"{'mgll pretrain, steady state':34} {e2e['samples_per_second']:10.1f} "
+          f"{e2e['samples_per_second'] / base:13.2f} {e2e['first_step_s']:19.2f} {e2e['peak_gib']:24.2f}")  # fmt: skip
     print(f"{'mgll pretrain, whole run':34} {e2e['whole_run_samples_per_second']:10.1f} "
           f"{e2e['whole_run_samples_per_second'] / base:13.2f}")  # fmt: skip
     print(f"loader per worker: {loader['per_worker']:.1f} samples/s; goal: end to end >= 0.95x the step alone")
@@ -184,14 +194,21 @@ def _dataset(args, work: Path, workers: int) -> Path:
     if args.dataset:
         return args.dataset
     if args.toy:
-        from tests.train_fixtures import write_dataset
+        from tests.conftest import DatasetFactory
 
-        return write_dataset(work / "fixture", rows=128, image_size=256, row_group_size=32)
+        return DatasetFactory().write_learnable(work / "fixture", rows=128, image_size=256, row_group_size=32)
     from mgll_data.build import build_dataset
     from mgll_data.demo import write_demo_export
 
     write_demo_export(work / "export", studies=args.studies, seed=0, progress=False)
-    build_dataset(work / "export", work / "dataset", args.pipeline, workers=max(1, workers), salt_file=work / "salt", progress=False)
+    build_dataset(
+        work / "export",
+        work / "dataset",
+        args.pipeline,
+        workers=max(1, workers),
+        salt_file=work / "salt",
+        progress=False,
+    )
     return work / "dataset"
 
 
@@ -216,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         model=args.model or ("vit-b16" if cuda else "tiny"),
         text_model=args.text_model or ("minilm" if cuda else "tiny"),
         batch=args.batch or (256 if cuda else 16),
-        image_size=args.image_size or (224 if cuda else 64),
+        image_size=args.image_size or (DEFAULT_IMAGE_SIZE if cuda else 64),
         precision="bf16" if cuda else "fp32",
         workers=args.workers if args.workers is not None else (16 if cuda else 2),
         steps=args.steps or (30 if cuda else 6),

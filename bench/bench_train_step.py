@@ -33,7 +33,10 @@ def synthetic_batch(batch: int, image_size: int, labels: int, device: torch.devi
     identical-text targets occur and distinct texts are encoded once), multi-hot labels."""
     generator = torch.Generator().manual_seed(0)
     tokenizer = load_tokenizer(default_text_folder())
-    texts = [[options[(i * (k + 3)) % len(options)] + ("" if i % 3 else f" case {i}") for i in range(batch)] for k, options in enumerate(TEXTS)]
+    texts = [
+        [options[(i * (k + 3)) % len(options)] + ("" if i % 3 else f" case {i}") for i in range(batch)]
+        for k, options in enumerate(TEXTS)
+    ]
     distinct = list(dict.fromkeys(t for column in texts for t in column))
     tokens = tokenizer(distinct, padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt")
     text_mask = torch.rand(len(TEXTS), batch, generator=generator) > 0.1
@@ -99,8 +102,14 @@ def compare(vision: str, text: str | None, batch: int, image_size: int, steps: i
 def loss_only(batch: int, granularities: int, labels: int, steps: int, device: torch.device) -> dict[str, float]:
     """The loss alone (forward + backward on fixed embeddings): the part MGLL adds, without tower noise."""
     generator = torch.Generator().manual_seed(0)
-    image = torch.nn.functional.normalize(torch.randn(batch, 256, generator=generator), dim=-1).to(device).requires_grad_()
-    text = torch.nn.functional.normalize(torch.randn(granularities, batch, 256, generator=generator), dim=-1).to(device).requires_grad_()
+    image = (
+        torch.nn.functional.normalize(torch.randn(batch, 256, generator=generator), dim=-1).to(device).requires_grad_()
+    )
+    text = (
+        torch.nn.functional.normalize(torch.randn(granularities, batch, 256, generator=generator), dim=-1)
+        .to(device)
+        .requires_grad_()
+    )
     mask = (torch.rand(granularities, batch, generator=generator) > 0.1).to(device)
     ids = torch.randint(0, 6, (granularities, batch), generator=generator).to(device)
     multi_hot = (torch.rand(batch, labels, generator=generator) > 0.85).float().to(device)
@@ -109,7 +118,7 @@ def loss_only(batch: int, granularities: int, labels: int, steps: int, device: t
     for kind in ("clip", "mgll"):
         loss_fn = MGLLLoss(kind=kind, gather=False)
 
-        def step() -> None:
+        def step(loss_fn: MGLLLoss = loss_fn) -> None:
             loss_fn(image, text, mask, multi_hot, ids, scale)["loss"].backward()
 
         step()
@@ -134,13 +143,18 @@ def main() -> None:
     rows.append((label, result))
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
-        rows.append(("CUDA ViT-B/16 + MiniLM, batch 256, bf16", compare("vit-b16", None, 256, 224, steps, gpu, bf16=True)))
+        rows.append(
+            ("CUDA ViT-B/16 + MiniLM, batch 256, bf16", compare("vit-b16", None, 256, 224, steps, gpu, bf16=True))
+        )
     print(f"\n{'setup':52} {'loss':5} {'step ms':>9} {'samples/s':>10} {'peak MiB':>9} {'x clip':>7}")
     for label, result in rows:
         batch = 256 if label.startswith("CUDA") else args.batch
         base = result["clip"][0]
         for kind, (seconds, peak) in result.items():
-            print(f"{label:52} {kind:5} {seconds * 1e3:9.1f} {batch / seconds:10.1f} {peak / 2**20:9.0f} {seconds / base:7.3f}")
+            print(
+                f"{label:52} {kind:5} {seconds * 1e3:9.1f} {batch / seconds:10.1f} {peak / 2**20:9.0f} "
+                f"{seconds / base:7.3f}"
+            )
     for device in [cpu] + ([torch.device("cuda")] if torch.cuda.is_available() else []):
         for batch in (args.batch, 256):
             alone = loss_only(batch, 3, 14, 10 if args.quick else 30, device)

@@ -13,9 +13,10 @@ import datetime as dt
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mgll_data import __version__, dataset, deid, output_folder, reports, schema, sources, writer
 from mgll_data.engines import get_engine

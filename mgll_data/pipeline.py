@@ -105,7 +105,8 @@ def from_dict(raw: dict[str, Any], content_hash: str = "") -> Pipeline:
         raise PipelineError(f"image.training_format must be jpeg or absent, got {image.training_format!r}")
     if image.burned_in_annotation not in BURNED_IN_POLICIES:
         raise PipelineError(
-            f"image.burned_in_annotation must be one of {', '.join(BURNED_IN_POLICIES)}, got {image.burned_in_annotation!r}"
+            f"image.burned_in_annotation must be one of {', '.join(BURNED_IN_POLICIES)}, "
+            f"got {image.burned_in_annotation!r}"
         )
     if image.size < 16:
         raise PipelineError(f"image.size must be at least 16, got {image.size}")

@@ -62,7 +62,9 @@ def read_report(item: SourceItem, export_root: Path) -> str:
         except FileNotFoundError:
             raise StageError("reports", sources.REPORT_MISSING, "the report file does not exist") from None
         except OSError as exc:
-            raise StageError("reports", "report-unreadable", f"the report file cannot be read ({type(exc).__name__})") from None
+            raise StageError(
+                "reports", "report-unreadable", f"the report file cannot be read ({type(exc).__name__})"
+            ) from None
         if len(raw) > MAX_REPORT_BYTES:
             raise StageError("reports", "report-too-large", f"the report is over {MAX_REPORT_BYTES} bytes")
         try:
@@ -148,7 +150,9 @@ def _build_row(
         "manufacturer_model": metadata.get("manufacturer_model"),
         "source_format": rendered.source_format,
         "source_key": source_key,
-        "labels": [{"name": name, "status": status, "certainty": certainty} for name, status, certainty in understood.labels],
+        "labels": [
+            {"name": name, "status": status, "certainty": certainty} for name, status, certainty in understood.labels
+        ],
         "report_text": understood.report_text,
     }
     for granularity in ctx.pipeline.granularities:

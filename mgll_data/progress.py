@@ -63,7 +63,9 @@ class LineProgress:
     def _line(self) -> None:
         now = time.monotonic()
         elapsed = now - self.started
-        done = f"{self.n}/{self.total} {self.unit} ({self.n / self.total:.0%})" if self.total else f"{self.n} {self.unit}"
+        done = (
+            f"{self.n}/{self.total} {self.unit} ({self.n / self.total:.0%})" if self.total else f"{self.n} {self.unit}"
+        )
         parts = [f"{self.desc}: {done}", f"{tqdm.format_interval(elapsed)} elapsed"]
         if self.n and elapsed > 0:
             parts.append(f"{self.n / elapsed:.1f} {self.unit}/s")

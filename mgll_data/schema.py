@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ def _column(spec: dict[str, Any]) -> Column:
                   tuple(spec["allowed"]) if "allowed" in spec else None, () if first.equals(current) else (first,))
 
 
-@lru_cache(maxsize=None)
+@cache
 def contract(version: str = CURRENT_VERSION) -> dict[str, Any]:
     """The raw JSON contract for a schema major version."""
     path = SCHEMA_DIR / f"dataset-v{version}.json"
@@ -182,7 +182,10 @@ def required_columns(version: str = CURRENT_VERSION) -> list[str]:
 
 def rejects_schema(version: str = CURRENT_VERSION) -> pa.Schema:
     return pa.schema(
-        [pa.field(c["name"], _arrow_type(c["type"]), nullable=bool(c["nullable"])) for c in contract(version)["rejects"]]
+        [
+            pa.field(c["name"], _arrow_type(c["type"]), nullable=bool(c["nullable"]))
+            for c in contract(version)["rejects"]
+        ]
     )
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.json as pa_json
@@ -280,7 +281,7 @@ class LinkageJournal:
     def __init__(self, linkage_path: Path):
         self.linkage_path = linkage_path
         self.path = dataset.linkage_journal_path(linkage_path)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the journal's life; finish() closes it
         self._pending: list[str] = []
 
     def add(self, entry: dict[str, Any]) -> None:

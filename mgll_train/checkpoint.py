@@ -92,7 +92,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np_state = state["numpy"]
     np.random.set_state(
-        ("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"])
+        (
+            "MT19937",
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
     )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -136,7 +142,9 @@ def verify_checkpoint(checkpoint_dir: Path) -> None:
         if not path.is_file():
             raise CheckpointError(f"checkpoint {checkpoint_dir.name} lacks {name}")
         if _sha256(path) != expected:
-            raise CheckpointError(f"checkpoint {checkpoint_dir.name}: {name} does not match its checksum (damaged or truncated)")
+            raise CheckpointError(
+                f"checkpoint {checkpoint_dir.name}: {name} does not match its checksum (damaged or truncated)"
+            )
 
 
 def save_run(
@@ -187,7 +195,9 @@ def save_run(
 def _candidates(run_dir: Path) -> list[Path]:
     """Complete checkpoints, newest first, with the one `latest` names ahead of the rest."""
     base = run_dir / CHECKPOINTS
-    found = sorted((p for p in base.glob("step-*") if (p / MODEL_FILE).is_file()), reverse=True) if base.is_dir() else []
+    found = (
+        sorted((p for p in base.glob("step-*") if (p / MODEL_FILE).is_file()), reverse=True) if base.is_dir() else []
+    )
     pointer = run_dir / LATEST
     if pointer.is_file():
         named = base / pointer.read_text(encoding="utf-8").strip()
@@ -249,11 +259,15 @@ def read_checkpoint_config(checkpoint_dir: Path) -> dict[str, Any]:
 def load_weights(model: nn.Module, checkpoint_dir: Path, device: str | torch.device = "cpu") -> None:
     name = Path(checkpoint_dir).name
     try:
-        missing, unexpected = load_model(unwrap(model), str(Path(checkpoint_dir) / MODEL_FILE), strict=False, device=str(device))
+        missing, unexpected = load_model(
+            unwrap(model), str(Path(checkpoint_dir) / MODEL_FILE), strict=False, device=str(device)
+        )
     except RuntimeError:
         raise CheckpointError(f"checkpoint {name} does not fit the model (tensor shapes differ)") from None
     except (OSError, ValueError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot read the weights in {name} ({type(exc).__name__}: damaged or truncated)") from None
+        raise CheckpointError(
+            f"cannot read the weights in {name} ({type(exc).__name__}: damaged or truncated)"
+        ) from None
     if missing or unexpected:
         raise CheckpointError(
             f"checkpoint {name} does not fit the model ({len(missing)} missing, {len(unexpected)} unexpected tensors)"
@@ -266,7 +280,9 @@ def readable_weights(checkpoint_dir: Path) -> None:
         with safe_open(str(Path(checkpoint_dir) / MODEL_FILE), "pt") as weights:
             weights.keys()
     except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot read the weights in {Path(checkpoint_dir).name} ({type(exc).__name__}: damaged or truncated)") from None
+        raise CheckpointError(
+            f"cannot read the weights in {Path(checkpoint_dir).name} ({type(exc).__name__}: damaged or truncated)"
+        ) from None
 
 
 def load_training_state(checkpoint_dir: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -277,7 +293,9 @@ def load_training_state(checkpoint_dir: Path, map_location: str | torch.device =
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (EOFError, RuntimeError, OSError, ValueError, pickle.UnpicklingError) as exc:
-        raise CheckpointError(f"cannot read {STATE_FILE} in {name} ({type(exc).__name__}: damaged or truncated)") from None
+        raise CheckpointError(
+            f"cannot read {STATE_FILE} in {name} ({type(exc).__name__}: damaged or truncated)"
+        ) from None
     if not isinstance(state, dict) or not {"step", "optimizer", "scheduler", "rng"} <= set(state):
         raise CheckpointError(f"{STATE_FILE} in {name} is not an mgll training state")
     return state
@@ -288,7 +306,10 @@ def _stderr(line: str) -> None:
 
 
 def load_run(
-    run_dir: Path, map_location: str | torch.device = "cpu", step: int | None = None, warn: Callable[[str], None] = _stderr
+    run_dir: Path,
+    map_location: str | torch.device = "cpu",
+    step: int | None = None,
+    warn: Callable[[str], None] = _stderr,
 ) -> LoadedRun:
     """The trained model (eval mode), its tokenizer and config, rebuilt from the run folder alone: the given
     step, else the newest checkpoint that passes its checksums and loads (see `load_newest_intact`)."""
@@ -312,4 +333,6 @@ def _load_checkpoint(checkpoint: Path, map_location: str | torch.device) -> Load
         # A checkpoint folder on its own: the named text towers' tokenizer ships with the package.
         tokenizer_dir = tokenizer_folder(config.get("text_model"))
     tokenizer = load_tokenizer(tokenizer_dir)
-    return LoadedRun(model=model, tokenizer=tokenizer, config=config, step=int(config.get("step", 0)), checkpoint_dir=checkpoint)
+    return LoadedRun(
+        model=model, tokenizer=tokenizer, config=config, step=int(config.get("step", 0)), checkpoint_dir=checkpoint
+    )

@@ -22,6 +22,11 @@ class ConfigError(Exception):
 # image, so as contrastive targets they carry no signal and only add text-tower compute.
 DEFAULT_EXCLUDED_GRANULARITIES = ("modality", "study", "series")
 
+# The square input size a run trains at unless its config says otherwise; also what a saved run without
+# an image_size (an older run folder) is read back at.
+DEFAULT_IMAGE_SIZE = 224
+DEFAULT_EMBED_DIM = 256
+
 # Changing these on `--resume` would load weights into a different model or feed it different data.
 MODEL_SHAPING_KEYS = ("model", "text_model", "embed_dim", "image_size", "granularities", "loss")
 
@@ -32,11 +37,11 @@ class TrainConfig:
     out: str = ""
     model: str = "tiny"
     text_model: str | None = None
-    embed_dim: int = 256
+    embed_dim: int = DEFAULT_EMBED_DIM
     loss: str = "mgll"
     granularities: list[str] | None = None
     split: str = "train"
-    image_size: int = 224
+    image_size: int = DEFAULT_IMAGE_SIZE
     batch_size: int = 32
     grad_accum: int = 1
     max_steps: int | None = None
@@ -144,7 +149,9 @@ def make_config(config_file: Path | None, overrides: dict[str, Any]) -> TrainCon
 
 def merge_for_resume(saved: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
     """The saved run config with the explicitly given flags applied, refusing model or data changes."""
-    changed = [k for k in MODEL_SHAPING_KEYS if k in overrides and overrides[k] is not None and overrides[k] != saved.get(k)]
+    changed = [
+        k for k in MODEL_SHAPING_KEYS if k in overrides and overrides[k] is not None and overrides[k] != saved.get(k)
+    ]
     if changed:
         raise ConfigError(
             f"--resume cannot change {', '.join(changed)} (the run was started with other values); use a new --out"
@@ -184,5 +191,8 @@ def resolve(config_file: Path | None, overrides: dict[str, Any], resume: bool) -
         raise ConfigError(f"nothing to resume in {out}: no config.yaml there (start it without --resume)")
     saved = read_saved_config(saved_path)
     saved.pop("extra", None)
-    layered = {**(load_config_file(config_file) if config_file else {}), **{k: v for k, v in overrides.items() if v is not None}}
+    layered = {
+        **(load_config_file(config_file) if config_file else {}),
+        **{k: v for k, v in overrides.items() if v is not None},
+    }
     return merge_for_resume(saved, layered)

@@ -88,7 +88,14 @@ class Loop:
         if self.is_main:
             extra = {"workers": self.config.workers, "world_size": self.world, "positions": positions}
             saved = save_run(
-                self.run_dir, self.model, self.optimizer, self.scheduler, step, self.record, extra, keep=self.config.keep_checkpoints
+                self.run_dir,
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                step,
+                self.record,
+                extra,
+                keep=self.config.keep_checkpoints,
             )
             self.checkpoint = str(saved)
         if self.world > 1:

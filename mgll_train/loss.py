@@ -176,7 +176,9 @@ class MGLLLoss(nn.Module):
         self.label_levels = None if label_levels is None else [bool(v) for v in label_levels]
         self.instance_weight = float(instance_weight)
 
-    def bias_prior(self, items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor) -> torch.Tensor:
+    def bias_prior(
+        self, items: torch.Tensor | None, text_ids: torch.Tensor | None, text_mask: torch.Tensor
+    ) -> torch.Tensor:
         """`logit_bias_prior` of a batch as this loss reads it: where to start a learnable logit bias."""
         return logit_bias_prior(items, text_ids, text_mask, self.label_levels, self.instance_weight)
 

@@ -17,10 +17,10 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from transformers import (  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
     AutoConfig,
     AutoModel,
     AutoTokenizer,
@@ -30,9 +30,10 @@ from transformers import (  # noqa: E402
     ResNetConfig,
     ViTConfig,
 )
-from transformers.utils import logging as hf_logging  # noqa: E402
+from transformers.utils import logging as hf_logging
 
-from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from mgll_train.config import DEFAULT_EMBED_DIM, DEFAULT_IMAGE_SIZE
+from mgll_train.transform import IMAGENET_MEAN, IMAGENET_STD
 
 MAX_LOGIT_SCALE = 100.0
 VISION_PRESETS = ("tiny", "vit-b16", "convnext-tiny", "resnet50")
@@ -95,9 +96,12 @@ def _feature_dim(config: PretrainedConfig) -> int:
 
 def _without_pooler(tower: nn.Module) -> nn.Module:
     """Drop a pooler layer we never use: unused parameters break DDP and waste optimizer state."""
-    if isinstance(getattr(tower, "pooler", None), nn.Module) and hasattr(tower.config, "model_type"):
-        if tower.config.model_type in _CLS_POOLED or tower.config.model_type in ("bert", "roberta", "xlm-roberta"):
-            tower.pooler = None
+    if (
+        isinstance(getattr(tower, "pooler", None), nn.Module)
+        and hasattr(tower.config, "model_type")
+        and (tower.config.model_type in _CLS_POOLED or tower.config.model_type in ("bert", "roberta", "xlm-roberta"))
+    ):
+        tower.pooler = None
     return tower
 
 
@@ -275,7 +279,9 @@ def build_towers(vision: str, text: str | None, image_size: int) -> tuple[nn.Mod
     if text == "tiny":
         vocab = len(load_tokenizer(tokenizer_dir))
         text_tower = AutoModel.from_config(
-            BertConfig(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+            BertConfig(
+                vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
+            )
         )
     elif not tokenizer_dir.is_dir():
         raise ModelError(f"text model {text!r} is neither a name ({', '.join(TEXT_PRESETS)}) nor an existing folder")
@@ -289,7 +295,8 @@ def build_towers(vision: str, text: str | None, image_size: int) -> tuple[nn.Mod
 
 
 def build_model(
-    vision: str, text: str | None = None, embed_dim: int = 256, *, image_size: int = 224, text_levels: int = 0
+    vision: str, text: str | None = None, embed_dim: int = DEFAULT_EMBED_DIM, *,
+    image_size: int = DEFAULT_IMAGE_SIZE, text_levels: int = 0,
 ) -> tuple[MGLLModel, dict[str, Any]]:
     """(model, image_processor_cfg): vision is a preset name or a local folder; text a folder, "tiny", or
     "minilm" / None for the packaged MiniLM; text_levels the granularities that get a point-wise logit bias
@@ -332,7 +339,9 @@ def unwrap(model: nn.Module) -> MGLLModel:
         model = inner
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, lr: float, text_lr: float | None = None) -> list[dict[str, Any]]:
+def parameter_groups(
+    model: nn.Module, weight_decay: float, lr: float, text_lr: float | None = None
+) -> list[dict[str, Any]]:
     """AdamW groups: no decay on biases, norm weights (1-D) and the temperature, as CLIP trains them; the
     text tower (not its projection) at `text_lr` (default `lr`), since a pretrained text encoder at an
     image tower's rate forgets its language. Frozen parameters are left out."""
@@ -343,7 +352,11 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float, text_lr: 
         no_decay = param.ndim < 2 or "logit_scale" in name
         groups.setdefault((name.startswith("text."), no_decay), []).append(param)
     return [
-        {"params": params, "weight_decay": 0.0 if no_decay else weight_decay, "lr": text_lr if is_text and text_lr else lr}
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+            "lr": text_lr if is_text and text_lr else lr,
+        }
         for (is_text, no_decay), params in sorted(groups.items())
     ]
 

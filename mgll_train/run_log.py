@@ -99,7 +99,13 @@ def corrupt_beyond_cap(corrupt: int, read: int, cap: float, level: float = CORRU
     read = max(read, corrupt)
     log_choose = math.lgamma(read + 1)
     below = sum(
-        math.exp(log_choose - math.lgamma(i + 1) - math.lgamma(read - i + 1) + i * math.log(cap) + (read - i) * math.log1p(-cap))
+        math.exp(
+            log_choose
+            - math.lgamma(i + 1)
+            - math.lgamma(read - i + 1)
+            + i * math.log(cap)
+            + (read - i) * math.log1p(-cap)
+        )
         for i in range(corrupt)
     )
     return 1.0 - below < level
@@ -164,7 +170,9 @@ class MetricsLog:
     at most every LINE_INTERVAL_S seconds, and the last one always does, so a log holds no carriage returns.
     """
 
-    def __init__(self, run_dir: Path | None, steps: int, start_step: int, samples_per_step: int, progress: bool) -> None:
+    def __init__(
+        self, run_dir: Path | None, steps: int, start_step: int, samples_per_step: int, progress: bool
+    ) -> None:
         self.file = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if run_dir else None
         self.board = _tensorboard(run_dir) if run_dir else None
         self.bar = tqdm(total=steps, initial=start_step, unit="step", file=sys.stderr,
@@ -186,7 +194,9 @@ class MetricsLog:
         self.bar.update(1)
 
     def flush(self, step: int, extra: dict[str, float]) -> None:
-        means = {k: distributed.all_reduce_mean(torch.stack([w[k] for w in self.window]).float()) for k in self.window[0]}
+        means = {
+            k: distributed.all_reduce_mean(torch.stack([w[k] for w in self.window]).float()) for k in self.window[0]
+        }
         step_losses = means["loss"].tolist()
         if not all(math.isfinite(v) for v in step_losses):
             raise StopRun(f"the loss became non-finite by step {step}; lower --lr or check the data")

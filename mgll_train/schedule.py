@@ -22,7 +22,9 @@ class WarmupCosine:
     a re-planned schedule too).
     """
 
-    def __init__(self, warmup: int, total: int, min_ratio: float = 0.0, start: int | None = None, peak: float = 1.0) -> None:
+    def __init__(
+        self, warmup: int, total: int, min_ratio: float = 0.0, start: int | None = None, peak: float = 1.0
+    ) -> None:
         self.warmup = warmup
         self.total = total
         self.min_ratio = min_ratio

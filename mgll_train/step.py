@@ -67,7 +67,12 @@ class TrainStep(nn.Module):
                 pixels, batch["input_ids"], batch["attention_mask"], batch["text_index"], batch["text_mask"]
             )
         return self.loss_fn(
-            image_emb.float(), text_emb.float(), batch["text_mask"], step_items(batch), batch["text_ids"], scale.float(),
+            image_emb.float(),
+            text_emb.float(),
+            batch["text_mask"],
+            step_items(batch),
+            batch["text_ids"],
+            scale.float(),
             self.model.logit_bias,
         )
 
@@ -79,14 +84,22 @@ def step_items(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def build_step(
-    model: MGLLModel, config: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device, local_rank: int, world: int,
+    model: MGLLModel,
+    config: TrainConfig,
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device,
+    local_rank: int,
+    world: int,
     levels: Sequence[bool] | None = None,
 ) -> nn.Module:
     """The micro-step for a run's config, on its device, DDP-wrapped across ranks and compiled when asked.
     `levels`: which granularities take the batch's labels as their items (loss.label_levels)."""
     loss_fn = MGLLLoss(config.alpha_clip, config.alpha_point, config.alpha_kl, kind=config.loss, gather=world > 1,
                        label_levels=levels, instance_weight=config.instance_weight)  # fmt: skip
-    step: nn.Module = TrainStep(model, loss_fn, mean, std, autocast_dtype(device, config.precision), augment=config.augment)
+    step: nn.Module = TrainStep(
+        model, loss_fn, mean, std, autocast_dtype(device, config.precision), augment=config.augment
+    )
     step.to(device)
     if world > 1:
         step = DistributedDataParallel(step, device_ids=[local_rank] if device.type == "cuda" else None)

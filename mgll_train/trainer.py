@@ -163,7 +163,9 @@ def _find_resume(run_dir: Path, steps: int, echo: Callable[[str], None]) -> Resu
     return resume
 
 
-def _resume_positions(resume: Resume | None, config: TrainConfig, world: int, echo: Callable[[str], None]) -> dict[int, int]:
+def _resume_positions(
+    resume: Resume | None, config: TrainConfig, world: int, echo: Callable[[str], None]
+) -> dict[int, int]:
     if resume is None:
         return {}
     extra = resume.state["extra"]
@@ -174,7 +176,12 @@ def _resume_positions(resume: Resume | None, config: TrainConfig, world: int, ec
 
 
 def _start_loader(
-    config: TrainConfig, plan: Plan, dist_info: distributed.DistInfo, device: torch.device, start_step: int, positions: dict[int, int]
+    config: TrainConfig,
+    plan: Plan,
+    dist_info: distributed.DistInfo,
+    device: torch.device,
+    start_step: int,
+    positions: dict[int, int],
 ) -> Iterator:
     """The batch iterator, with its workers already started (they decode while the model is built)."""
     tokens = TextTokens(partial(load_tokenizer, tokenizer_folder(config.text_model)), config.max_text_tokens)
@@ -319,13 +326,20 @@ def train(
                 run_dir, record, plan.steps, plan.split_rows)  # fmt: skip
     if dist_info.is_main:
         echo(
-            f"pretraining {config.model} + {config.text_model or 'minilm'} ({count_parameters(model) / 1e6:.1f}M params) "
+            f"pretraining {config.model} + {config.text_model or 'minilm'} "
+            f"({count_parameters(model) / 1e6:.1f}M params) "
             f"with {config.loss} on {plan.split_rows} {config.split} rows ({plan.image_column}), "
             f"granularities {', '.join(plan.granularities)}; "
             f"steps {start_step}->{plan.steps}, {loop.samples_per_step} samples/step, device {device}"
             + (f", {dist_info.world_size} ranks" if dist_info.world_size > 1 else "")
         )
-    log = MetricsLog(run_dir if dist_info.is_main else None, plan.steps, start_step, loop.samples_per_step, progress and dist_info.is_main)
+    log = MetricsLog(
+        run_dir if dist_info.is_main else None,
+        plan.steps,
+        start_step,
+        loop.samples_per_step,
+        progress and dist_info.is_main,
+    )
     stream = StreamState(positions=dict(positions))
     _restore_rng(resumed, config, dist_info.rank)
     started = time.perf_counter()
@@ -336,7 +350,9 @@ def train(
     finally:
         log.close()
         del batches, loop.batches  # stops the loader workers
-    return _summary(run_dir, plan, start_step, stream, log, loop, time.perf_counter() - started, first_step_seconds, device, model)
+    return _summary(
+        run_dir, plan, start_step, stream, log, loop, time.perf_counter() - started, first_step_seconds, device, model
+    )
 
 
 def _summary(run_dir, plan, start_step, stream, log, loop, seconds, first_step_seconds, device, model) -> TrainSummary:

@@ -30,7 +30,6 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_IMAGE_SIZE = 224
 CROP_AREA = (0.7, 1.0)
 CROP_ASPECT = (3 / 4, 4 / 3)
 MAX_ROTATION_DEGREES = 7.0
@@ -173,4 +172,6 @@ def decode_image(
 ) -> torch.Tensor:
     """One image's bytes -> the model's normalised FloatTensor[3, H, W] (evaluation reads images one by one)."""
     pixels, view = load_pixels(data, image_size, (rng or np.random.default_rng()) if train else None)
-    return finish_batch(pixels.unsqueeze(0), view_tensor([view]), torch.tensor(mean), torch.tensor(std), rotate=train)[0]
+    return finish_batch(pixels.unsqueeze(0), view_tensor([view]), torch.tensor(mean), torch.tensor(std), rotate=train)[
+        0
+    ]

@@ -24,7 +24,14 @@ def data():
 def test_generator_shapes_splits_and_patients(data):
     assert data.images.shape == (220, 32, 32) and data.images.dtype == np.uint8
     for split in ("train", "val", "test"):
-        assert len(np.intersect1d(data.patient[data.rows(split)], data.patient[data.rows("test" if split != "test" else "train")])) == 0
+        assert (
+            len(
+                np.intersect1d(
+                    data.patient[data.rows(split)], data.patient[data.rows("test" if split != "test" else "train")]
+                )
+            )
+            == 0
+        )
     # two images per patient, same answers and same texts
     first, second = np.flatnonzero(data.patient == 5)
     assert (data.labels[first] == data.labels[second]).all()
@@ -162,7 +169,7 @@ def test_selection_takes_the_best_candidate_unless_a_simpler_one_is_within_noise
     simplest, *_, last = protocol.CANDIDATES
     names = list(protocol.CANDIDATES)
     runs = {name: [] for name in names}
-    for seed in range(4):
+    for _ in range(4):
         base = rng.random(n) + 0.1 * y
         for name in names:
             runs[name].append(_run([base + (0.3 * y if name == last else 0)], y))
@@ -190,7 +197,9 @@ def test_metric_values_are_the_mean_of_component_aucs():
     run = _run([a, b], y)
     value = compare.metric_values(run, "probe_disease", np.ones((1, 200)))[0]
     assert value == pytest.approx((roc_auc_score(y, a) + roc_auc_score(y, b)) / 2)
-    hits = scoring.RunScores({"retrieval_disease": [scoring.Component("hits", y.astype(float), None, np.arange(200) < 100)]})
+    hits = scoring.RunScores(
+        {"retrieval_disease": [scoring.Component("hits", y.astype(float), None, np.arange(200) < 100)]}
+    )
     assert compare.metric_values(hits, "retrieval_disease", np.ones((1, 200)))[0] == pytest.approx(y[:100].mean())
 
 
@@ -200,7 +209,7 @@ def test_compare_gives_zero_for_identical_variants_and_finds_a_real_gap():
     groups = np.repeat(np.arange(150), 2)
     y = rng.random(n) < 0.3
     runs = {"clip-concat": [], "same": [], "better": []}
-    for seed in range(4):
+    for _ in range(4):
         base = rng.random(n) + 0.8 * y
         runs["clip-concat"].append(_run([base], y))
         runs["same"].append(_run([base], y))

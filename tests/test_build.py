@@ -150,7 +150,9 @@ def test_monochrome1_radiograph_renders_like_an_independent_reference(export, bu
         ds = pydicom.dcmread(export / entry["source_path"])
         if ds.PhotometricInterpretation != "MONOCHROME1" or "WindowCenter" in ds or "VOILUTSequence" in ds:
             continue
-        pixels = ds.pixel_array.astype(np.float64) * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+        pixels = ds.pixel_array.astype(np.float64) * float(ds.get("RescaleSlope", 1)) + float(
+            ds.get("RescaleIntercept", 0)
+        )
         lo, hi = np.percentile(pixels, [0.5, 99.5])
         reference = 1.0 - np.clip((pixels - lo) / (hi - lo), 0, 1)
         stored = Image.open(io.BytesIO(rows[entry["image_id"]]["image"]["bytes"]))
@@ -218,10 +220,12 @@ def killed_after_seven(items, ctx, workers):
         yield outcome
 
 build_module.get_engine = lambda name, **kw: killed_after_seven
-build_module.build_dataset(Path(sys.argv[1]), Path(sys.argv[2]), "mimic-cxr", salt_file=Path(sys.argv[3]), progress=False)
+build_module.build_dataset(Path(sys.argv[1]), Path(sys.argv[2]), "mimic-cxr", salt_file=Path(sys.argv[3]),
+                           progress=False)
 """
 
 
+@pytest.mark.slow
 def test_a_killed_build_keeps_the_linkage_of_every_committed_row(export, built, salt, tmp_path):
     import subprocess
     import sys
@@ -244,6 +248,7 @@ def test_a_killed_build_keeps_the_linkage_of_every_committed_row(export, built, 
     assert {e["image_id"] for e in linkage if e["kind"] == "row"} == {r["image_id"] for r in _rows(out)}
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_rows(export, built, salt, tmp_path):
     reference, _ = built
     out = tmp_path / "ds2"

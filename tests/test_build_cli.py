@@ -168,8 +168,8 @@ CASES = textwrap.dedent("""
     e, ro, small, salt, tmp = sys.argv[1:6]
     def run(*args):
         r = CliRunner().invoke(main, list(args))
-        return {"code": r.exit_code, "output": r.output, "stdout": r.stdout, "crash": repr(r.exception) if r.exception and not
-                isinstance(r.exception, SystemExit) else None}
+        crash = repr(r.exception) if r.exception and not isinstance(r.exception, SystemExit) else None
+        return {"code": r.exit_code, "output": r.output, "stdout": r.stdout, "crash": crash}
     cases = {
         "out": run("build", e, ro + "/ds", "--salt-file", salt, "-q"),
         "linkage": run("build", e, tmp + "/a", "--linkage", ro + "/sub/l.parquet", "--salt-file", salt, "-q"),
@@ -189,6 +189,7 @@ CASES = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not _namespaces_available(), reason="needs `unshare -rm` (user + mount namespaces)")
 def test_a_real_read_only_file_system_and_a_real_full_disk(export, salt, tmp_path):

@@ -31,8 +31,7 @@ from skimage import data as skdata
 from mgll_data import dataset, schema
 from mgll_data.build import build_dataset
 from mgll_data.cli import main
-from mgll_data.pipeline import PIPELINE_DIR
-from mgll_data.pipeline import load_pipeline
+from mgll_data.pipeline import PIPELINE_DIR, load_pipeline
 from mgll_data.reports import vocabulary_names
 from mgll_data.validate import validate_dataset
 

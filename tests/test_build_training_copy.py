@@ -55,7 +55,9 @@ def test_the_loader_takes_the_copy_when_every_shard_has_it(built):
     assert image_column(without) == "image"
     with pytest.raises(DatasetError, match="no image_train column"):
         image_column(without, "image_train")
-    samples = list(ParquetImageText(with_copy, ["disease"], image_size=32, image_column="image_train", epochs=1, split=None))
+    samples = list(
+        ParquetImageText(with_copy, ["disease"], image_size=32, image_column="image_train", epochs=1, split=None)
+    )
     assert len(samples) == with_copy.num_rows
 
 

@@ -12,19 +12,11 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from mgll_data import dataset
+from mgll_data import dataset, writer
 from mgll_data.card import CardError, write_card
 from mgll_data.card.charts import long_sides
 from mgll_data.card.statistics import collect
 from mgll_data.commands.card import card
-from tests.dataset_fixtures import (
-    DEFAULT_VOCABULARY,
-    make_rejects,
-    make_rows,
-    read_manifest,
-    write_dataset,
-    write_manifest,
-)
 
 
 def table_rows(markdown: str, header_start: str) -> list[list[str]]:
@@ -41,9 +33,9 @@ def table_rows(markdown: str, header_start: str) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict], str]:
-    rows = make_rows(30, seed=3)
-    path = write_dataset(tmp_path_factory.mktemp("card") / "ds", rows=rows, rejects=make_rejects(4), shards=2,
+def built(tmp_path_factory: pytest.TempPathFactory, datasets) -> tuple[Path, list[dict], str]:
+    rows = datasets.rows(30, seed=3)
+    path = datasets.write(tmp_path_factory.mktemp("card") / "ds", rows=rows, rejects=datasets.rejects(4), shards=2,
                          row_group_size=7)
     readme = write_card(path)
     return path, rows, readme.read_text(encoding="utf-8")
@@ -70,13 +62,13 @@ def test_card_is_written_at_the_dataset_root_with_hub_front_matter(built: tuple[
         assert heading in markdown
 
 
-def test_label_prevalence_table_matches_the_rows(built: tuple[Path, list[dict], str]) -> None:
+def test_label_prevalence_table_matches_the_rows(built: tuple[Path, list[dict], str], datasets) -> None:
     _, rows, markdown = built
     table = {(r[0], r[1]): r[2:] for r in table_rows(markdown, "finding")}
-    for finding in DEFAULT_VOCABULARY:
+    for finding in datasets.VOCABULARY:
         for split in ("train", "val", "test", "all"):
             in_split = [r for r in rows if split == "all" or r["split"] == split]
-            statuses = Counter(l["status"] for r in in_split for l in r["labels"] if l["name"] == finding)
+            statuses = Counter(x["status"] for r in in_split for x in r["labels"] if x["name"] == finding)
             positive, negative, uncertain, unmentioned, _ = table[(finding, split)]
             assert (int(positive), int(negative), int(uncertain)) == (statuses[1], statuses[0], statuses[-1])
             assert int(unmentioned) == len(in_split) - sum(statuses.values())
@@ -102,9 +94,9 @@ def test_granularity_coverage_and_examples(built: tuple[Path, list[dict], str]) 
     assert examples["explanation"] == train_with_explanation[0]["text_explanation"]
 
 
-def test_rejects_table_counts_reasons(built: tuple[Path, list[dict], str]) -> None:
+def test_rejects_table_counts_reasons(built: tuple[Path, list[dict], str], datasets) -> None:
     _, _, markdown = built
-    expected = Counter((r["stage"], r["reason"]) for r in make_rejects(4))
+    expected = Counter((r["stage"], r["reason"]) for r in datasets.rejects(4))
     table = {(r[0], r[1]): int(r[2]) for r in table_rows(markdown, "stage")}
     assert table == dict(expected)
 
@@ -128,8 +120,8 @@ def test_charts_are_valid_pngs(built: tuple[Path, list[dict], str]) -> None:
             assert sum(1 for n in image.convert("L").histogram() if n) > 10  # more than a blank canvas
 
 
-def test_card_without_rejects_and_a_custom_out(tmp_path: Path) -> None:
-    path = write_dataset(tmp_path / "ds", rows=6, rejects=0)
+def test_card_without_rejects_and_a_custom_out(tmp_path: Path, datasets) -> None:
+    path = datasets.write(tmp_path / "ds", rows=6, rejects=0)
     readme = write_card(path, tmp_path / "elsewhere")
     assert readme == tmp_path / "elsewhere" / "README.md"
     assert (tmp_path / "elsewhere" / "charts" / "label_prevalence.png").is_file()
@@ -137,14 +129,14 @@ def test_card_without_rejects_and_a_custom_out(tmp_path: Path) -> None:
     assert not (path / "README.md").exists() and not (path / "charts").exists()
 
 
-def test_card_warns_about_a_linkage_table_inside_the_dataset(tmp_path: Path) -> None:
-    path = write_dataset(tmp_path / "ds", rows=6)
+def test_card_warns_about_a_linkage_table_inside_the_dataset(tmp_path: Path, datasets) -> None:
+    path = datasets.write(tmp_path / "ds", rows=6)
     (path / "ds.linkage.parquet").write_bytes(b"x")
     assert "Remove them before sharing" in write_card(path).read_text()
 
 
-def test_cli_writes_the_card_and_names_the_charts(tmp_path: Path) -> None:
-    path = write_dataset(tmp_path / "ds", rows=6)
+def test_cli_writes_the_card_and_names_the_charts(tmp_path: Path, datasets) -> None:
+    path = datasets.write(tmp_path / "ds", rows=6)
     result = CliRunner().invoke(card, [str(path)])
     assert result.exit_code == 0, result.output
     assert "README.md" in result.output and "label_prevalence.png" in result.output
@@ -157,8 +149,8 @@ def test_cli_not_a_dataset_is_one_line(tmp_path: Path) -> None:
     assert re.fullmatch(r"Error: .*does not exist\n", result.output)
 
 
-def test_cli_unreadable_shard_is_one_line(tmp_path: Path) -> None:
-    path = write_dataset(tmp_path / "ds", rows=6)
+def test_cli_unreadable_shard_is_one_line(tmp_path: Path, datasets) -> None:
+    path = datasets.write(tmp_path / "ds", rows=6)
     dataset.shard_paths(path)[0].write_bytes(b"PAR1 not parquet")
     result = CliRunner().invoke(card, [str(path)])
     assert result.exit_code == 1
@@ -171,8 +163,8 @@ def test_cli_help_has_an_example() -> None:
     assert result.exit_code == 0 and "Example:" in result.output and "mgll card" in result.output
 
 
-def test_a_readme_a_person_wrote_is_never_replaced(tmp_path: Path) -> None:
-    path = write_dataset(tmp_path / "ds", rows=6)
+def test_a_readme_a_person_wrote_is_never_replaced(tmp_path: Path, datasets) -> None:
+    path = datasets.write(tmp_path / "ds", rows=6)
     (path / "README.md").write_text("# Our site's notes\n")
     with pytest.raises(CardError, match="not written by mgll card"):
         write_card(path)
@@ -182,32 +174,33 @@ def test_a_readme_a_person_wrote_is_never_replaced(tmp_path: Path) -> None:
     assert write_card(path, tmp_path / "card").is_file(), "--out still works"
 
 
-def test_a_card_is_rewritten_in_place_and_carries_the_builds_licence(tmp_path: Path) -> None:
-    path = write_dataset(tmp_path / "ds", rows=6)
-    manifest = read_manifest(path)
+def test_a_card_is_rewritten_in_place_and_carries_the_builds_licence(tmp_path: Path, datasets) -> None:
+    path = datasets.write(tmp_path / "ds", rows=6)
+    manifest = dataset.read_manifest(path)
     manifest["license"] = "cc-by-nc-sa-4.0"
-    write_manifest(path, manifest)
+    writer.write_manifest(path, manifest)
     write_card(path)
     assert front_matter(write_card(path).read_text())["license"] == "cc-by-nc-sa-4.0"
 
 
-def test_a_card_is_refused_while_a_build_holds_the_dataset(tmp_path: Path) -> None:
+def test_a_card_is_refused_while_a_build_holds_the_dataset(tmp_path: Path, datasets) -> None:
     from mgll_data.output_folder import exclusive_lock
 
-    path = write_dataset(tmp_path / "ds", rows=6)
-    with exclusive_lock(path / dataset.LOCK_FILE, "test"):
-        with pytest.raises(CardError, match="another mgll build"):
-            write_card(path)
+    path = datasets.write(tmp_path / "ds", rows=6)
+    with exclusive_lock(path / dataset.LOCK_FILE, "test"), pytest.raises(CardError, match="another mgll build"):
+        write_card(path)
     assert not (path / "README.md").exists()
 
 
-def test_image_sizes_chart_draws_originals_on_a_log_axis_and_one_stored_size_as_a_line(tmp_path: Path) -> None:
+def test_image_sizes_chart_draws_originals_on_a_log_axis_and_one_stored_size_as_a_line(
+    tmp_path: Path, datasets
+) -> None:
     from mgll_data.card.charts import _image_sizes
 
-    rows = make_rows(12)
+    rows = datasets.rows(12)
     for i, row in enumerate(rows):  # originals from 300 px to 3,000 px, one stored size as a pipeline gives
         row["original_height"], row["original_width"] = 300 + 250 * i, 200 + 150 * i
-    stats = collect(write_dataset(tmp_path / "ds", rows=rows))
+    stats = collect(datasets.write(tmp_path / "ds", rows=rows))
     assert sorted(long_sides(stats, "original_height", "original_width")) == [300 + 250 * i for i in range(12)]
     fig = _image_sizes(stats)
     (ax,) = fig.axes

@@ -21,7 +21,6 @@ from mgll_train.checkpoint import (
 )
 from mgll_train.model import build_model
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -36,7 +35,14 @@ def trained(tmp_path_factory):
     model.encode_image(torch.randn(2, 3, 32, 32)).sum().backward()
     optimizer.step()
     scheduler.step()
-    config = {"model": "tiny", "image_size": 32, "granularities": ["disease"], "label_vocabulary": ["A"], "mean": cfg["mean"], "std": cfg["std"]}
+    config = {
+        "model": "tiny",
+        "image_size": 32,
+        "granularities": ["disease"],
+        "label_vocabulary": ["A"],
+        "mean": cfg["mean"],
+        "std": cfg["std"],
+    }
     save_tokenizer(run, cfg["tokenizer_dir"])
     save_run(run, model, optimizer, scheduler, 1, config, extra_state={"positions": {0: 8}})
     save_run(run, model, optimizer, scheduler, 2, config, extra_state={"positions": {0: 16}})
@@ -141,7 +147,10 @@ def test_no_intact_checkpoint_is_one_error_naming_the_newest_problem(trained, tm
     run = shutil.copytree(trained[0], tmp_path / "run")
     (run / "checkpoints" / "step-00000002" / "training_state.pt").write_bytes(b"")
     (run / "checkpoints" / "step-00000001" / "model.safetensors").write_bytes(b"truncated")
-    with pytest.raises(CheckpointError, match="step-00000002: training_state.pt does not match its checksum .*no older checkpoint is intact"):
+    with pytest.raises(
+        CheckpointError,
+        match="step-00000002: training_state.pt does not match its checksum .*no older checkpoint is intact",
+    ):
         load_newest_intact(run, lambda checkpoint: checkpoint, warn=pytest.fail)
 
 

@@ -59,7 +59,12 @@ def test_quiet_and_its_old_spellings(args, quiet, warned) -> None:
 
 @pytest.mark.parametrize(
     "args, threads, warned",
-    [([], 2, False), (["--threads", "3"], 3, False), (["--workers", "4"], 4, True), (["--workers", "4", "--threads", "5"], 5, True)],
+    [
+        ([], 2, False),
+        (["--threads", "3"], 3, False),
+        (["--workers", "4"], 4, True),
+        (["--workers", "4", "--threads", "5"], 5, True),
+    ],
 )
 def test_a_renamed_option_with_a_value_still_takes_its_old_name(args, threads, warned) -> None:
     result = _run(*args)
@@ -123,8 +128,10 @@ def test_a_json_write_that_fails_late_is_one_line(tmp_path: Path, monkeypatch) -
     [
         (OSError(errno.ENOSPC, "No space left on device", "/o/data/x"),
          "No space left on device (/o/data/x); free some space"),
-        (PermissionError(errno.EACCES, "Permission denied", "/o"), "Permission denied (/o); check the folder's permissions"),
-        (OSError(errno.EROFS, "Read-only file system", "/o"), "Read-only file system (/o); that file system is mounted read-only"),
+        (PermissionError(errno.EACCES, "Permission denied", "/o"),
+         "Permission denied (/o); check the folder's permissions"),
+        (OSError(errno.EROFS, "Read-only file system", "/o"),
+         "Read-only file system (/o); that file system is mounted read-only"),
         (OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device"),
          "No space left on device; free some space"),
         (OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"),

@@ -3,14 +3,15 @@ import pickle
 from functools import partial
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 
+from mgll_data.dataset import shard_paths
 from mgll_train.data import DatasetError, label_matrix, open_dataset, split_counts, text_id
 from mgll_train.model import default_text_folder, load_tokenizer
 from mgll_train.stream import Collator, ParquetImageText, TextTokens, UndecodableShare, build_loader, row_group_units
-from tests.train_fixtures import GRANULARITIES, VOCABULARY, write_dataset
 
 TEXTS = ["category", "disease", "description"]
 
@@ -20,19 +21,20 @@ def _tokens(max_tokens=128):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("ds"), rows=40, row_group_size=8, shards=2, corrupt_rows=(5,))
+def dataset(tmp_path_factory, datasets):
+    return datasets.write_learnable(tmp_path_factory.mktemp("ds"), rows=40, row_group_size=8, shards=2,
+                                    corrupt_rows=(5,))
 
 
 def _ids(stream):
     return [sample["image_id"] for sample in stream]
 
 
-def test_open_dataset_reads_contract_metadata(dataset):
+def test_open_dataset_reads_contract_metadata(dataset, datasets):
     info = open_dataset(dataset)
-    assert info.vocabulary == tuple(VOCABULARY)
-    assert info.granularities == tuple(GRANULARITIES)
-    assert info.num_rows == 40 and len(info.shards) == 2
+    assert info.vocabulary == datasets.LEARNABLE_VOCABULARY
+    assert info.granularities == datasets.LEARNABLE_GRANULARITIES
+    assert info.num_rows == 40 and len(info.shards) == 4, "two shards for each of the two splits"
     assert split_counts(info) == {"train": 30, "val": 10}
     assert open_dataset(dataset).fingerprint == info.fingerprint
 
@@ -48,14 +50,13 @@ def test_open_dataset_rejects_missing_folder_and_shards(tmp_path):
         open_dataset(tmp_path)
 
 
-def test_open_dataset_rejects_missing_column_and_metadata(tmp_path):
-    write_dataset(tmp_path / "a", rows=4)
-    table = pq.read_table(tmp_path / "a" / "data" / "part-00000.parquet")
-    pq.write_table(table.drop_columns(["text_disease"]), tmp_path / "a" / "data" / "part-00000.parquet")
+def test_open_dataset_rejects_missing_column_and_metadata(tmp_path, datasets):
+    for shard in shard_paths(datasets.write_learnable(tmp_path / "a", rows=4)):
+        pq.write_table(pq.read_table(shard).drop_columns(["text_disease"]), shard)
     with pytest.raises(DatasetError, match="missing the columns \\['text_disease'\\]"):
         open_dataset(tmp_path / "a")
-    write_dataset(tmp_path / "b", rows=4)
-    pq.write_table(table.replace_schema_metadata(None), tmp_path / "b" / "data" / "part-00000.parquet")
+    for shard in shard_paths(datasets.write_learnable(tmp_path / "b", rows=4)):
+        pq.write_table(pq.read_table(shard).replace_schema_metadata(None), shard)
     with pytest.raises(DatasetError, match="lacks the mgll metadata"):
         open_dataset(tmp_path / "b")
 
@@ -66,7 +67,7 @@ def test_label_matrix_counts_only_positive_findings():
         [{"name": "Pleural Effusion", "status": 0}, {"name": "Unknown", "status": 1}],
         [],
     ]
-    matrix = label_matrix(rows, VOCABULARY)
+    matrix = label_matrix(rows, ["Pleural Effusion", "Cardiomegaly", "Pneumothorax"])
     assert matrix.tolist() == [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
 
 
@@ -117,8 +118,8 @@ def test_resume_from_a_recorded_position_continues_the_stream_exactly(dataset):
     assert all(torch.equal(a["pixels"], b["pixels"]) and a["view"] == b["view"] for a, b in zip(resumed, full[20:]))
 
 
-def test_resume_by_batch_count_when_no_position_was_recorded(tmp_path):
-    info = open_dataset(write_dataset(tmp_path, rows=24, row_group_size=8))
+def test_resume_by_batch_count_when_no_position_was_recorded(tmp_path, datasets):
+    info = open_dataset(datasets.write_learnable(tmp_path, rows=24, row_group_size=8))
     full = _ids(ParquetImageText(info, TEXTS, image_size=16, epochs=2, seed=4))
     resumed = _ids(ParquetImageText(info, TEXTS, image_size=16, epochs=2, seed=4, batch_size=4, resume_batches=5))
     assert resumed == full[20:]
@@ -131,14 +132,14 @@ def test_other_split_and_empty_split(dataset):
     assert _ids(ParquetImageText(info, TEXTS, image_size=16, split="test")) == []
 
 
-def test_collator_sends_each_distinct_text_once_and_masks_missing_ones(dataset):
+def test_collator_sends_each_distinct_text_once_and_masks_missing_ones(dataset, datasets):
     info = open_dataset(dataset)
     granularities = ["category", "disease", "description", "explanation"]
     tokens = _tokens(max_tokens=16)
     samples = list(ParquetImageText(info, granularities, image_size=16, tokens=tokens, epochs=1, shuffle_buffer=0))[:8]
     batch = Collator(tokens.pad_id)(samples)
     assert batch["pixels"].shape == (8, 1, 16, 16) and batch["pixels"].dtype == torch.uint8
-    assert batch["views"].shape == (8, 3) and batch["labels"].shape == (8, len(VOCABULARY))
+    assert batch["views"].shape == (8, 3) and batch["labels"].shape == (8, len(datasets.LEARNABLE_VOCABULARY))
     texts = [[s["texts"][k] for s in samples] for k in range(4)]
     assert batch["text_mask"].tolist() == [[t is not None for t in column] for column in texts]
     assert ((batch["text_ids"] == -1) == ~batch["text_mask"]).all()
@@ -172,29 +173,27 @@ def test_tokenizer_is_not_pickled_into_workers():
 
 
 @pytest.mark.timeout(60)
-def test_a_split_whose_images_all_fail_stops_instead_of_looping_forever(tmp_path):
-    info = open_dataset(write_dataset(tmp_path, rows=12, corrupt_rows=tuple(range(12))))
+def test_a_split_whose_images_all_fail_stops_instead_of_looping_forever(tmp_path, datasets):
+    info = open_dataset(datasets.write_learnable(tmp_path, rows=12, corrupt_rows=tuple(range(12))))
     stream = ParquetImageText(info, TEXTS, image_size=16)
     with pytest.raises(UndecodableShare, match="none of the 9 train images"):
         next(iter(stream))
 
 
-def test_split_counts_come_from_the_manifest_when_it_covers_every_row(tmp_path):
-    root = write_dataset(tmp_path, rows=8)
-    info = open_dataset(root)
-    assert split_counts(info) == {"train": 6, "val": 2}  # the fixture's manifest lists no splits: column scan
+def test_split_counts_come_from_the_manifest_when_it_covers_every_row(tmp_path, datasets):
+    root = datasets.write_learnable(tmp_path, rows=8)
     manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest.pop("splits") == {"train": 6, "val": 2}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert split_counts(open_dataset(root)) == {"train": 6, "val": 2}  # a manifest without splits: column scan
     (root / "manifest.json").write_text(json.dumps({**manifest, "splits": {"train": 5, "test": 3}}))
     assert split_counts(open_dataset(root)) == {"train": 5, "test": 3}
     (root / "manifest.json").write_text(json.dumps({**manifest, "splits": {"train": 5}}))
     assert split_counts(open_dataset(root)) == {"train": 6, "val": 2}  # stale: does not add up to the rows
 
 
-def test_a_split_reads_only_its_own_shards_when_their_names_say_the_split(tmp_path):
-    root = write_dataset(tmp_path / "ds", rows=8, splits=("train",))
-    (root / "data" / "part-00000.parquet").rename(root / "data" / "train-00000.parquet")
-    other = write_dataset(tmp_path / "other", rows=4, splits=("val",), seed=1)
-    (other / "data" / "part-00000.parquet").rename(root / "data" / "validation-00000.parquet")
+def test_a_split_reads_only_its_own_shards_when_their_names_say_the_split(tmp_path, datasets):
+    root = datasets.write_learnable(tmp_path / "ds", rows=12, splits=("train", "train", "val"))
     info = open_dataset(root)
     assert len(info.shards) == 2
     assert {Path(u.shard).name for u in row_group_units(info, 1, "train")} == {"train-00000.parquet"}
@@ -203,23 +202,35 @@ def test_a_split_reads_only_its_own_shards_when_their_names_say_the_split(tmp_pa
     assert len(_ids(ParquetImageText(info, TEXTS, image_size=16, split="val", epochs=1))) == 4
 
 
-def test_a_dataset_with_items_puts_each_levels_items_in_the_batch(tmp_path):
-    from tests.train_fixtures import ITEM_VOCABULARY
-
-    root = write_dataset(tmp_path / "ds", rows=16, items=True)
+def test_a_schema_1_0_dataset_with_every_split_in_one_shard_streams_each_split(tmp_path, datasets):
+    root = datasets.write_learnable(tmp_path / "ds", rows=12, splits=("train", "train", "val"))
+    table = pa.concat_tables(pq.read_table(shard) for shard in shard_paths(root))
+    for shard in shard_paths(root):
+        shard.unlink()
+    pq.write_table(table, root / "data" / "part-00000.parquet", row_group_size=4)
     info = open_dataset(root)
-    assert info.item_vocabulary == tuple(ITEM_VOCABULARY)
+    assert [Path(s).name for s in info.shards] == ["part-00000.parquet"]
+    assert len(row_group_units(info, 1, "train")) == len(row_group_units(info, 1, "val")) == 3
+    assert sorted(_ids(ParquetImageText(info, TEXTS, image_size=16, split="val", epochs=1))) == [
+        f"img-{k:05d}" for k in range(2, 12, 3)
+    ]
+    assert len(_ids(ParquetImageText(info, TEXTS, image_size=16, split="train", epochs=1))) == 8
+
+
+def test_a_dataset_with_items_puts_each_levels_items_in_the_batch(tmp_path, datasets):
+    root = datasets.write_learnable(tmp_path / "ds", rows=16, items=True)
+    info = open_dataset(root)
+    assert info.item_vocabulary == tuple(datasets.ITEM_VOCABULARY)
     granularities = ["modality", "disease", "description"]  # modality has no items column: always empty
     tokens = _tokens(max_tokens=16)
     samples = list(ParquetImageText(info, granularities, image_size=16, tokens=tokens, epochs=1, shuffle_buffer=0))[:8]
-    batch = Collator(tokens.pad_id, items=len(ITEM_VOCABULARY))(samples)
-    assert batch["items"].shape == (3, 8, len(ITEM_VOCABULARY)) and batch["items"].dtype == torch.uint8
-    table = pq.read_table(next(root.glob("data/*.parquet"))).to_pylist()
-    rows = {r["image_id"]: r for r in table}
+    batch = Collator(tokens.pad_id, items=len(datasets.ITEM_VOCABULARY))(samples)
+    assert batch["items"].shape == (3, 8, len(datasets.ITEM_VOCABULARY)) and batch["items"].dtype == torch.uint8
+    rows = {r["image_id"]: r for shard in shard_paths(root) for r in pq.read_table(shard).to_pylist()}
     for i, sample in enumerate(samples):
         row = rows[sample["image_id"]]
         for k, column in ((1, "items_disease"), (2, "items_description")):
-            got = {ITEM_VOCABULARY[j] for j in torch.nonzero(batch["items"][k, i]).flatten().tolist()}
+            got = {datasets.ITEM_VOCABULARY[j] for j in torch.nonzero(batch["items"][k, i]).flatten().tolist()}
             assert got == set(row[column] or ()), (column, row[column])
         assert batch["items"][0, i].sum() == 0
     assert "items" not in Collator(tokens.pad_id)(samples)  # a dataset without items: labels only

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from mgll_data import dataset
-from tests.dataset_fixtures import DEFAULT_VOCABULARY, make_rows, write_dataset
 
 
 def test_label_matrix_keeps_statuses_and_counts_names_outside_the_vocabulary() -> None:
@@ -24,11 +23,11 @@ def test_label_matrix_keeps_statuses_and_counts_names_outside_the_vocabulary() -
 
 
 def test_splits_sort_in_contract_order_then_by_name() -> None:
-    assert dataset.ordered_splits({"test", "extra", "train", "val", "test"}) == ["train", "val", "test", "extra"]
+    assert dataset.ordered_splits(["test", "extra", "train", "val", "test"]) == ["train", "val", "test", "extra"]
 
 
-def test_shard_listing_skips_temporary_and_foreign_files(tmp_path: Path) -> None:
-    root = write_dataset(tmp_path / "ds", rows=12, shards=2)
+def test_shard_listing_skips_temporary_and_foreign_files(tmp_path: Path, datasets) -> None:
+    root = datasets.write(tmp_path / "ds", rows=12, shards=2)
     data = dataset.data_dir(root)
     half = dataset.temporary_path(data / dataset.shard_name("val", 2))
     half.write_bytes(b"half a shard")
@@ -53,10 +52,10 @@ def test_shard_names_map_val_to_the_hugging_face_validation_split() -> None:
         dataset.shard_name("holdout", 0)
 
 
-def test_metadata_and_manifest_read_back(tmp_path: Path) -> None:
-    root = write_dataset(tmp_path / "ds", rows=make_rows(6))
+def test_metadata_and_manifest_read_back(tmp_path: Path, datasets) -> None:
+    root = datasets.write(tmp_path / "ds", rows=datasets.rows(6))
     meta = dataset.read_metadata(root)
-    assert meta.vocabulary == DEFAULT_VOCABULARY and meta.pipeline == "mimic-cxr"
+    assert meta.vocabulary == datasets.VOCABULARY and meta.pipeline == "mimic-cxr"
     assert dataset.read_manifest(root)["rows"] == 6
     assert sum(t.num_rows for t in dataset.iter_row_groups(root, ["split"])) == 6
 

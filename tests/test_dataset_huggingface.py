@@ -45,7 +45,12 @@ def check_splits_and_images(loaded, out: Path) -> None:
         assert set(part["split"]) == {split}
         row = part[0]
         assert row["image"].size == (row["width"], row["height"])  # a decoded PIL image
-        assert {label["status"] for r in part for label in r["labels"]} <= {1, 0, -1, None}  # None: blank under the uncertain policy
+        assert {label["status"] for r in part for label in r["labels"]} <= {
+            1,
+            0,
+            -1,
+            None,
+        }  # None: blank under the uncertain policy
 
 
 def test_load_dataset_on_the_folder_finds_three_splits_and_an_image_column(built: Path, tmp_path: Path) -> None:

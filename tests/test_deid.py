@@ -444,7 +444,7 @@ def test_names_in_the_wrong_byte_encoding_are_still_scrubbed():
     # UTF-8 bytes under a latin-1 declaration: mojibake ("HÃ¥konsen").
     utf8_in_latin1 = Dataset()
     utf8_in_latin1.SpecificCharacterSet = "ISO_IR 100"
-    _raw(utf8_in_latin1, 0x00100010, "PN", "Håkonsen^Ødegård".encode("utf-8"))
+    _raw(utf8_in_latin1, 0x00100010, "PN", "Håkonsen^Ødegård".encode())
     for ds in (latin1_in_utf8, utf8_in_latin1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mgll_data.deid import scrub_text, scoring
+from mgll_data.deid import scoring, scrub_text
 
 DATA = Path(__file__).parent / "data" / "deid"
 PHI_TYPES = {"NAME", "DATE", "AGE", "PHONE", "ID", "ADDRESS", "EMAIL", "URL"}

@@ -71,7 +71,9 @@ def _kill_and_watch(
     try:
         while len(tree) < enough or not ready():
             if process.poll() is not None:
-                pytest.fail(f"exited (rc {process.returncode}) before its workers ran: {process.stderr.read()[-2000:]!r}")
+                pytest.fail(
+                    f"exited (rc {process.returncode}) before its workers ran: {process.stderr.read()[-2000:]!r}"
+                )
             time.sleep(0.2)
             tree = _descendants(process.pid)
         time.sleep(0.5)
@@ -88,6 +90,7 @@ def _kill_and_watch(
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_kill_9_of_a_two_worker_build_leaves_no_process_behind(tmp_path):
     export = tmp_path / "export"

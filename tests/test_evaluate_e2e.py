@@ -21,7 +21,6 @@ from mgll_train.checkpoint import find_checkpoint, save_run, save_tokenizer
 from mgll_train.evaluate import EvaluationError, EvaluationOptions, evaluate, features, retrieval, zero_shot
 from mgll_train.evaluate.downstream import load_downstream
 from mgll_train.model import build_model
-from tests.dataset_fixtures import make_rows, write_dataset
 
 IMAGE_SIZE = 32
 GRANULARITIES = ["disease", "description"]
@@ -46,17 +45,17 @@ def _save_tiny_run(path, embed_dim: int = 32, name: str = "tiny"):
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, datasets):
     root = tmp_path_factory.mktemp("evaluate")
     rng = np.random.default_rng(0)
-    rows = make_rows(50)
+    rows = datasets.rows(50)
     for i, row in enumerate(rows):
         positive = i % 2 == 0
         row["image"]["bytes"] = _image(positive, rng)
         row["labels"] = [{"name": "Pleural Effusion", "status": 1 if positive else 0},
                          {"name": "Edema", "status": (1, 0, -1)[i % 3]}]  # fmt: skip
         row["text_disease"] = "pleural effusion" if positive else "no finding"
-    return {"root": root, "dataset": write_dataset(root / "ds", rows=rows), "run": _save_tiny_run(root / "run")}
+    return {"root": root, "dataset": datasets.write(root / "ds", rows=rows), "run": _save_tiny_run(root / "run")}
 
 
 def _invoke(*args):
@@ -124,13 +123,15 @@ def test_config_naming_another_tower_is_an_error(workspace, tmp_path):
     config = json.loads(config_file.read_text())
     config["model"] = "vit-b16"
     config_file.write_text(json.dumps(config))
-    with pytest.raises(EvaluationError, match="names vision model 'vit-b16' but its checkpoint holds a different tower"):
+    with pytest.raises(
+        EvaluationError, match="names vision model 'vit-b16' but its checkpoint holds a different tower"
+    ):
         evaluate(run, workspace["dataset"], "zero-shot", tmp_path / "o", EvaluationOptions(progress=False))
 
 
-def test_empty_test_split_is_an_error(workspace, tmp_path):
-    rows = [r for r in make_rows(20) if r["split"] != "test"]
-    dataset = write_dataset(tmp_path / "ds", rows=rows)
+def test_empty_test_split_is_an_error(workspace, tmp_path, datasets):
+    rows = [r for r in datasets.rows(20) if r["split"] != "test"]
+    dataset = datasets.write(tmp_path / "ds", rows=rows)
     result = _invoke(workspace["run"], dataset, "--task", "linear-probe", "--out", tmp_path / "o")
     assert result.exit_code == 1 and "test split" in result.output and "empty" in result.output
 
@@ -142,11 +143,13 @@ def test_csv_multiclass_probe_and_finetune(workspace, tmp_path):
     for i in range(45):
         bright = i % 3 == 0
         (tmp_path / "png" / f"{i}.png").write_bytes(_image(bright, rng))
-        lines.append(f"png/{i}.png,{'effusion' if bright else 'clear'},{('train', 'train', 'val', 'test', 'train')[i % 5]}")
+        lines.append(
+            f"png/{i}.png,{'effusion' if bright else 'clear'},{('train', 'train', 'val', 'test', 'train')[i % 5]}"
+        )
     (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
     options = EvaluationOptions(head="multiclass", bootstrap=30, epochs=1, progress=False, device="cpu")
-    results = evaluate(workspace["run"], tmp_path / "labels.csv", ["linear-probe", "finetune", "zero-shot"], tmp_path / "o",
-                       options)  # fmt: skip
+    results = evaluate(workspace["run"], tmp_path / "labels.csv", ["linear-probe", "finetune", "zero-shot"],
+                       tmp_path / "o", options)  # fmt: skip
     assert results["dataset"]["kind"] == "multiclass"
     assert results["tasks"]["linear-probe"]["macro"]["accuracy"]["value"] >= 0.8
     assert results["tasks"]["finetune"]["head"] == "multiclass"
@@ -155,7 +158,9 @@ def test_csv_multiclass_probe_and_finetune(workspace, tmp_path):
 
 
 def test_multiclass_head_on_multilabel_data_is_refused(workspace, tmp_path):
-    result = _invoke(workspace["run"], workspace["dataset"], "--task", "finetune", "--head", "multiclass", "--out", tmp_path)
+    result = _invoke(
+        workspace["run"], workspace["dataset"], "--task", "finetune", "--head", "multiclass", "--out", tmp_path
+    )
     assert result.exit_code == 1 and "one class column" in result.output
 
 
@@ -176,10 +181,12 @@ def test_shared_forward_pass_matches_encode_image(workspace):
     assert backbone.shape == (3, run.model.vision_proj.in_features)
 
 
-def test_corrupt_test_image_is_a_named_error(workspace, tmp_path):
-    rows = make_rows(20)
+def test_corrupt_test_image_is_a_named_error(workspace, tmp_path, datasets):
+    rows = datasets.rows(20)
     broken = next(r for r in rows if r["split"] == "test")
     broken["image"]["bytes"] = b"\x89PNG\r\n\x1a\n truncated"
-    dataset = write_dataset(tmp_path / "ds", rows=rows)
+    dataset = datasets.write(tmp_path / "ds", rows=rows)
     with pytest.raises(EvaluationError, match=f"image {broken['image_id']} cannot be decoded"):
-        evaluate(workspace["run"], dataset, "zero-shot", tmp_path / "o", EvaluationOptions(progress=False, device="cpu"))
+        evaluate(
+            workspace["run"], dataset, "zero-shot", tmp_path / "o", EvaluationOptions(progress=False, device="cpu")
+        )

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.dataset_fixtures import make_rows, write_dataset
-from mgll_train.evaluate import EvaluationError, parse_tasks
-from mgll_train.evaluate import downstream, linear_probe, report, retrieval, zero_shot
+from mgll_train.evaluate import EvaluationError, downstream, linear_probe, parse_tasks, report, retrieval, zero_shot
 from mgll_train.evaluate.downstream import Downstream
 
 
@@ -30,9 +28,9 @@ def _write_csv(tmp_path, header: str, lines: list[str], images: int):
     return path
 
 
-def test_parquet_labels_texts_and_bytes_round_trip(tmp_path):
-    rows = make_rows(30)
-    path = write_dataset(tmp_path / "ds", rows=rows, shards=2, row_group_size=7)
+def test_parquet_labels_texts_and_bytes_round_trip(tmp_path, datasets):
+    rows = datasets.rows(30)
+    path = datasets.write(tmp_path / "ds", rows=rows, shards=2, row_group_size=7)
     data = downstream.load_downstream(path)
     assert data.kind == "multilabel" and len(data) == 30
     by_id = {row["image_id"]: row for row in rows}  # the dataset holds its rows split by split
@@ -49,8 +47,8 @@ def test_parquet_labels_texts_and_bytes_round_trip(tmp_path):
     assert all(fetched[i] == by_id[data.image_ids[i]]["image"]["bytes"] for i in test)
 
 
-def test_parquet_label_subset_and_unknown_label(tmp_path):
-    path = write_dataset(tmp_path / "ds", rows=10)
+def test_parquet_label_subset_and_unknown_label(tmp_path, datasets):
+    path = datasets.write(tmp_path / "ds", rows=10)
     assert downstream.load_downstream(path, labels=["Edema"]).label_names == ["Edema"]
     with pytest.raises(EvaluationError, match="not in the dataset's vocabulary"):
         downstream.load_downstream(path, labels=["Fracture"])
@@ -118,7 +116,14 @@ def _synthetic(n: int, seed: int = 0):
     splits = np.array(["train", "val", "test", "train", "train"] * (n // 5), dtype=object)
     labels[(splits == "test") & (np.arange(n) % 7 == 0), 2] = 1
     labels[rng.random(n) < 0.1, 1] = -1
-    data = Downstream(source="csv", kind="multilabel", label_names=["a", "b", "c"], labels=labels, splits=splits, image_ids=[str(i) for i in range(n)])
+    data = Downstream(
+        source="csv",
+        kind="multilabel",
+        label_names=["a", "b", "c"],
+        labels=labels,
+        splits=splits,
+        image_ids=[str(i) for i in range(n)],
+    )
     rows = {s: data.indices(s) for s in ("train", "val", "test")}
     return data, rows, {s: x[rows[s]] for s in rows}
 
@@ -140,7 +145,9 @@ def test_linear_probe_multiclass():
     y = rng.integers(0, 3, n)
     x = rng.normal(size=(n, 6)) + np.eye(6)[y] * 3
     splits = np.array(["train", "train", "train", "val", "test"] * (n // 5), dtype=object)
-    data = Downstream(source="csv", kind="multiclass", label_names=["p", "q", "r"], labels=y, splits=splits, image_ids=[""] * n)
+    data = Downstream(
+        source="csv", kind="multiclass", label_names=["p", "q", "r"], labels=y, splits=splits, image_ids=[""] * n
+    )
     rows = {s: data.indices(s) for s in ("train", "val", "test")}
     result = linear_probe.evaluate(data, rows, {s: x[rows[s]] for s in rows}, bootstrap=50)
     assert result["macro"]["accuracy"]["value"] > 0.85
@@ -208,7 +215,14 @@ def test_report_writes_strict_json_with_nulls_and_markdown(tmp_path):
     probe = linear_probe.evaluate(data, rows, emb, bootstrap=20)
     results = {
         "run": {"path": "r", "step": 3, "model": "tiny", "loss": "mgll", "granularities": ["disease"]},
-        "dataset": {"path": "d", "source": "csv", "kind": "multilabel", "labels": ["a", "b", "c"], "splits": {"test": 20}, "notes": []},
+        "dataset": {
+            "path": "d",
+            "source": "csv",
+            "kind": "multilabel",
+            "labels": ["a", "b", "c"],
+            "splits": {"test": 20},
+            "notes": [],
+        },
         "options": {"bootstrap": 20, "seed": 0},
         "tasks": {"linear-probe": probe},
         "notes": [],

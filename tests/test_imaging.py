@@ -468,7 +468,12 @@ def test_multipage_tiff_contributes_its_middle_page(tmp_path):
 
 @pytest.mark.parametrize(
     "shape, size, expected",
-    [((1955, 1841), 512, (512, 482)), ((1024, 256), 256, (256, 64)), ((64, 64), 128, (128, 128)), ((3, 2000), 100, (1, 100))],
+    [
+        ((1955, 1841), 512, (512, 482)),
+        ((1024, 256), 256, (256, 64)),
+        ((64, 64), 128, (128, 128)),
+        ((3, 2000), 100, (1, 100)),
+    ],
 )
 def test_target_size_keeps_aspect_and_sets_the_long_side(shape, size, expected):
     assert target_size(*shape, size) == expected
@@ -577,7 +582,9 @@ def test_dicom_header_is_returned_without_pixel_data_and_png_has_none(tmp_path):
 def test_jpeg_output_settings(tmp_path):
     rendered = render_file(data_file("MR_small.dcm"), replace(settings(64), format="jpeg", jpeg_quality=80))
     assert rendered.format == "jpeg" and rendered.data.startswith(b"\xff\xd8")
-    assert math.isclose(pixels_of(rendered).mean(), pixels_of(render_file(data_file("MR_small.dcm"), settings(64))).mean(), abs_tol=3)
+    assert math.isclose(
+        pixels_of(rendered).mean(), pixels_of(render_file(data_file("MR_small.dcm"), settings(64))).mean(), abs_tol=3
+    )
 
 
 # --- pixel limit: headers that claim more pixels than a worker should decode ---------------------------------

@@ -39,6 +39,15 @@ def _jaccard(a, b):
     return float(((a > 0) & (b > 0)).sum() / union) if union else 0.0
 
 
+def _target(kind, level_ids, level_items, i, j, instance_weight=0.0):
+    """Row i's soft target for column j: 1 on the diagonal, else (1 - instance_weight) times 1 for an identical
+    text or the items' Jaccard."""
+    if kind == "clip" or i == j:
+        return float(i == j)
+    same_text = level_ids[i] >= 0 and level_ids[i] == level_ids[j]
+    return (1 - instance_weight) * (1.0 if same_text else _jaccard(level_items[i], level_items[j]))
+
+
 def _reference(image_emb, text_emb, text_mask, items, text_ids, logit_scale, logit_bias=None, kind="mgll",
                instance_weight=0.0):
     """The maths of the module docstring written one sample at a time, as a reader would check it."""
@@ -53,13 +62,8 @@ def _reference(image_emb, text_emb, text_mask, items, text_ids, logit_scale, log
             continue
         ce_sum, bce_sum = 0.0, 0.0
         for i in valid:
-            def target(j):
-                if kind == "clip" or i == j:
-                    return float(i == j)
-                same_text = text_ids[k, i] >= 0 and text_ids[k, i] == text_ids[k, j]
-                return (1 - instance_weight) * (1.0 if same_text else _jaccard(level_items[i], level_items[j]))
-
-            t = torch.tensor([target(j) for j in valid], dtype=image_emb.dtype)
+            t = torch.tensor([_target(kind, text_ids[k], level_items, i, j, instance_weight) for j in valid],
+                             dtype=image_emb.dtype)
             w = t / t.sum()
             i2t = torch.stack([logit_scale * image_emb[i] @ text_emb[k, j] for j in valid])
             t2i = torch.stack([logit_scale * text_emb[k, i] @ image_emb[j] for j in valid])
@@ -181,7 +185,9 @@ def test_each_granularity_takes_its_targets_from_its_own_items():
     ids = torch.tensor([[10, 11, 12, 20], [30, 31, 32, 33]])
     t = pair_targets(items, ids, torch.ones(2, 4, dtype=torch.bool), torch.float64)
     third, half = 1 / 3, 1 / 2
-    want_disease = torch.tensor([[1, half, 0, 0], [half, 1, half, 0], [0, half, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
+    want_disease = torch.tensor(
+        [[1, half, 0, 0], [half, 1, half, 0], [0, half, 1, 0], [0, 0, 0, 1]], dtype=torch.float64
+    )
     want_description = torch.tensor([[1, half, 0, 0], [half, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
     assert torch.allclose(t[0], want_disease) and torch.allclose(t[1], want_description)
     # 1 and 2 share atelectasis (a disease-level half-positive) but not its side: strangers at description

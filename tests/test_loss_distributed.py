@@ -111,6 +111,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# the tests that use it are marked slow: it spawns two gloo processes (about 10 s)
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     if not dist.is_available():
@@ -129,6 +130,7 @@ def _full_batch(inputs, loss_fn=None):
     return out, {name: p.grad for name, p in model.named_parameters()}, input_grad
 
 
+@pytest.mark.slow
 def test_per_rank_losses_average_to_the_full_batch_loss(two_ranks):
     inputs, results = two_ranks
     full, _, _ = _full_batch(inputs)
@@ -140,6 +142,7 @@ def test_per_rank_losses_average_to_the_full_batch_loss(two_ranks):
     assert not torch.allclose(results[0]["terms"]["loss"], results[1]["terms"]["loss"])  # really split
 
 
+@pytest.mark.slow
 def test_ddp_parameter_gradients_equal_the_full_batch_gradients(two_ranks):
     inputs, results = two_ranks
     _, full_grads, _ = _full_batch(inputs)
@@ -149,6 +152,7 @@ def test_ddp_parameter_gradients_equal_the_full_batch_gradients(two_ranks):
             assert torch.allclose(r["param_grads"][name], grad, rtol=1e-8, atol=1e-12), (name, r["info"])
 
 
+@pytest.mark.slow
 def test_input_gradients_are_the_full_batch_ones_times_world_size(two_ranks):
     # The gather's backward sums every rank's gradient for a row (the gradient of the SUM of per-rank
     # losses); DDP's averaging divides parameter gradients by the world size, inputs see the raw sum.
@@ -158,6 +162,7 @@ def test_input_gradients_are_the_full_batch_ones_times_world_size(two_ranks):
     assert torch.allclose(per_rank, full_input_grad, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_gather_false_computes_each_rank_on_its_own_rows(two_ranks):
     inputs, results = two_ranks
     for rank, r in enumerate(results):
@@ -174,6 +179,7 @@ def test_gather_false_computes_each_rank_on_its_own_rows(two_ranks):
         assert torch.allclose(r["local_only"], alone["loss"].detach())
 
 
+@pytest.mark.slow
 def test_rank_helpers_and_uneven_gather(two_ranks):
     _, results = two_ranks
     assert [r["info"] for r in results] == [(0, 2, True, 0, 2), (1, 2, False, 1, 2)]

@@ -15,7 +15,6 @@ from mgll_train.model import (
     unwrap,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -60,7 +59,9 @@ def test_forward_skips_missing_texts_and_clamps_the_scale(tiny):
     text_mask = torch.tensor([[True, False], [True, True]])
     image, text, scale = model(torch.randn(2, 3, 32, 32), ids, mask, text_index, text_mask)
     assert image.shape == (2, 32) and text.shape == (2, 2, 32)
-    assert float(text[0, 1].detach().abs().sum()) == 0 and float(text[1, 1].detach().norm()) == pytest.approx(1.0, abs=1e-5)
+    assert float(text[0, 1].detach().abs().sum()) == 0 and float(text[1, 1].detach().norm()) == pytest.approx(
+        1.0, abs=1e-5
+    )
     assert float(scale.detach()) == pytest.approx(1 / 0.07, rel=1e-5)
     with torch.no_grad():
         model.logit_scale.fill_(math.log(1000.0))
@@ -89,10 +90,13 @@ def test_presets_build_with_random_weights():
 
 
 def test_local_vision_folder_keeps_its_weights(tmp_path):
-    tower = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=16))
+    tower = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                               image_size=32, patch_size=16))
     tower.save_pretrained(tmp_path / "vit")
     model, _ = build_model(str(tmp_path / "vit"), "tiny", 16, image_size=48)
-    torch.testing.assert_close(model.vision.embeddings.patch_embeddings.projection.weight, tower.embeddings.patch_embeddings.projection.weight)
+    torch.testing.assert_close(
+        model.vision.embeddings.patch_embeddings.projection.weight, tower.embeddings.patch_embeddings.projection.weight
+    )
     assert model.interpolate_pos_encoding
     assert model.encode_image(torch.randn(1, 3, 48, 48)).shape == (1, 16)
 
@@ -148,7 +152,9 @@ def test_grad_checkpointing_and_unwrap(tiny):
     model.set_grad_checkpointing(True)
     assert model.vision.is_activation_checkpointing and model.text.is_activation_checkpointing
     ids, mask = _tokens(["x", "y"])
-    image, text, _ = model(torch.randn(2, 3, 32, 32), ids, mask, torch.tensor([[0, 1]]), torch.ones(1, 2, dtype=torch.bool))
+    image, text, _ = model(
+        torch.randn(2, 3, 32, 32), ids, mask, torch.tensor([[0, 1]]), torch.ones(1, 2, dtype=torch.bool)
+    )
     (image * text[0]).sum().backward()
     model.set_grad_checkpointing(False)
     assert unwrap(torch.nn.Sequential(model)[0]) is model

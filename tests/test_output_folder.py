@@ -237,6 +237,7 @@ def wait_for(path: Path, process: subprocess.Popen, seconds: float = 60) -> None
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("second", ["same OUT", "same linkage, other OUT"])
 def test_a_second_concurrent_build_is_refused_and_the_first_keeps_its_linkage(pristine, salt, tmp_path, second):
@@ -250,7 +251,8 @@ def test_a_second_concurrent_build_is_refused_and_the_first_keeps_its_linkage(pr
         extra = ["--overwrite"] if second == "same OUT" else []
         cli = [sys.executable, "-c", "from mgll_data.cli import main; main()"]
         clash = subprocess.run([*cli, "build", str(pristine), str(second_out), "--salt-file", str(salt),
-                                "--linkage", str(linkage), "--quiet", *extra], capture_output=True, text=True, timeout=120)
+                                "--linkage", str(linkage), "--quiet", *extra],
+                               capture_output=True, text=True, timeout=120)
         assert clash.returncode == 1, clash.stderr
         assert "another mgll build" in clash.stderr and f"process {first.pid}" in clash.stderr
         assert "Traceback" not in clash.stderr and len(clash.stderr.strip().splitlines()) == 1
@@ -273,9 +275,8 @@ def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     ), str(lock)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputFolderError, match=f"process {holder.pid}"):
-            with output_folder.exclusive_lock(lock, "x"):
-                pass
+        with pytest.raises(OutputFolderError, match=f"process {holder.pid}"), output_folder.exclusive_lock(lock, "x"):
+            pass
     finally:
         os.kill(holder.pid, 9)
         holder.wait(timeout=30)

@@ -21,7 +21,8 @@ def test_an_installed_wheel_finds_its_pipelines_schema_and_vocabularies(tmp_path
         ".venv", ".git", "demo-out", "build", "*.egg-info", "__pycache__", ".pytest_cache", "tests", "bench", "docs",
     ))  # fmt: skip
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path)],
         check=True, capture_output=True,
     )  # fmt: skip
     wheel = next(tmp_path.glob("mgll-*.whl"))

@@ -4,18 +4,17 @@ import pytest
 from click.testing import CliRunner
 
 from mgll_data.cli import main
-from tests.train_fixtures import write_dataset
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(8,))
+def dataset(tmp_path_factory, datasets):
+    return datasets.write_learnable(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(8,))
 
 
-SMALL = ["--model", "tiny", "--text-model", "tiny", "--image-size", "32", "--batch-size", "8", "--embed-dim", "32", "--lr", "2e-3", "--log-every", "1", "--no-progress"]
+SMALL = ["--model", "tiny", "--text-model", "tiny", "--image-size", "32", "--batch-size", "8", "--embed-dim", "32",
+         "--lr", "2e-3", "--log-every", "1", "--no-progress"]
 
 
 def run(*args):
@@ -52,7 +51,8 @@ def test_pretrain_40_steps_then_resume_to_60(dataset, tmp_path):
 def test_minilm_text_tower_by_name_and_json_summary(dataset, tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text("batch_size: 4\nimage_size: 32\nmax_steps: 2\nembed_dim: 16\n")
-    args = ["--config", config, "--model", "tiny", "--text-model", "minilm", "--max-steps", "1", "--json", "--no-progress"]
+    args = ["--config", config, "--model", "tiny", "--text-model", "minilm", "--max-steps", "1", "--json",
+            "--no-progress"]
     result = run(dataset, "--out", tmp_path / "run", *args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -87,13 +87,19 @@ def test_a_damaged_checkpoint_on_resume_is_one_line_or_falls_back(dataset, tmp_p
     [
         (["{missing}", "--out", "{out}"], "dataset folder not found"),
         (["{empty}", "--out", "{out}"], "no data shards"),
-        (["{dataset}", "--out", "{out}", "--granularities", "disease,series"], "no text column for granularities ['series']"),
+        (
+            ["{dataset}", "--out", "{out}", "--granularities", "disease,series"],
+            "no text column for granularities ['series']",
+        ),
         (["{dataset}", "--out", "{out}", "--split", "test"], "no rows in split 'test'"),
         (["{dataset}", "--out", "{out}", "--model", "vit-huge"], "neither a name"),
         (["--out", "{out}", "--resume"], "nothing to resume"),
         (["{dataset}", "--out", "{out}", "--config", "{missing}"], "config file not found"),
         (["{dataset}", "--out", "{out}", "--batch-size", "0"], "batch-size must be at least 1"),
-        (["{dataset}", "--out", "{out}", "--max-corrupt-fraction", "2"], "max-corrupt-fraction must be between 0 and 1"),
+        (
+            ["{dataset}", "--out", "{out}", "--max-corrupt-fraction", "2"],
+            "max-corrupt-fraction must be between 0 and 1",
+        ),
     ],
 )
 def test_bad_input_is_one_line(dataset, tmp_path, args, message):
@@ -124,7 +130,11 @@ def test_config_file_then_flags(tmp_path):
 def test_resume_keeps_the_saved_config_and_refuses_model_changes(tmp_path):
     from mgll_train.config import ConfigError, TrainConfig, resolve, save_config
 
-    save_config(TrainConfig(dataset="ds", out=str(tmp_path), model="tiny", batch_size=4, max_steps=10), {"resolved": {}}, tmp_path / "config.yaml")
+    save_config(
+        TrainConfig(dataset="ds", out=str(tmp_path), model="tiny", batch_size=4, max_steps=10),
+        {"resolved": {}},
+        tmp_path / "config.yaml",
+    )
     config = resolve(None, {"out": str(tmp_path), "max_steps": 20}, resume=True)
     assert (config.dataset, config.model, config.batch_size, config.max_steps) == ("ds", "tiny", 4, 20)
     with pytest.raises(ConfigError, match="--resume cannot change model"):

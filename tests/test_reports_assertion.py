@@ -164,7 +164,10 @@ def test_indication_is_the_clinical_question(certainty_of):
 
 def test_comma_and_degree_words_start_new_statements(certainty_of):
     assert certainty_of("No effusion, mild cardiomegaly.") == {"Cardiomegaly": "definite", "Effusion": "negated"}
-    assert certainty_of("No pneumothorax and small left effusion.") == {"Effusion": "definite", "Pneumothorax": "negated"}
+    assert certainty_of("No pneumothorax and small left effusion.") == {
+        "Effusion": "definite",
+        "Pneumothorax": "negated",
+    }
 
 
 @pytest.mark.parametrize("word", ["but", "however,", "although"])
@@ -185,8 +188,9 @@ def test_hedge_inside_a_term_with_a_gap(certainty_of):
 
 
 def test_xxxx_tokens_do_not_break_sentences_or_scope(certainty_of):
-    assert certainty_of("There is no XXXX pneumothorax. XXXX XXXX opacity in the right base may represent infiltrate.") == {
-        "Pneumothorax": "negated", "Infiltration": "possible"}
+    assert certainty_of(
+        "There is no XXXX pneumothorax. XXXX XXXX opacity in the right base may represent infiltrate."
+    ) == {"Pneumothorax": "negated", "Infiltration": "possible"}
 
 
 def test_unheaded_narrative_below_the_examination_line_is_labelled(certainty_of):

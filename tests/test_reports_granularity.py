@@ -45,11 +45,16 @@ def test_abnormal_report_texts():
     assert "small amount of fluid" in texts["explanation"]
     assert texts["study"] == "CHEST 2 VIEWS"
     assert texts["series"] is None
-    assert result.report_text.startswith("FINDINGS: Heart size") and "\nIMPRESSION: Mild cardiomegaly" in result.report_text
+    assert (
+        result.report_text.startswith("FINDINGS: Heart size")
+        and "\nIMPRESSION: Mild cardiomegaly" in result.report_text
+    )
 
 
 def test_normal_report_texts():
-    report = "FINDINGS: The heart is normal in size. The lungs are clear.\nIMPRESSION: No acute cardiopulmonary process."
+    report = (
+        "FINDINGS: The heart is normal in size. The lungs are clear.\nIMPRESSION: No acute cardiopulmonary process."
+    )
     texts = understand(report, {"modality": "DX"}, make_pipeline("chexpert")).texts
     assert texts["category"] == "normal"
     assert texts["disease"] == "no finding"

@@ -53,7 +53,11 @@ def test_no_report_means_no_items_and_every_item_is_in_the_vocabulary(pipeline):
         "category": None, "disease": None, "description": None, "explanation": None
     }  # fmt: skip
     vocabulary = set(item_vocabulary(load_vocabulary(pipeline.reports.vocabulary)))
-    result = understand("FINDINGS: Moderate pulmonary edema. Massive right pleural effusion.", {"modality": "DX"}, pipeline)
+    result = understand(
+        "FINDINGS: Moderate pulmonary edema. Massive right pleural effusion.", {"modality": "DX"}, pipeline
+    )
     assert all(set(items) <= vocabulary for items in result.items.values())
     assert "Pleural Effusion|right|large" in result.items["description"]
-    assert {"left", "right", "bilateral"} == set(SIDES.values()) and {"small", "moderate", "large"} == set(SIZES.values())
+    assert {"left", "right", "bilateral"} == set(SIDES.values()) and {"small", "moderate", "large"} == set(
+        SIZES.values()
+    )

@@ -22,9 +22,11 @@ def read_csv(path):
 
 def test_csv_in_csv_out_with_bad_rows(tmp_path):
     src = tmp_path / "reports.csv"
-    src.write_text('report_id,report\nr1,"No pleural effusion or pneumothorax. Small hiatal hernia."\nr2,""\n'
-                   f'r3,"{"The lungs are clear. " * 6000}"\nr4,"FINDINGS: Heart is enlarged.\nIMPRESSION: Cardiomegaly."\n',
-                   encoding="utf-8")
+    src.write_text(
+        'report_id,report\nr1,"No pleural effusion or pneumothorax. Small hiatal hernia."\nr2,""\n'
+        f'r3,"{"The lungs are clear. " * 6000}"\nr4,"FINDINGS: Heart is enlarged.\nIMPRESSION: Cardiomegaly."\n',
+        encoding="utf-8",
+    )
     out, evidence = tmp_path / "labels.csv", tmp_path / "evidence.jsonl"
     result = run(src, "--vocab", "nih14", "--out", out, "--evidence", evidence, "--quiet")
     assert result.exit_code == 0, result.output
@@ -142,7 +144,9 @@ def test_mimic_layout(tmp_path):
     parquet = tmp_path / "chexpert.parquet"
     assert run(tmp_path / "files", "--layout", "mimic", "--out", parquet, "--quiet").exit_code == 0
     table = pq.read_table(parquet)
-    assert table.column_names[:2] == ["subject_id", "study_id"] and str(table.schema.field("Pneumonia").type) == "double"
+    assert (
+        table.column_names[:2] == ["subject_id", "study_id"] and str(table.schema.field("Pneumonia").type) == "double"
+    )
 
 
 def test_help_has_an_example():

@@ -17,10 +17,10 @@ from mgll_data import schema
 README = Path(__file__).resolve().parents[1] / "README.md"
 LINES = {
     "pandas": 'df[df["labels"].map(lambda labels: any(l["name"] == "Effusion" and l["status"] == 1 for l in labels))]',
-    "polars": 'pl.read_parquet("OUT/data/*.parquet").filter(pl.col("labels").list.eval((pl.element().struct.field("name") '
-              '== "Effusion") & (pl.element().struct.field("status") == 1)).list.any())',
+    "polars": 'pl.read_parquet("OUT/data/*.parquet").filter(pl.col("labels").list.eval('
+    '(pl.element().struct.field("name") == "Effusion") & (pl.element().struct.field("status") == 1)).list.any())',
     "duckdb": "duckdb.sql(\"SELECT * FROM 'OUT/data/*.parquet' WHERE len(list_filter(labels, lambda l: l.name = "
-              "'Effusion' AND l.status = 1)) > 0\")",
+    "'Effusion' AND l.status = 1)) > 0\")",
 }
 
 
@@ -31,7 +31,10 @@ def out(tmp_path_factory) -> Path:
     [labels] = [c for c in schema.base_columns() if c.name == "labels"]
     rows = [
         [{"name": "Effusion", "status": 1, "certainty": "definite"}],
-        [{"name": "Effusion", "status": 0, "certainty": "negated"}, {"name": "Edema", "status": 1, "certainty": "definite"}],
+        [
+            {"name": "Effusion", "status": 0, "certainty": "negated"},
+            {"name": "Edema", "status": 1, "certainty": "definite"},
+        ],
         [{"name": "Effusion", "status": None, "certainty": "possible"}],
         [],
     ]
@@ -44,7 +47,7 @@ def out(tmp_path_factory) -> Path:
 def test_filter_line_is_documented_and_works(out, library):
     line = LINES[library]
     assert line in README.read_text(encoding="utf-8"), f"the README's {library} line changed"
-    df = pd.read_parquet(out / "data")  # noqa: F841  (the pandas line filters it)
+    df = pd.read_parquet(out / "data")
     result = eval(line.replace("OUT", str(out)), {"pd": pd, "pl": pl, "duckdb": duckdb, "df": df})
     if library == "duckdb":
         result = result.df()

@@ -60,7 +60,10 @@ def test_abbreviation_defined_in_the_report_becomes_a_mention():
 
 
 def test_abbreviation_in_a_negated_sentence():
-    assert certainties("Large right pneumothorax (PTX) on the prior film. No residual PTX now.")["Pneumothorax"] == "definite"
+    assert (
+        certainties("Large right pneumothorax (PTX) on the prior film. No residual PTX now.")["Pneumothorax"]
+        == "definite"
+    )
     assert certainties("Pleural effusion (PE) is suspected. No PE.") == {"Effusion": "possible"}
 
 

@@ -34,8 +34,10 @@ def test_gold_certainties_follow_the_policy():
 
 def test_sentence_items_keep_their_section(tmp_path):
     path = tmp_path / "s.jsonl"
-    path.write_text('{"id": "s-1", "section": "INDICATION", "text": "r/o pneumonia", "gold": {"Pneumonia": "hypothetical"}}\n'
-                    '{"id": "s-2", "section": "", "text": "No effusion.", "gold": {}}\n')
+    path.write_text(
+        '{"id": "s-1", "section": "INDICATION", "text": "r/o pneumonia", "gold": {"Pneumonia": "hypothetical"}}\n'
+        '{"id": "s-2", "section": "", "text": "No effusion.", "gold": {}}\n'
+    )
     items = read_gold(path)
     assert [(i.id, i.text) for i in items] == [("s-1", "INDICATION: r/o pneumonia"), ("s-2", "No effusion.")]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from mgll_data.reports import label_reports, segment
 
 

@@ -16,7 +16,9 @@ def test_one_edit_from_a_word_or_a_stem(typo, word):
     assert speller("nih14").correct(typo) == word
 
 
-@pytest.mark.parametrize("word", ["larger", "hemithorax", "effusions", "bilateral", "right", "portable", "edema", "x-ray"])
+@pytest.mark.parametrize(
+    "word", ["larger", "hemithorax", "effusions", "bilateral", "right", "portable", "edema", "x-ray"]
+)
 def test_words_that_are_fine_are_left_alone(word):
     assert speller("nih14").correct(word) is None
 

@@ -71,7 +71,9 @@ def test_item_columns_are_optional_and_declared_with_their_vocabulary():
 
     granularities = ["modality", "disease", "description"]
     plain = schema.arrow_schema(granularities, ["A"], "p")
-    assert not [n for n in plain.names if n.startswith("items_")] and "item_vocabulary" not in schema.read_metadata(plain)
+    assert not [n for n in plain.names if n.startswith("items_")] and "item_vocabulary" not in schema.read_metadata(
+        plain
+    )
     with_items = schema.arrow_schema(granularities, ["A"], "p", item_vocabulary=["normal", "A", "A|left"])
     assert [n for n in with_items.names if n.startswith("items_")] == ["items_disease", "items_description"]
     assert with_items.field("items_disease").type == pa.list_(pa.string())

@@ -129,7 +129,11 @@ def test_mimic_reports_without_images_are_items_after_the_images(mimic_export):
     assert len(items) == 6 and all(i.image_path for i in items[:5])
     orphan = items[-1]
     assert (orphan.image_path, orphan.report_path) == (None, "files/p12/p12000012/s59000001.txt")
-    assert (orphan.patient_id, orphan.study_id, orphan.report_error) == ("p12000012", "s59000001", "report-without-image")
+    assert (orphan.patient_id, orphan.study_id, orphan.report_error) == (
+        "p12000012",
+        "s59000001",
+        "report-without-image",
+    )
 
 
 # --------------------------------------------------------------------------------------------- openi

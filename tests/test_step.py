@@ -17,15 +17,14 @@ from mgll_train.model import build_model, default_text_folder, load_tokenizer
 from mgll_train.step import STEP_KEYS, TrainStep
 from mgll_train.stream import Collator, ParquetImageText, TextTokens
 from mgll_train.trainer import train
-from tests.train_fixtures import write_dataset
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # torch.compile: ~20 s
 GRANULARITIES = ["category", "disease", "description", "explanation"]
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("ds"), rows=32)
+def dataset(tmp_path_factory, datasets):
+    return datasets.write_learnable(tmp_path_factory.mktemp("ds"), rows=32)
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,13 @@ from mgll_train.config import TrainConfig
 from mgll_train.run_log import corrupt_beyond_cap
 from mgll_train.schedule import WarmupCosine
 from mgll_train.trainer import TrainError, resolve_granularities, train
-from tests.train_fixtures import GRANULARITIES, write_dataset
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(4,))
+def dataset(tmp_path_factory, datasets):
+    return datasets.write_learnable(tmp_path_factory.mktemp("ds"), rows=64, corrupt_rows=(4,))
 
 
 def tiny(dataset, out, **overrides) -> TrainConfig:
@@ -36,11 +34,12 @@ def metrics(run):
 
 
 def test_default_granularities_drop_near_constant_ones():
-    assert resolve_granularities(None, tuple(GRANULARITIES)) == ["category", "disease", "description", "explanation"]
-    assert resolve_granularities(["explanation", "disease"], tuple(GRANULARITIES)) == ["disease", "explanation"]
+    five = ("modality", "category", "disease", "description", "explanation")
+    assert resolve_granularities(None, five) == ["category", "disease", "description", "explanation"]
+    assert resolve_granularities(["explanation", "disease"], five) == ["disease", "explanation"]
     assert resolve_granularities(None, ("modality",)) == ["modality"]
     with pytest.raises(TrainError, match="no text column for granularities \\['study'\\]"):
-        resolve_granularities(["study"], tuple(GRANULARITIES))
+        resolve_granularities(["study"], five)
 
 
 def test_warmup_then_cosine_to_min_ratio():
@@ -74,7 +73,9 @@ def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path):
     shutil.rmtree(interrupted / "checkpoints" / "step-00000012")
     (interrupted / "latest").write_text("step-00000006\n")
 
-    summary = train(tiny(dataset, interrupted, max_steps=12, save_every=6, keep_checkpoints=5), resume=True, progress=False)
+    summary = train(
+        tiny(dataset, interrupted, max_steps=12, save_every=6, keep_checkpoints=5), resume=True, progress=False
+    )
 
     assert summary.start_step == 6 and summary.steps == 12
     a = load_file(straight / "checkpoints" / "step-00000012" / "model.safetensors")
@@ -103,7 +104,9 @@ def test_extending_a_finished_run_restarts_the_cosine_and_says_so():
     schedule = WarmupCosine(warmup=2, total=10)
     assert schedule(10) == pytest.approx(0.0)
     assert "a warm restart" in schedule.replan(10, 16)
-    assert schedule(10) == pytest.approx(1.0) and schedule(13) == pytest.approx(0.5) and schedule(16) == pytest.approx(0.0)
+    assert (
+        schedule(10) == pytest.approx(1.0) and schedule(13) == pytest.approx(0.5) and schedule(16) == pytest.approx(0.0)
+    )
 
 
 def test_resume_to_more_steps_continues_counter_and_schedule(dataset, tmp_path):
@@ -138,7 +141,9 @@ def test_the_run_summary_reports_the_losses_metrics_jsonl_holds(dataset, tmp_pat
 
 
 @pytest.mark.parametrize("interval, logged", [(0.0, [1, 3, 6, 7]), (3600.0, [7])])
-def test_off_a_terminal_progress_is_plain_lines_of_logged_steps(dataset, tmp_path, capsys, monkeypatch, interval, logged):
+def test_off_a_terminal_progress_is_plain_lines_of_logged_steps(
+    dataset, tmp_path, capsys, monkeypatch, interval, logged
+):
     """stderr is not a terminal here: no bar (no carriage return), a line per logged step at most every
     LINE_INTERVAL_S, and always one for the last logged step, with the loss metrics.jsonl holds."""
     monkeypatch.setattr("mgll_train.run_log.LINE_INTERVAL_S", interval)
@@ -170,7 +175,10 @@ def test_resume_skips_a_damaged_newest_checkpoint_with_a_warning(dataset, tmp_pa
     said = []
     summary = train(tiny(dataset, run, max_steps=5), resume=True, progress=False, echo=said.append)
     assert summary.start_step == 2
-    assert any("step-00000004: training_state.pt does not match its checksum" in line and "step-00000002" in line for line in said)
+    assert any(
+        "step-00000004: training_state.pt does not match its checksum" in line and "step-00000002" in line
+        for line in said
+    )
 
 
 def test_the_corrupt_image_cap_is_a_binomial_test():
@@ -181,9 +189,11 @@ def test_the_corrupt_image_cap_is_a_binomial_test():
     assert not corrupt_beyond_cap(999, 1000, 1.0)
 
 
-def test_too_many_corrupt_images_stop_the_run_with_one_line(tmp_path):
-    broken = write_dataset(tmp_path / "ds", rows=48, corrupt_rows=tuple(range(0, 48, 3)))
-    with pytest.raises(TrainError, match="of the .* images read so far do not decode, more than --max-corrupt-fraction 0.01"):
+def test_too_many_corrupt_images_stop_the_run_with_one_line(tmp_path, datasets):
+    broken = datasets.write_learnable(tmp_path / "ds", rows=48, corrupt_rows=tuple(range(0, 48, 3)))
+    with pytest.raises(
+        TrainError, match="of the .* images read so far do not decode, more than --max-corrupt-fraction 0.01"
+    ):
         train(tiny(broken, tmp_path / "a", max_steps=20), progress=False)
     summary = train(tiny(broken, tmp_path / "b", max_steps=2, max_corrupt_fraction=0.5), progress=False)
     assert summary.corrupt_images > 0
@@ -191,8 +201,8 @@ def test_too_many_corrupt_images_stop_the_run_with_one_line(tmp_path):
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("workers", [0, 1])
-def test_a_split_without_one_decodable_image_stops_instead_of_hanging(tmp_path, workers):
-    broken = write_dataset(tmp_path / "ds", rows=16, corrupt_rows=tuple(range(16)))
+def test_a_split_without_one_decodable_image_stops_instead_of_hanging(tmp_path, workers, datasets):
+    broken = datasets.write_learnable(tmp_path / "ds", rows=16, corrupt_rows=tuple(range(16)))
     with pytest.raises(TrainError, match="^none of the 12 train images of one loader slot's share decodes; check"):
         train(tiny(broken, tmp_path / "run", workers=workers), progress=False)
 
@@ -262,7 +272,9 @@ def test_the_logit_bias_starts_at_the_first_batch_prior_and_trains(dataset, tmp_
         out = real(model, batches, granularities, split, device, *rest)
         seen["start"] = model.logit_bias.detach().clone()
         first = next(out)
-        seen["prior"] = logit_bias_prior(step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities))
+        seen["prior"] = logit_bias_prior(
+            step_items(first), first["text_ids"], first["text_mask"], label_levels(granularities)
+        )
         return itertools.chain([first], out)
 
     monkeypatch.setattr(trainer_module, "_start_logit_bias", spy)
@@ -298,10 +310,9 @@ def test_freeze_text_keeps_the_text_tower_and_text_lr_scale_slows_it(dataset, tm
     assert moving[0] > 0 and 0 < slow[0] < 0.1 * moving[0]  # AdamW steps scale with the group's rate
 
 
-def test_a_dataset_with_items_trains_on_each_levels_items(tmp_path, monkeypatch):
+def test_a_dataset_with_items_trains_on_each_levels_items(tmp_path, monkeypatch, datasets):
     """Schema 1.3: the batch's per-level items, not the labels, reach the loss (and its bias prior)."""
     from mgll_train import step as step_module
-    from tests.train_fixtures import ITEM_VOCABULARY
 
     seen = []
     real = step_module.step_items
@@ -312,7 +323,7 @@ def test_a_dataset_with_items_trains_on_each_levels_items(tmp_path, monkeypatch)
         return items
 
     monkeypatch.setattr(step_module, "step_items", spy)
-    root = write_dataset(tmp_path / "ds", rows=32, items=True)
+    root = datasets.write_learnable(tmp_path / "ds", rows=32, items=True)
     summary = train(tiny(root, tmp_path / "run", max_steps=3), progress=False)
     assert summary.last_loss is not None and seen
-    assert set(seen) == {(4, 8, len(ITEM_VOCABULARY))}  # K granularities x batch x item vocabulary
+    assert set(seen) == {(4, 8, len(datasets.ITEM_VOCABULARY))}  # K granularities x batch x item vocabulary

@@ -61,7 +61,7 @@ def test_workers_hand_over_8_bit_pixels_one_channel_for_grey():
     colour, _ = load_pixels(_encode(np.stack([_radiograph()] * 3, axis=-1)), 64)
     assert colour.shape == (3, 64, 64) and colour.dtype == torch.uint8
     deep, _ = load_pixels(_encode(_radiograph().astype(np.uint16) * 257), 64)
-    assert deep.dtype == torch.float32 and 0.0 <= float(deep.min()) and float(deep.max()) <= 1.0
+    assert deep.dtype == torch.float32 and float(deep.min()) >= 0.0 and float(deep.max()) <= 1.0
 
 
 def test_the_worker_crops_and_resizes_in_one_step():
@@ -69,7 +69,9 @@ def test_the_worker_crops_and_resizes_in_one_step():
     pixels, view = load_pixels(data, 128, np.random.default_rng(5))
     left, top, width, height = view.box
     image = Image.open(io.BytesIO(data))
-    reference = image.crop((int(left), int(top), int(left + width), int(top + height))).resize((128, 128), Image.BILINEAR)
+    reference = image.crop((int(left), int(top), int(left + width), int(top + height))).resize(
+        (128, 128), Image.BILINEAR
+    )
     assert np.abs(np.asarray(reference, dtype=float) - pixels[0].numpy()).mean() < 1.0
 
 
@@ -98,13 +100,15 @@ def test_random_views_stay_inside_the_image_and_within_the_augmentation_ranges()
     for _ in range(200):
         view = random_view(rng, 400, 300)
         left, top, width, height = view.box
-        assert 0 <= left and left + width <= 400 and 0 <= top and top + height <= 300
+        assert left >= 0 and left + width <= 400 and top >= 0 and top + height <= 300
         assert 0.69 <= width * height / (400 * 300) <= 1.0
         assert abs(view.angle) <= 7.0 and 0.8 <= view.contrast <= 1.2 and 0.8 <= view.brightness <= 1.2
 
 
 def test_batch_finishing_applies_each_samples_jitter_and_expands_grey():
-    pixels = torch.stack([torch.full((1, 4, 4), 100, dtype=torch.uint8), torch.arange(16, dtype=torch.uint8).view(1, 4, 4) * 10])
+    pixels = torch.stack(
+        [torch.full((1, 4, 4), 100, dtype=torch.uint8), torch.arange(16, dtype=torch.uint8).view(1, 4, 4) * 10]
+    )
     plain = finish_batch(pixels, torch.tensor([[0.0, 1.0, 1.0]] * 2), torch.zeros(3), torch.ones(3), rotate=False)
     assert plain.shape == (2, 3, 4, 4) and torch.allclose(plain[1, 0], pixels[1, 0].float() / 255)
     views = view_tensor([View((0, 0, 4, 4)), View((0, 0, 4, 4), contrast=2.0, brightness=0.5)])
@@ -112,7 +116,9 @@ def test_batch_finishing_applies_each_samples_jitter_and_expands_grey():
     torch.testing.assert_close(jittered[0], plain[0])
     x = pixels[1, 0].float() / 255
     torch.testing.assert_close(jittered[1, 2], (((x - x.mean()) * 2.0 + x.mean()) * 0.5).clamp(0, 1))
-    normalised = finish_batch(pixels, views[:1].repeat(2, 1), torch.tensor([0.5, 0.4, 0.3]), torch.tensor([0.2, 0.2, 0.1]), rotate=False)
+    normalised = finish_batch(
+        pixels, views[:1].repeat(2, 1), torch.tensor([0.5, 0.4, 0.3]), torch.tensor([0.2, 0.2, 0.1]), rotate=False
+    )
     torch.testing.assert_close(normalised[0, 2], (plain[0, 2] - 0.3) / 0.1)
     unrotated = finish_batch(pixels, views[:1].repeat(2, 1), torch.zeros(3), torch.ones(3), rotate=True)
     torch.testing.assert_close(unrotated, plain, atol=1e-6, rtol=0)

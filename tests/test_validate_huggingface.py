@@ -9,9 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mgll_data import dataset, schema
+from mgll_data import dataset, schema, writer
 from mgll_data.validate import validate_dataset
-from tests.dataset_fixtures import make_rows, read_manifest, write_dataset, write_manifest
 
 
 def findings(report, check: str, level: str) -> list[str]:
@@ -32,14 +31,14 @@ def set_features(shard: Path, features: dict | None) -> pa.Table:
     return table
 
 
-def test_the_fixture_layout_passes(tmp_path: Path) -> None:
-    report = validate_dataset(write_dataset(tmp_path / "ds", rows=12, shards=2))
+def test_the_fixture_layout_passes(tmp_path: Path, datasets) -> None:
+    report = validate_dataset(datasets.write(tmp_path / "ds", rows=12, shards=2))
     assert findings(report, "huggingface", "ok") and report.ok
 
 
-def test_rows_in_another_splits_shard_fail(tmp_path: Path) -> None:
-    rows = make_rows(12)
-    path = write_dataset(tmp_path / "ds", rows=rows)
+def test_rows_in_another_splits_shard_fail(tmp_path: Path, datasets) -> None:
+    rows = datasets.rows(12)
+    path = datasets.write(tmp_path / "ds", rows=rows)
     shard = dataset.data_dir(path) / dataset.shard_name("train", 0)
     table = pq.read_table(shard)
     splits = table.column("split").to_pylist()
@@ -50,8 +49,8 @@ def test_rows_in_another_splits_shard_fail(tmp_path: Path) -> None:
                for e in errors), errors
 
 
-def test_a_shard_without_features_or_a_stray_file_fails(tmp_path: Path) -> None:
-    path = write_dataset(tmp_path / "ds", rows=12)
+def test_a_shard_without_features_or_a_stray_file_fails(tmp_path: Path, datasets) -> None:
+    path = datasets.write(tmp_path / "ds", rows=12)
     table = set_features(dataset.data_dir(path) / dataset.shard_name("test", 0), None)
     (dataset.data_dir(path) / "more").mkdir()
     pq.write_table(table, dataset.data_dir(path) / "more" / "train-00009.parquet")
@@ -61,8 +60,8 @@ def test_a_shard_without_features_or_a_stray_file_fails(tmp_path: Path) -> None:
                for e in errors), errors
 
 
-def test_features_naming_other_columns_fail(tmp_path: Path) -> None:
-    path = write_dataset(tmp_path / "ds", rows=12)
+def test_features_naming_other_columns_fail(tmp_path: Path, datasets) -> None:
+    path = datasets.write(tmp_path / "ds", rows=12)
     features = schema.huggingface_features(list(dataset.read_metadata(path).granularities))
     features["image"] = {"bytes": {"dtype": "binary", "_type": "Value"}, "path": {"dtype": "string", "_type": "Value"}}
     set_features(dataset.data_dir(path) / dataset.shard_name("train", 0), features)
@@ -70,17 +69,17 @@ def test_features_naming_other_columns_fail(tmp_path: Path) -> None:
     assert any("differ from the contract's for image" in e for e in errors), errors
 
 
-def test_a_schema_1_0_dataset_only_warns(tmp_path: Path) -> None:
-    path = write_dataset(tmp_path / "ds", rows=12)
+def test_a_schema_1_0_dataset_only_warns(tmp_path: Path, datasets) -> None:
+    path = datasets.write(tmp_path / "ds", rows=12)
     table = pa.concat_tables(pq.read_table(p) for p in dataset.shard_paths(path))
     for shard in dataset.shard_paths(path):
         shard.unlink()
     metadata = {k: v for k, v in table.schema.metadata.items() if k != schema.META_HUGGINGFACE}
     metadata[schema.META_SCHEMA_VERSION] = b"1.0.0"
     pq.write_table(table.replace_schema_metadata(metadata), dataset.data_dir(path) / "part-00000.parquet")
-    manifest = read_manifest(path)
+    manifest = dataset.read_manifest(path)
     manifest.update(schema_version="1.0.0", shards=["data/part-00000.parquet"])
-    write_manifest(path, manifest)
+    writer.write_manifest(path, manifest)
     report = validate_dataset(path)
     assert report.ok, report.errors
     warnings = findings(report, "huggingface", "warn")

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from mgll_data import dataset
 from mgll_data.commands.validate import validate
 from mgll_data.validate import validate_dataset
-from tests.dataset_fixtures import make_rejects, make_rows, write_dataset
 
 
 def linkage_entries(rows: list[dict], rejects: list[dict]) -> list[dict]:
@@ -33,9 +32,9 @@ def write_linkage(path: Path, entries: list[dict]) -> Path:
 
 
 @pytest.fixture
-def built(tmp_path: Path) -> tuple[Path, list[dict], list[dict]]:
-    rows, rejects = make_rows(10), make_rejects(3)
-    return write_dataset(tmp_path / "ds", rows=rows, rejects=rejects), rows, rejects
+def built(tmp_path: Path, datasets) -> tuple[Path, list[dict], list[dict]]:
+    rows, rejects = datasets.rows(10), datasets.rejects(3)
+    return datasets.write(tmp_path / "ds", rows=rows, rejects=rejects), rows, rejects
 
 
 def linkage_findings(report) -> dict[str, list[str]]:

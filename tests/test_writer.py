@@ -153,7 +153,9 @@ def test_the_journal_reaches_disk_before_the_shard_it_links(tmp_path: Path, monk
     assert committed_with_journal == [3, 6, 7]
     state = _start(out, linkage)
     assert len(state.done_keys) == 7
-    assert len(dataset.linkage_journal_path(linkage).read_text().splitlines()) == 7, "a resumed build starts its journal with the skipped inputs' entries"
+    assert len(dataset.linkage_journal_path(linkage).read_text().splitlines()) == 7, (
+        "a resumed build starts its journal with the skipped inputs' entries"
+    )
 
 
 def test_a_journal_cut_mid_line_by_a_kill_resumes_from_its_whole_lines(tmp_path: Path):
@@ -164,7 +166,9 @@ def test_a_journal_cut_mid_line_by_a_kill_resumes_from_its_whole_lines(tmp_path:
         w.add(_row(i))
     w.close()
     journal = dataset.linkage_journal_path(linkage)
-    whole = [writer.linkage_entry(Outcome(f"src-{i}", row=_row(i), linkage={"source_path": f"a{i}.dcm"})) for i in range(3)]
+    whole = [
+        writer.linkage_entry(Outcome(f"src-{i}", row=_row(i), linkage={"source_path": f"a{i}.dcm"})) for i in range(3)
+    ]
     journal.write_text("".join(json.dumps(e) + "\n" for e in whole) + '{"kind": "row", "source_key": "src-3", "sou')
     state = _start(out, linkage)
     assert state.done_keys == {"src-0", "src-1", "src-2"}

@@ -59,7 +59,9 @@ def compare(
 ) -> dict[str, dict[str, dict]]:
     """{variant: {metric: {mean, seed_sd, diff_vs_<baseline>: {value, ci95}}}} over paired resamples."""
     n = len(groups)
-    weights = np.concatenate(list(metrics.weight_chunks(n, replicates, seed, groups))) if replicates else np.zeros((0, n))
+    weights = (
+        np.concatenate(list(metrics.weight_chunks(n, replicates, seed, groups))) if replicates else np.zeros((0, n))
+    )
     ones = np.ones((1, n))
     seeds = len(runs[baseline])
     seed_draws = np.random.default_rng([seed, 1]).multinomial(seeds, [1 / seeds] * seeds, size=len(weights))
@@ -67,12 +69,19 @@ def compare(
     at_ones, at_weights = {}, {}
     for name in metric_names(runs):
         base_point = np.array([metric_values(r, name, ones, at_ones)[0] for r in runs[baseline]])
-        base_reps = np.stack([metric_values(r, name, weights, at_weights) for r in runs[baseline]], axis=1) if replicates else None
+        base_reps = (
+            np.stack([metric_values(r, name, weights, at_weights) for r in runs[baseline]], axis=1)
+            if replicates
+            else None
+        )
         for variant, seeded in runs.items():
             point = np.array([metric_values(r, name, ones, at_ones)[0] for r in seeded])
             if not np.isfinite(point).any():
                 continue
-            entry = {"mean": float(np.nanmean(point)), "seed_sd": float(np.nanstd(point, ddof=1)) if len(point) > 1 else 0.0}
+            entry = {
+                "mean": float(np.nanmean(point)),
+                "seed_sd": float(np.nanstd(point, ddof=1)) if len(point) > 1 else 0.0,
+            }
             if variant != baseline and np.isfinite(base_point).all() and len(point) == seeds:
                 diff = {"value": float(np.mean(point - base_point)), "ci95": None}
                 if replicates:

@@ -32,7 +32,9 @@ def _image(rng: np.random.Generator, plan, view: str, image_size: int) -> np.nda
     from mgll_data.demo.synthetic import draw_frontal, draw_lateral
 
     shape = (2 * image_size, 2 * image_size)
-    density = draw_lateral(rng, plan.drawn(), shape) if view == "LATERAL" else draw_frontal(rng, plan.drawn(), shape, view)
+    density = (
+        draw_lateral(rng, plan.drawn(), shape) if view == "LATERAL" else draw_frontal(rng, plan.drawn(), shape, view)
+    )
     small = Image.fromarray((density * 255).astype(np.uint8)).resize((image_size, image_size), Image.BILINEAR)
     return np.asarray(small)
 

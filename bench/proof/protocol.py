@@ -167,7 +167,9 @@ def _batch_loss(
     text = model.embed_texts(t.text[index.clamp(min=0)])  # [K, n, D]
     items = torch.stack([t.items[level][rows] for level in variant.levels]) if variant.kind == "mgll" else None
     bias = model.logit_bias if variant.kind == "mgll" and variant.bias else None
-    out = loss_fn(model.embed_images(t.images[rows]), text, mask, items, index, model.logit_scale.exp().clamp(max=100), bias)
+    out = loss_fn(
+        model.embed_images(t.images[rows]), text, mask, items, index, model.logit_scale.exp().clamp(max=100), bias
+    )
     return out["loss"]
 
 
@@ -186,7 +188,9 @@ def train(variant: Variant, t: Tensors, settings: Settings, seed: int) -> ProofM
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)  # fmt: skip
     warmup = max(1, settings.steps // 20)
-    schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, settings.steps) / settings.steps))  # noqa: E731
+    schedule = lambda step: (
+        min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, settings.steps) / settings.steps))
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     model.train()

@@ -92,7 +92,9 @@ def _disease_components(x, labels, rows, seed) -> list[Component]:
     out = []
     for j in range(labels.shape[1]):
         keep = {s: labels[r, j] != -1 for s, r in rows.items()}
-        scores = probe_scores({s: x[s][keep[s]] for s in rows}, {s: labels[r, j][keep[s]] == 1 for s, r in rows.items()}, seed)
+        scores = probe_scores(
+            {s: x[s][keep[s]] for s in rows}, {s: labels[r, j][keep[s]] == 1 for s, r in rows.items()}, seed
+        )
         full = np.full(len(rows["test"]), np.nan)
         if scores is not None:
             full[keep["test"]] = scores[:, 1]
@@ -144,6 +146,8 @@ def prompt_spread(text_emb: np.ndarray, table: TextTable, data: ProofData, level
     """Cosines between the zero-shot prompts (each finding's and the normal one) in the shared space: near 1
     when the text side has collapsed onto one direction."""
     pairs = [p for p in data.prompts[CONCAT if levels == (CONCAT,) else "disease"] if p]
+    if not pairs:  # no finding has enough test positives to be scored (a --quick negative control)
+        return {}
     texts = list(dict.fromkeys([p[0] for p in pairs] + [pairs[0][1]]))
     emb = text_emb[[table.row_of(t) for t in texts]]
     emb = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)

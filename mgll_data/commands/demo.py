@@ -88,7 +88,9 @@ def export(out: Path, studies: int, seed: int, broken: bool, packaged: bool, wor
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"))
 @click.option("--studies", default=300, show_default=True, type=click.IntRange(1, 1_000_000), help="Synthetic studies.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the export and the training.")
-@click.option("--steps", default=200, show_default=True, type=click.IntRange(1), help="Pretraining steps (tiny vision model).")
+@click.option(
+    "--steps", default=200, show_default=True, type=click.IntRange(1), help="Pretraining steps (tiny vision model)."
+)
 @click.option("--text-model", default="tiny", show_default=True,
               help="Text tower: 'tiny' (fast, random init), 'minilm' (the packaged pretrained MiniLM, "
                    "about 6x slower on CPU) or a local folder.")

@@ -13,6 +13,8 @@ from mgll_train.evaluate import TASKS, EvaluationError, EvaluationOptions
 from mgll_train.evaluate import evaluate as run_evaluation
 from mgll_train.evaluate.report import summary_lines
 
+_DEFAULTS = EvaluationOptions()  # each option's default is the library's
+
 
 @click.command()
 @click.argument("run", type=click.Path(path_type=Path))
@@ -21,25 +23,36 @@ from mgll_train.evaluate.report import summary_lines
               help=f"One of {', '.join(TASKS)}, or all; repeat the option for several.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder for results.json, results.md and the charts (created if missing).")
-@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(0, 100_000),
+@click.option("--bootstrap", default=_DEFAULTS.bootstrap, show_default=True, type=click.IntRange(0, 100_000),
               help="Bootstrap resamples of the test patients for the 95% intervals (0: no intervals).")
-@click.option("--seed", default=0, show_default=True, help="Seed for bootstrap, probe and fine-tuning.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images per feature batch.")
-@click.option("--threads", "workers", default=2, show_default=True, type=click.IntRange(1, 64), callback=old_spellings,
-              help="Threads decoding images.")
-@old_spelling("--workers", "use --threads (they are threads, not processes)", dest="workers", type=click.IntRange(1, 64))
+@click.option("--seed", default=_DEFAULTS.seed, show_default=True, help="Seed for bootstrap, probe and fine-tuning.")
+@click.option("--device", default=_DEFAULTS.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True, type=click.IntRange(1),
+              help="Images per feature batch.")
+@click.option("--threads", "workers", default=_DEFAULTS.workers, show_default=True, type=click.IntRange(1, 64),
+              callback=old_spellings, help="Threads decoding images.")
+@old_spelling(
+    "--workers", "use --threads (they are threads, not processes)", dest="workers", type=click.IntRange(1, 64)
+)
 @click.option("--labels", default=None, help="Comma-separated label columns/findings to evaluate (default: all).")
-@click.option("--image-column", default=None, help="CSV input: the image path column (default: image, image_path or path).")
+@click.option("--image-column", default=None,
+              help="CSV input: the image path column (default: image, image_path or path).")
 @click.option("--prompts", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help='zero-shot: JSON {"Label": {"positive": [...], "negative": [...]}} instead of the prompts taken from the data\'s training texts.')
-@click.option("--probe-features", type=click.Choice(["backbone", "embedding"]), default="backbone", show_default=True,
-              help="linear-probe: pooled vision features, or the projected shared-space embedding.")
-@click.option("--head", type=click.Choice(["auto", "multilabel", "multiclass"]), default="auto", show_default=True,
-              help="finetune: multi-label BCE, or multi-class CE (a CSV with one class column); auto picks from the data.")
-@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1), help="finetune: epochs.")
-@click.option("--finetune-batch-size", default=16, show_default=True, type=click.IntRange(1), help="finetune: batch size.")
-@click.option("--lr", default=1e-4, show_default=True, type=click.FloatRange(0, min_open=True),
+              help='zero-shot: JSON {"Label": {"positive": [...], "negative": [...]}} instead of the prompts '
+                   "taken from the data's training texts.")
+@click.option("--probe-features", type=click.Choice(["backbone", "embedding"]), default=_DEFAULTS.probe_features,
+              show_default=True, help="linear-probe: pooled vision features, or the projected shared-space embedding.")
+@click.option(
+    "--head",
+    type=click.Choice(["auto", "multilabel", "multiclass"]),
+    default=_DEFAULTS.head,
+    show_default=True,
+    help="finetune: multi-label BCE, or multi-class CE (a CSV with one class column); auto picks from the data.",
+)
+@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=click.IntRange(1), help="finetune: epochs.")
+@click.option("--finetune-batch-size", default=_DEFAULTS.finetune_batch_size, show_default=True, type=click.IntRange(1),
+              help="finetune: batch size.")
+@click.option("--lr", default=_DEFAULTS.lr, show_default=True, type=click.FloatRange(0, min_open=True),
               help="finetune: learning rate of the vision tower (the new head uses 10x).")
 @json_option("the full results")
 @quiet_option

@@ -26,12 +26,20 @@ Example:
 """,
 )
 @click.argument("reports", type=click.Path(path_type=Path))
-@click.option("--vocab", default="chexpert", show_default=True, help="nih14, chexpert, fundus, or a vocabulary YAML file.")
+@click.option(
+    "--vocab", default="chexpert", show_default=True, help="nih14, chexpert, fundus, or a vocabulary YAML file."
+)
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="labels.csv or labels.parquet.")
 @click.option("--evidence", type=click.Path(path_type=Path),
               help="JSONL of every mention: sentence, section, certainty, status and the rule that set them.")
-@click.option("--uncertain-policy", "policy", default=DEFAULT_POLICY, show_default=True, type=click.Choice(list(PRESETS)),
-              help="Which certainty levels become 1 / -1 / blank (see the README's labelling section).")
+@click.option(
+    "--uncertain-policy",
+    "policy",
+    default=DEFAULT_POLICY,
+    show_default=True,
+    type=click.Choice(list(PRESETS)),
+    help="Which certainty levels become 1 / -1 / blank (see the README's labelling section).",
+)
 @click.option("--layout", default="wide", show_default=True, type=click.Choice(LAYOUTS),
               help="wide: report_id + findings in vocabulary order; mimic: MIMIC-CXR-JPG's subject_id,study_id + "
                    "alphabetical findings as 1.0/0.0/-1.0/blank.")
@@ -40,7 +48,9 @@ Example:
 @click.option("--sections", default="findings,impression", show_default=True,
               help="Sections to label when a report has headings (indication / history are read as the "
                    "clinical question; others are ignored).")
-@click.option("--max-chars", default=100_000, show_default=True, type=click.IntRange(1), help="Longer reports are skipped.")
+@click.option(
+    "--max-chars", default=100_000, show_default=True, type=click.IntRange(1), help="Longer reports are skipped."
+)
 @json_option("the summary")
 @quiet_option
 def label(reports: Path, vocab: str, out: Path, evidence: Path | None, policy: str, layout: str, workers: int,

@@ -7,38 +7,57 @@ from pathlib import Path
 import click
 
 from mgll_data.commands.options import human_echo, json_option, quiet_option, write_json
-from mgll_train.config import ConfigError, parse_granularities
+from mgll_train.config import ConfigError, TrainConfig, parse_granularities
+
+# Flags default to None (a --config file's value stands); the help names TrainConfig's defaults.
+_DEFAULTS = TrainConfig()
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("dataset", type=click.Path(path_type=Path), required=False)
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics, config).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML config; flags given here override it.")
+@click.option(
+    "--out", "out", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics, config)."
+)
+@click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="YAML config; flags given here override it."
+)
 @click.option("--model", help="Vision tower: tiny, vit-b16, convnext-tiny, resnet50, or a local pretrained folder.")
-@click.option("--text-model", help="Text tower: minilm (default, the packaged MiniLM), tiny (small, random) or a local folder.")
+@click.option(
+    "--text-model", help="Text tower: minilm (default, the packaged MiniLM), tiny (small, random) or a local folder."
+)
 @click.option("--loss", type=click.Choice(["mgll", "clip"]), help="MGLL (default) or the plain CLIP baseline.")
-@click.option("--granularities", help="Comma list, e.g. disease,description,explanation (default: the dataset's minus modality/study/series).")
-@click.option("--split", help="Split to train on (default train).")
+@click.option(
+    "--granularities",
+    help="Comma list, e.g. disease,description,explanation (default: the dataset's minus modality/study/series).",
+)
+@click.option("--split", help=f"Split to train on (default {_DEFAULTS.split}).")
 @click.option("--max-steps", type=int, help="Optimizer steps to train to (counted from 0, also on --resume).")
 @click.option("--epochs", type=int, help="Passes over the split, when --max-steps is not given (default 1).")
-@click.option("--batch-size", type=int, help="Images per device per micro-step (default 32).")
-@click.option("--grad-accum", type=int, help="Micro-steps per optimizer step (default 1).")
-@click.option("--lr", type=float, help="Peak learning rate (default 5e-4).")
+@click.option("--batch-size", type=int, help=f"Images per device per micro-step (default {_DEFAULTS.batch_size}).")
+@click.option("--grad-accum", type=int, help=f"Micro-steps per optimizer step (default {_DEFAULTS.grad_accum}).")
+@click.option("--lr", type=float, help=f"Peak learning rate (default {_DEFAULTS.lr:g}).")
 @click.option("--text-lr-scale", type=float,
               help="Text tower learning rate as a share of --lr (default 0.1 for a pretrained tower, 1 for 'tiny').")
-@click.option("--freeze-text", is_flag=True, default=None, help="Keep the text tower's weights fixed (its projection trains).")
-@click.option("--embed-dim", type=int, help="Shared embedding size (default 256).")
-@click.option("--image-size", type=int, help="Square input size in pixels (default 224).")
-@click.option("--workers", type=int, help="Data-loader worker processes (default 0: load in the training process).")
+@click.option(
+    "--freeze-text", is_flag=True, default=None, help="Keep the text tower's weights fixed (its projection trains)."
+)
+@click.option("--embed-dim", type=int, help=f"Shared embedding size (default {_DEFAULTS.embed_dim}).")
+@click.option("--image-size", type=int, help=f"Square input size in pixels (default {_DEFAULTS.image_size}).")
+@click.option("--workers", type=int,
+              help=f"Data-loader worker processes (default {_DEFAULTS.workers}: load in the training process).")
 @click.option("--image-column", type=click.Choice(["auto", "image", "image_train"]),
               help="Images to train on: auto (default) takes the JPEG training copy when the dataset has one.")
 @click.option("--max-corrupt-fraction", type=float,
-              help="Stop when clearly more than this share of the images read does not decode (default 0.01).")
-@click.option("--seed", type=int, help="Seed for weights, data order and augmentation (default 0).")
+              help=f"Stop when clearly more than this share of the images read does not decode "
+                   f"(default {_DEFAULTS.max_corrupt_fraction}).")
+@click.option("--seed", type=int, help=f"Seed for weights, data order and augmentation (default {_DEFAULTS.seed}).")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="auto: bf16 autocast on CUDA, fp32 on CPU.")
-@click.option("--save-every", type=int, help="Checkpoint every N steps (default 500; always at the end).")
-@click.option("--log-every", type=int, help="Write metrics every N steps (default 10).")
+@click.option(
+    "--precision", type=click.Choice(["auto", "bf16", "fp32"]), help="auto: bf16 autocast on CUDA, fp32 on CPU."
+)
+@click.option("--save-every", type=int,
+              help=f"Checkpoint every N steps (default {_DEFAULTS.save_every}; always at the end).")
+@click.option("--log-every", type=int, help=f"Write metrics every N steps (default {_DEFAULTS.log_every}).")
 @click.option("--grad-checkpointing", is_flag=True, default=None, help="Recompute activations to save GPU memory.")
 @click.option("--compile", "compile_model", is_flag=True, default=None,
               help="torch.compile the whole step (augmentation, towers, loss); pays a warm-up of minutes on CPU.")

@@ -35,8 +35,8 @@ from mgll_data.deid.metadata import (
     METADATA_KEYS,
     header_metadata,
 )
-from mgll_data.deid.phi import MIN_PHI_CHARS, header_ids, header_phi
 from mgll_data.deid.names import AFTER_CUE_WINDOW, NAME_NEIGHBOUR_PASSES
+from mgll_data.deid.phi import MIN_PHI_CHARS, header_ids, header_phi
 from mgll_data.deid.text import scrub_text, strip_control_characters
 
 __all__ = [
@@ -60,5 +60,6 @@ __all__ = [
     "pseudonym",
     "refuse_burned_in_text",
     "scrub_text",
+    "source_key",
     "strip_control_characters",
 ]

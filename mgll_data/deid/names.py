@@ -219,9 +219,7 @@ def person(candidate: str, text: str, end: int) -> bool:
     words = _words(candidate)
     if not words or all(_not_name_word(w) for w in words):
         return False
-    if words[-1].lower() in _EPONYM_HEADS or _next_word(text, end) in _EPONYM_HEADS:
-        return False
-    return True
+    return words[-1].lower() not in _EPONYM_HEADS and _next_word(text, end) not in _EPONYM_HEADS
 
 
 _LEADING_WORD_RE = re.compile(r"([^\s,]+)([ \t]+|,[ \t]?)")

@@ -161,6 +161,4 @@ def _worth_scrubbing(text: str) -> bool:
     if not re.search(r"[^\W_]", stripped):  # any script: a Cyrillic or Greek name is still a name
         return False
     # A short pure number (a series number, "1") would wipe measurements out of the report.
-    if stripped.isdigit() and len(stripped) < 4:
-        return False
-    return True
+    return not (stripped.isdigit() and len(stripped) < 4)

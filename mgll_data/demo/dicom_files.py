@@ -71,7 +71,9 @@ def choose_variant(rng: np.random.Generator) -> PixelVariant:
     )
 
 
-def stored_pixels(density: np.ndarray, variant: PixelVariant, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
+def stored_pixels(
+    density: np.ndarray, variant: PixelVariant, rng: np.random.Generator
+) -> tuple[np.ndarray, int | None]:
     """Map a [0, 1] density map to stored values; returns the array and the padding value (if any)."""
     top = 2**variant.bits_stored - 1
     low = rng.uniform(0.02, 0.08) * top
@@ -231,7 +233,11 @@ def _save_with_gdcm(ds: Dataset, ts: uid.UID, path: Path) -> str:
         if not reader.Read():
             raise RuntimeError("gdcm could not read the staged file")
         change = gdcm.ImageChangeTransferSyntax()
-        target = gdcm.TransferSyntax.JPEGLSLossless if ts == uid.JPEGLSLossless else gdcm.TransferSyntax.JPEGLosslessProcess14_1
+        target = (
+            gdcm.TransferSyntax.JPEGLSLossless
+            if ts == uid.JPEGLSLossless
+            else gdcm.TransferSyntax.JPEGLosslessProcess14_1
+        )
         change.SetTransferSyntax(gdcm.TransferSyntax(target))
         change.SetInput(reader.GetImage())
         if not change.Change():

@@ -113,7 +113,11 @@ def _dicom_id(rng: np.random.Generator) -> str:
 
 def _descriptions(rng: np.random.Generator, people: FakeStudyPeople, views: tuple[str, ...]) -> tuple[str, list[str]]:
     portable = views == ("AP",)
-    study = "CHEST (PORTABLE AP)" if portable else str(rng.choice(["CHEST (PA AND LAT)", "XR CHEST 2 VIEWS", "CHEST PA/LAT"]))
+    study = (
+        "CHEST (PORTABLE AP)"
+        if portable
+        else str(rng.choice(["CHEST (PA AND LAT)", "XR CHEST 2 VIEWS", "CHEST PA/LAT"]))
+    )
     roll = rng.random()
     if roll < 0.12:
         study = f"{study} per Dr. {people.referring[1]}"
@@ -139,9 +143,10 @@ def _image_row(relpath: str, ids: _StudyIds, source: str, view: str, variant: Pi
     if variant is None:
         encoding = dict(sop_class="", photometric="", bits_stored="", signed="", rescale="", window="", padding="")
     else:
+        rescale = "" if variant.rescale is None else "{:g}/{:g}".format(*variant.rescale)
         encoding = dict(sop_class=variant.sop, photometric=variant.photometric, bits_stored=variant.bits_stored,
-                        signed=int(variant.signed), rescale="" if variant.rescale is None else "%g/%g" % variant.rescale,
-                        window=variant.window, padding=int(variant.padding))
+                        signed=int(variant.signed), rescale=rescale, window=variant.window,
+                        padding=int(variant.padding))
     return dict(image_path=relpath, subject=ids.subject, study=ids.study, source=source, view=view,
                 transfer_syntax=uid.UID(written_ts).name if written_ts else "", rows=shape[0], columns=shape[1],
                 expect=expect, **encoding)
@@ -161,10 +166,16 @@ def _write_synthetic_study(task: tuple[Path, int, _StudyIds, str | None]) -> dic
     images = []
     for number, (view, series_description) in enumerate(zip(plan.views, series_descriptions), start=1):
         shape = _image_shape(rng, view)
-        density = draw_lateral(rng, plan.drawn(), shape) if view == "LATERAL" else draw_frontal(rng, plan.drawn(), shape, view)
+        density = (
+            draw_lateral(rng, plan.drawn(), shape)
+            if view == "LATERAL"
+            else draw_frontal(rng, plan.drawn(), shape, view)
+        )
         variant = choose_variant(rng)
         if broken_kind in ("truncated-file", "no-pixel-data"):
-            variant = PixelVariant("DX-presentation", str(uid.ExplicitVRLittleEndian), "MONOCHROME2", 12, False, None, "none", False)
+            variant = PixelVariant(
+                "DX-presentation", str(uid.ExplicitVRLittleEndian), "MONOCHROME2", 12, False, None, "none", False
+            )
         ctx = ImageContext(seed, ids.subject, ids.study, view, number, 1, study_description, series_description)
         ds, pixels = build_dicom(density, variant, people, ctx, rng)
         path = folder / f"{_dicom_id(rng)}.dcm"

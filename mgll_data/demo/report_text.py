@@ -20,11 +20,17 @@ _ORDER = ("Support Devices", "Lung Opacity", "Consolidation", "Pneumonia", "Atel
           "Fracture")
 
 _POSITIVE = {
-    "Pleural Effusion": ("There is a {size} {side} pleural effusion.", "{Size} {side} pleural effusion is present.",
-                         "Blunting of the {side} costophrenic angle consistent with a {size} pleural effusion."),
+    "Pleural Effusion": (
+        "There is a {size} {side} pleural effusion.",
+        "{Size} {side} pleural effusion is present.",
+        "Blunting of the {side} costophrenic angle consistent with a {size} pleural effusion.",
+    ),
     "Cardiomegaly": ("The heart is enlarged.", "Cardiomegaly is present.", "The cardiac silhouette is enlarged."),
     "Enlarged Cardiomediastinum": ("The cardiomediastinal silhouette is widened.", "Mediastinal widening is noted."),
-    "Lung Opacity": ("Hazy opacity in the {side} upper lung.", "There is an ill-defined opacity in the {side} mid lung zone."),
+    "Lung Opacity": (
+        "Hazy opacity in the {side} upper lung.",
+        "There is an ill-defined opacity in the {side} mid lung zone.",
+    ),
     "Pneumonia": ("Findings are compatible with {side} lower lobe pneumonia.", "{Side} lower lobe pneumonia."),
     "Consolidation": ("Dense consolidation in the {side} lower lobe.", "There is {side} basilar consolidation."),
     "Lung Lesion": ("A pulmonary nodule projects over the {side} lung.", "Several small nodules in the {side} lung.",
@@ -32,7 +38,10 @@ _POSITIVE = {
     "Edema": ("Vascular congestion with perihilar pulmonary edema.",
               "There is mild interstitial pulmonary edema.", "Moderate pulmonary edema."),
     "Atelectasis": ("Plate-like atelectasis at the {side} base.", "Linear {side} basilar atelectasis."),
-    "Pneumothorax": ("There is a {size} {side} apical pneumothorax.", "{Size} {side} pneumothorax with a visible pleural line."),
+    "Pneumothorax": (
+        "There is a {size} {side} apical pneumothorax.",
+        "{Size} {side} pneumothorax with a visible pleural line.",
+    ),
     "Pleural Other": ("Pleural thickening along the {side} lateral chest wall.", "{Side} apical pleural thickening."),
     "Fracture": ("There is a {side} lateral rib fracture.", "Healing fracture of a {side} posterior rib."),
 }
@@ -156,10 +165,16 @@ def write_report(rng: np.random.Generator, plan: StudyPlan, people: FakeStudyPeo
             lines += [f" TECHNIQUE:  Chest {views} views.", ""]
         if rng.random() < 0.5:
             prior = (people.study_date.replace(day=1)).strftime("%m/%d/%Y")
-            lines += [f" COMPARISON:  Chest radiograph dated {prior}." if rng.random() < 0.7 else " COMPARISON:  None.", ""]
+            lines += [
+                f" COMPARISON:  Chest radiograph dated {prior}." if rng.random() < 0.7 else " COMPARISON:  None.",
+                "",
+            ]
         lines += [" FINDINGS:", "", " " + " ".join(findings), "", " IMPRESSION:", "", " " + " ".join(impression), ""]
     if rng.random() < 0.3:
-        lines += [f" NOTIFICATION:  Findings discussed with {dictating} by telephone at {people.phone} on {study_date}.", ""]
+        lines += [
+            f" NOTIFICATION:  Findings discussed with {dictating} by telephone at {people.phone} on {study_date}.",
+            "",
+        ]
     lines += [f" Dictated by: {dictating} on {study_date}. Accession number: {people.accession}. "
               f"Questions: call {people.phone}."]
     return "\n".join(lines) + "\n"

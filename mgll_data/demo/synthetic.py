@@ -175,22 +175,7 @@ def _draw_frontal_findings(c: _Canvas, img: np.ndarray, markings: np.ndarray, lu
                 img += 0.30 * k * fluid
                 markings *= 1 - fluid
         elif name in ("Consolidation", "Pneumonia", "Lung Opacity"):
-            for side in _sides(f):
-                lung = lungs[side]
-                y_range = (0.30, 0.55) if name == "Lung Opacity" else (0.45, 0.70)
-                px, py = _random_point_in(c, lung, y_range)
-                if name == "Consolidation":
-                    patch = _ramp(1.0 - np.sqrt(((c.x - px) / (0.05 + 0.05 * scale)) ** 2
-                                                + ((c.y - py) / (0.06 + 0.05 * scale)) ** 2), 0.3)
-                    img += 0.30 * k * patch * (0.85 + 0.15 * _smooth_noise(c, 40)) * lung.mask
-                elif name == "Pneumonia":
-                    texture = _smooth_noise(c, 48)
-                    for _ in range(int(rng.integers(2, 5))):
-                        bx = px + rng.normal(0, 0.035)
-                        by = py + rng.normal(0, 0.035)
-                        img += 0.22 * k * _blob(c, bx, by, 0.035 + 0.02 * scale, texture) * lung.mask
-                else:
-                    img += 0.13 * k * _blob(c, px, py, 0.09 + 0.04 * scale) * lung.mask
+            _draw_airspace(c, img, lungs, name, f)
         elif name == "Edema":
             for lung in lungs.values():
                 hilum_x = lung.cx - lung.lateral * 0.05
@@ -200,8 +185,11 @@ def _draw_frontal_findings(c: _Canvas, img: np.ndarray, markings: np.ndarray, lu
             for side in _sides(f):
                 lung = lungs[side]
                 y0 = rng.uniform(0.58, min(0.70, lung.dome - 0.06))
-                band = _segments(c, [(lung.cx - 0.6 * lung.a, y0), (lung.cx + 0.6 * lung.a, y0 + rng.uniform(-0.04, 0.04))],
-                                 0.009 + 0.006 * scale)
+                band = _segments(
+                    c,
+                    [(lung.cx - 0.6 * lung.a, y0), (lung.cx + 0.6 * lung.a, y0 + rng.uniform(-0.04, 0.04))],
+                    0.009 + 0.006 * scale,
+                )
                 img += 0.30 * k * band * lung.mask
         elif name == "Lung Lesion":
             for side in _sides(f):
@@ -239,6 +227,26 @@ def _draw_frontal_findings(c: _Canvas, img: np.ndarray, markings: np.ndarray, lu
             _draw_devices(c, img, cx, f.devices or ("et_tube",))
 
 
+def _draw_airspace(c: _Canvas, img: np.ndarray, lungs: dict[str, _Lung], name: str, f: PlantedFinding) -> None:
+    rng, k, scale = c.rng, f.strength, _SIZE_SCALE[f.size]
+    for side in _sides(f):
+        lung = lungs[side]
+        y_range = (0.30, 0.55) if name == "Lung Opacity" else (0.45, 0.70)
+        px, py = _random_point_in(c, lung, y_range)
+        if name == "Consolidation":
+            patch = _ramp(1.0 - np.sqrt(((c.x - px) / (0.05 + 0.05 * scale)) ** 2
+                                        + ((c.y - py) / (0.06 + 0.05 * scale)) ** 2), 0.3)
+            img += 0.30 * k * patch * (0.85 + 0.15 * _smooth_noise(c, 40)) * lung.mask
+        elif name == "Pneumonia":
+            texture = _smooth_noise(c, 48)
+            for _ in range(int(rng.integers(2, 5))):
+                bx = px + rng.normal(0, 0.035)
+                by = py + rng.normal(0, 0.035)
+                img += 0.22 * k * _blob(c, bx, by, 0.035 + 0.02 * scale, texture) * lung.mask
+        else:
+            img += 0.13 * k * _blob(c, px, py, 0.09 + 0.04 * scale) * lung.mask
+
+
 def _draw_devices(c: _Canvas, img: np.ndarray, cx: float, kinds: tuple[str, ...]) -> None:
     rng = c.rng
     for kind in kinds:
@@ -247,9 +255,13 @@ def _draw_devices(c: _Canvas, img: np.ndarray, cx: float, kinds: tuple[str, ...]
             for offset in (-0.008, 0.008):
                 img += 0.45 * _segments(c, [(cx + offset, 0.0), (cx + offset, tip)], 0.003)
         elif kind == "central_line":
-            img += 0.5 * _segments(c, [(cx - 0.26, 0.11), (cx - 0.12, 0.17), (cx - 0.04, 0.27), (cx - 0.02, 0.42)], 0.004)
+            img += 0.5 * _segments(
+                c, [(cx - 0.26, 0.11), (cx - 0.12, 0.17), (cx - 0.04, 0.27), (cx - 0.02, 0.42)], 0.004
+            )
         elif kind == "ng_tube":
-            img += 0.45 * _segments(c, [(cx - 0.01, 0.0), (cx + 0.005, 0.45), (cx + 0.06, 0.82), (cx + 0.14, 0.88)], 0.004)
+            img += 0.45 * _segments(
+                c, [(cx - 0.01, 0.0), (cx + 0.005, 0.45), (cx + 0.06, 0.82), (cx + 0.14, 0.88)], 0.004
+            )
         else:
             px, py = cx + 0.26, 0.15
             box = _ramp(0.035 - np.abs(c.x - px), 0.004) * _ramp(0.025 - np.abs(c.y - py), 0.004)

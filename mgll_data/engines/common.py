@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mgll_data import deid
 from mgll_data.process import BuildContext
@@ -12,7 +12,9 @@ Stage = Callable[[SourceItem, BuildContext], Outcome]
 
 
 def crash_outcome(item: SourceItem, ctx: BuildContext) -> Outcome:
-    reject = Reject(stage="engine", reason="worker-crashed", error="the worker process died while processing this input")
+    reject = Reject(
+        stage="engine", reason="worker-crashed", error="the worker process died while processing this input"
+    )
     return Outcome(
         deid.source_key(ctx.salt, item.source_path),
         reject=reject,

@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_fragments, get_frame
-from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit
 
 from mgll_data.imaging import volume
@@ -43,7 +42,9 @@ PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 DEFER_BYTES = 16 * 1024 * 1024
 _PIXEL_TAG_BYTES = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
 _ICON_IMAGE_SEQUENCE = 0x00880200
-_COLOR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "HSV", "ARGB", "CMYK")
+_COLOR = (
+    "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "HSV", "ARGB", "CMYK"
+)
 # The defined terms: the value is stored in the row, so anything else (a hostile header can put a
 # name here) is refused rather than echoed.
 PHOTOMETRIC_TERMS = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", *_COLOR)
@@ -85,7 +86,11 @@ def read_dicom(path: Path, output_size: int | None = None) -> Decoded:
         decoder = "simpleitk"
         rescaled_by_reader = True
 
-    color = photometric in _COLOR or photometric == "PALETTE COLOR" or (pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and frames == 1)
+    color = (
+        photometric in _COLOR
+        or photometric == "PALETTE COLOR"
+        or (pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and frames == 1)
+    )
     if pixels.ndim == 3 and not color:
         pixels = pixels[middle_index(pixels.shape[0])]
     if color and pixels.ndim == 2 and photometric == "PALETTE COLOR":
@@ -127,7 +132,9 @@ def _one_frame_from_file(path: Path, index: int) -> np.ndarray | None:
         return None
 
 
-def _color_jpeg_with_pillow(ds: Dataset, photometric: str, index: int, frames: int, output_size: int | None) -> np.ndarray | None:
+def _color_jpeg_with_pillow(
+    ds: Dataset, photometric: str, index: int, frames: int, output_size: int | None
+) -> np.ndarray | None:
     """RGB pixels of a YBR colour JPEG baseline frame, or None to use pydicom (any doubt, any error)."""
     if (
         output_size is None
@@ -198,7 +205,7 @@ def strip_pixel_data(ds: Dataset) -> None:
     for keyword in PIXEL_KEYWORDS:
         if keyword in ds:
             delattr(ds, keyword)
-    for tag in [t for t in ds.keys() if (t.group & 0xFF00) == 0x6000 and t.element == 0x3000]:
+    for tag in [t for t in ds.keys() if (t.group & 0xFF00) == 0x6000 and t.element == 0x3000]:  # noqa: SIM118 - a Dataset iterates elements, keys() gives tags
         del ds[tag]
     if _ICON_IMAGE_SEQUENCE in ds:
         del ds[_ICON_IMAGE_SEQUENCE]
@@ -237,7 +244,9 @@ def _infer_transfer_syntax(ds: Dataset) -> None:
         return
     if meta is None:
         ds.file_meta = meta = FileMetaDataset()
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    meta.TransferSyntaxUID = (
+        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    )
 
 
 def _file_mentions_pixel_data(path: Path) -> bool:

@@ -186,7 +186,9 @@ def _lut_domain(dtype: np.dtype) -> np.ndarray | None:
     return None
 
 
-def to_uint8(stored: np.ndarray, t: GrayTransform, percentiles: tuple[float, float]) -> tuple[np.ndarray, GrayTransform]:
+def to_uint8(
+    stored: np.ndarray, t: GrayTransform, percentiles: tuple[float, float]
+) -> tuple[np.ndarray, GrayTransform]:
     """Render a 2-D grey image to uint8, returning the transform actually used (with its window)."""
     t = resolve_window(stored, t, percentiles)
     domain = _lut_domain(stored.dtype)

@@ -35,7 +35,9 @@ def _simpleitk():
     return sitk
 
 
-def read_middle_slice(path: Path, dicom: bool = False, source_format: str | None = None) -> tuple[np.ndarray, int, int, int]:
+def read_middle_slice(
+    path: Path, dicom: bool = False, source_format: str | None = None
+) -> tuple[np.ndarray, int, int, int]:
     """(pixels, frames, frame_index, components): pixels is (H, W) or (H, W, C)."""
     sitk = _simpleitk()
     reader = sitk.ImageFileReader()

@@ -42,7 +42,8 @@ _FORWARD_NEGATION = [
     "not appear", "does not appear", "not identified", "removal of", "interval removal of", "nothing to suggest",
     "unremarkable for", "with no", "there is no", "there are no", "there has been no", "there was no",
     "and there is no", "and there are no", "not seen", "not present", "not visualized", "-ve for", "no known",
-    "was removed", "were removed", "clearing of", "interval clearing of", "re - expansion of", "reexpansion of", "without recurrent", "no recurrence of", "no longer visible",
+    "was removed", "were removed", "clearing of", "interval clearing of", "re - expansion of", "reexpansion of",
+    "without recurrent", "no recurrence of", "no longer visible",
 ]
 _BACKWARD_NEGATION = [
     "is not seen", "are not seen", "not seen", "not identified", "is not identified", "are not identified",
@@ -208,7 +209,9 @@ def _same_clause(target: Span, modifier: Span, _between: Span) -> bool:
     return not (_VERBS.intersection(gap) and _CLAUSE_JOINS.intersection(gap))
 
 
-def _rules(literals: list[str], category: str, direction: str, max_scope: int | None = None, **kwargs) -> list[ConTextRule]:
+def _rules(
+    literals: list[str], category: str, direction: str, max_scope: int | None = None, **kwargs
+) -> list[ConTextRule]:
     return [ConTextRule(lit, category, direction=direction, max_scope=max_scope, **kwargs) for lit in literals]
 
 
@@ -252,7 +255,8 @@ def context_rules() -> list[ConTextRule]:
     # "resolved" reads forward when it opens the sentence ("Resolved right basilar infiltrate"), back otherwise
     rules += [ConTextRule("resolved", NEGATED, direction="BACKWARD", on_modifies=_same_clause,
                           terminated_by=set(negation_cut), pattern=[{"LOWER": "resolved", "IS_SENT_START": False}]),
-              ConTextRule("resolved (opening)", NEGATED, direction="FORWARD", terminated_by=set(negation_cut | {CLAUSE}),
+              ConTextRule("resolved (opening)", NEGATED, direction="FORWARD",
+                          terminated_by=set(negation_cut | {CLAUSE}),
                           pattern=[{"LOWER": "resolved", "IS_SENT_START": True}])]
     rules += _rules(_DEVICE_REMOVED, NEGATED, "BACKWARD", _DIFFERENTIAL_SCOPE + 2, allowed_types=_DEVICES)
     rules += _two_way(_FORWARD_PROBABLE, _BACKWARD_PROBABLE, PROBABLE, _FORWARD_HEDGE_SCOPE,

@@ -30,7 +30,10 @@ class LabelResult:
 
 def _label_chunk(args: tuple[list[str], str, tuple[str, ...], Policy]) -> list[LabelResult]:
     texts, vocab_ref, sections, policy = args
-    return [LabelResult(a.labels, a.mentions, a.truncated_chars) for a in analyse_reports(texts, vocab_ref, sections, policy)]
+    return [
+        LabelResult(a.labels, a.mentions, a.truncated_chars)
+        for a in analyse_reports(texts, vocab_ref, sections, policy)
+    ]
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:

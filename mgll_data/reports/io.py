@@ -82,11 +82,17 @@ def _read_csv(path: Path, max_chars: int) -> list[InputReport]:
         columns = {c.strip().lower(): c for c in (reader.fieldnames or [])}
         text_column = next((columns[name] for name in TEXT_NAMES if name in columns), None)
         if "report_id" not in columns or text_column is None:
-            raise ReportInputError(f"{path.name} needs the columns report_id,report (found: {','.join(columns) or 'none'})")
+            raise ReportInputError(
+                f"{path.name} needs the columns report_id,report (found: {','.join(columns) or 'none'})"
+            )
         reports = []
         for n, row in enumerate(reader, start=1):
             report_id = (row.get(columns["report_id"]) or "").strip() or f"row-{n}"
-            ids = {key: (row.get(columns[key]) or "").strip() or None for key in ("subject_id", "study_id") if key in columns}
+            ids = {
+                key: (row.get(columns[key]) or "").strip() or None
+                for key in ("subject_id", "study_id")
+                if key in columns
+            }
             reports.append(_check_text(report_id, row.get(text_column), max_chars, **ids))
     return reports
 

@@ -55,7 +55,7 @@ def _span(words: list[str], phrase: str) -> tuple[int, int] | None:
     return None
 
 
-def side_and_size(mentions: Iterable["Mention"]) -> tuple[str | None, str | None]:
+def side_and_size(mentions: Iterable[Mention]) -> tuple[str | None, str | None]:
     """The side and size the mentions' sentences state next to the finding's own words (first found)."""
     side = size = None
     for mention in mentions:
@@ -82,13 +82,15 @@ def _qualified(name: str, certainty: str) -> str:
 
 
 def granularity_items(
-    texts: Mapping[str, str | None], *, labels: list["Label"], found: list["Mention"], vocab: Vocabulary
+    texts: Mapping[str, str | None], *, labels: list[Label], found: list[Mention], vocab: Vocabulary
 ) -> dict[str, list[str] | None]:
     """Items per item granularity present in `texts` (None where its text is None)."""
-    asserted = [(name, certainty) for name, _, certainty in labels if name != vocab.no_finding and is_asserted(certainty)]
+    asserted = [
+        (name, certainty) for name, _, certainty in labels if name != vocab.no_finding and is_asserted(certainty)
+    ]
     abnormal = any(name not in vocab.no_finding_ignores for name, _ in asserted)
 
-    def asserting(name: str, certainty: str) -> list["Mention"]:
+    def asserting(name: str, certainty: str) -> list[Mention]:
         return [m for m in found if m.finding == name and m.counts() and m.certainty == certainty]
 
     out: dict[str, list[str] | None] = {}

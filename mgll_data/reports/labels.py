@@ -167,7 +167,9 @@ def aggregate(found: list[Mention], vocab: Vocabulary, policy: Policy) -> list[L
         level = strongest(levels.get(finding.name, []))
         if level is not None:
             labels.append(Label(finding.name, policy.status(level), level))
-    abnormal = [label for label in labels if is_asserted(label.certainty) and label.name not in vocab.no_finding_ignores]
+    abnormal = [
+        label for label in labels if is_asserted(label.certainty) and label.name not in vocab.no_finding_ignores
+    ]
     if vocab.no_finding is not None and not abnormal:
         order = {name: i for i, name in enumerate(vocab.names())}
         labels.append(Label(vocab.no_finding, policy.status(DEFINITE), DEFINITE))

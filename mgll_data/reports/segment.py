@@ -153,7 +153,9 @@ def _trimmed(text: str, section: str | None, start: int, end: int) -> list[Sente
     while end - start > MAX_SENTENCE_CHARS:
         window = text[start : start + MAX_SENTENCE_CHARS]
         cut = max(window.rfind(", "), window.rfind("; "))
-        cut = cut + 1 if cut > MAX_SENTENCE_CHARS // 2 else (window.rfind(" ") if window.rfind(" ") > 0 else len(window))
+        cut = (
+            cut + 1 if cut > MAX_SENTENCE_CHARS // 2 else (window.rfind(" ") if window.rfind(" ") > 0 else len(window))
+        )
         pieces.append(Sentence(section, start, start + cut))
         start += cut
         while start < end and text[start].isspace():

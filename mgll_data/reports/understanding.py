@@ -19,7 +19,14 @@ from mgll_data.reports import segment
 from mgll_data.reports.certainty import Policy, policy_from
 from mgll_data.reports.granularity import granularity_texts
 from mgll_data.reports.items import granularity_items
-from mgll_data.reports.labels import NON_FINDING_SECTIONS, QUESTION_SECTIONS, Label, Mention, aggregate, sentence_mentions
+from mgll_data.reports.labels import (
+    NON_FINDING_SECTIONS,
+    QUESTION_SECTIONS,
+    Label,
+    Mention,
+    aggregate,
+    sentence_mentions,
+)
 from mgll_data.reports.nlp import ABBREVIATIONS_KEY, get_nlp, quiet_matchers
 from mgll_data.reports.spelling import Speller, speller
 from mgll_data.reports.vocabulary import load_vocabulary
@@ -149,7 +156,7 @@ def analyse_reports(texts: Sequence[str], vocab_ref: str, sections: tuple[str, .
     prepared = [_sentence_doc(nlp, spell, plans[i].text[s.start : s.end]) for i, s, _ in jobs]
     with quiet_matchers():
         docs = nlp.pipe((doc for doc, _ in prepared), batch_size=SENTENCE_BATCH)
-        for (i, sentence, question), doc, (_, original) in zip(jobs, docs, prepared):
+        for (_, sentence, question), doc, (_, original) in zip(jobs, docs, prepared):
             per_job.append(sentence_mentions(doc, sentence.section, sentence.start, policy, question, original))
         _apply_abbreviations(plans, jobs, per_job, nlp, spell, policy)
     for (i, _, _), mentions in zip(jobs, per_job):

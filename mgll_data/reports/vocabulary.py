@@ -21,7 +21,8 @@ VOCABULARY_DIR = Path(__file__).resolve().parent.parent / "vocabularies"
 # Words a "~" gap may not cross: a gap through a negation, a clause break or an alternative ("effusion vs.
 # pleural thickening") would join two statements into one long match that hides the shorter, real one.
 GAP_STOP_WORDS = ("no", "not", "without", "but", "however", "although", "and", "or", "nor", "normal", "negative",
-                  "vs", "vs.", "versus", "with", "which", "that", "than", "unlikely", "rather", "ventricular", "atrial", "behind")
+                  "vs", "vs.", "versus", "with", "which", "that", "than", "unlikely", "rather", "ventricular", "atrial",
+                  "behind")
 GAP_MAX = 4
 
 
@@ -99,7 +100,9 @@ def resolve_path(name_or_path: str | Path) -> Path:
         return path
     builtin = VOCABULARY_DIR / f"{name_or_path}.yaml"
     if not builtin.is_file():
-        raise VocabularyError(f"no vocabulary {str(name_or_path)!r}: give a YAML file or one of {', '.join(available())}")
+        raise VocabularyError(
+            f"no vocabulary {str(name_or_path)!r}: give a YAML file or one of {', '.join(available())}"
+        )
     return builtin
 
 
@@ -175,7 +178,9 @@ def from_dict(raw: Any, source: str = "<dict>") -> Vocabulary:
         raise VocabularyError(f"vocabulary {source}: no_finding {no_finding!r} is not one of its findings")
     ignores = tuple(str(n) for n in (raw.get("no_finding_ignores") or ()))
     if set(ignores) - set(names):
-        raise VocabularyError(f"vocabulary {source}: no_finding_ignores names unknown findings {sorted(set(ignores) - set(names))}")
+        raise VocabularyError(
+            f"vocabulary {source}: no_finding_ignores names unknown findings {sorted(set(ignores) - set(names))}"
+        )
     for f in findings:
         if f.name != no_finding and not (f.terms or f.probable):
             raise VocabularyError(f"vocabulary {source}: finding {f.name!r} has no terms")

@@ -13,7 +13,9 @@ from mgll_data.sources.inputs import SourceError
 
 # A folder is an input only when named like one of these (and matching the pipeline's patterns): DICOM
 # series folders are often named by UID ("1.2.840…"), which a catch-all pattern would otherwise take.
-IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+IMAGE_SUFFIXES = (
+    ".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr"
+)
 NOT_IMAGE_SUFFIXES = (".txt", ".xml", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".md", ".parquet")
 SKIPPED_DIRS = ("__MACOSX",)
 

@@ -242,12 +242,13 @@ class Scan:
                     self.duplicate_content_count += 1
                     if len(self.duplicate_content) < EXAMPLES:
                         self.duplicate_content.append((str(image_id), first))
-            if image_id is not None and "image_id" in col:
-                if path is None or PurePosixPath(path).stem != image_id or \
-                        PurePosixPath(path).suffix.lower() not in (".png", ".jpg", ".jpeg"):
-                    self.path_mismatch += 1
-                    if len(self.path_mismatch_ids) < EXAMPLES:
-                        self.path_mismatch_ids.append(image_id)
+            if image_id is not None and "image_id" in col and (
+                path is None or PurePosixPath(path).stem != image_id
+                or PurePosixPath(path).suffix.lower() not in (".png", ".jpg", ".jpeg")
+            ):
+                self.path_mismatch += 1
+                if len(self.path_mismatch_ids) < EXAMPLES:
+                    self.path_mismatch_ids.append(image_id)
             if offset + i not in self.decode_at or len(sizes) < 3:
                 continue
             self.decoded += 1

@@ -166,7 +166,9 @@ def _load_csv(path: Path, wanted_labels: list[str] | None, image_column: str | N
         raise EvaluationError(f"{path.name} is not a readable CSV ({str(exc).splitlines()[0]})") from None
     column = image_column or next((c for c in IMAGE_COLUMNS if c in frame.columns), None)
     if column is None or column not in frame.columns:
-        raise EvaluationError(f"{path.name} needs an image path column (one of {list(IMAGE_COLUMNS)} or --image-column)")
+        raise EvaluationError(
+            f"{path.name} needs an image path column (one of {list(IMAGE_COLUMNS)} or --image-column)"
+        )
     if frame.empty:
         raise EvaluationError(f"{path.name} has no rows")
     prefix = schema.text_column("")
@@ -175,13 +177,16 @@ def _load_csv(path: Path, wanted_labels: list[str] | None, image_column: str | N
     ]
     missing = [c for c in label_columns if c not in frame.columns]
     if missing or not label_columns:
-        raise EvaluationError(f"{path.name}: label column(s) {missing or '(none)'} not found; columns: {list(frame.columns)}")
+        raise EvaluationError(
+            f"{path.name}: label column(s) {missing or '(none)'} not found; columns: {list(frame.columns)}"
+        )
 
     files = [(path.parent / p).resolve() if not Path(p).is_absolute() else Path(p) for p in frame[column]]
     absent = [k for k, f in enumerate(files) if not f.is_file()]
     if absent:
         raise EvaluationError(
-            f"{len(absent)} image file(s) listed in {path.name} do not exist (first: row {absent[0] + 2}, {frame[column].iloc[absent[0]]})"
+            f"{len(absent)} image file(s) listed in {path.name} do not exist "
+            f"(first: row {absent[0] + 2}, {frame[column].iloc[absent[0]]})"
         )
 
     kind, names, labels = _csv_labels(frame, label_columns, path.name)
@@ -223,14 +228,17 @@ def _csv_labels(frame: pd.DataFrame, columns: list[str], name: str) -> tuple[str
     if len(columns) == 1:
         values = frame[columns[0]].str.strip()
         if (values == "").any():
-            raise EvaluationError(f"{name}: class column '{columns[0]}' is empty on row {int(np.argmax(values == '')) + 2}")
+            raise EvaluationError(
+                f"{name}: class column '{columns[0]}' is empty on row {int(np.argmax(values == '')) + 2}"
+            )
         classes = sorted(set(values))
         if len(classes) < 2:
             raise EvaluationError(f"{name}: class column '{columns[0]}' holds a single class ({classes[0]})")
         index = {c: k for k, c in enumerate(classes)}
         return "multiclass", classes, np.asarray([index[v] for v in values], dtype=np.int64)
     raise EvaluationError(
-        f"{name}: column(s) {non_binary} hold values other than 1/0/-1; give a single class column, or --labels to choose columns"
+        f"{name}: column(s) {non_binary} hold values other than 1/0/-1; give a single class column, "
+        "or --labels to choose columns"
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mgll_train.config import DEFAULT_IMAGE_SIZE
 from mgll_train.distributed import parse_device
 from mgll_train.evaluate.downstream import Downstream, EvaluationError
 
@@ -36,7 +37,7 @@ class Run:
 
     @property
     def image_size(self) -> int:
-        return int(self.config.get("image_size", 224))
+        return int(self.config.get("image_size", DEFAULT_IMAGE_SIZE))
 
     @property
     def granularities(self) -> list[str]:
@@ -111,7 +112,7 @@ def check_vision_matches_config(config: dict) -> None:
     spec = (config.get("towers") or {}).get("vision_config")
     if name not in VISION_PRESETS or not spec:
         return
-    expected = vision_preset_config(name, int(config.get("image_size", 224))).to_dict()
+    expected = vision_preset_config(name, int(config.get("image_size", DEFAULT_IMAGE_SIZE))).to_dict()
     differing = [k for k in _SHAPE_KEYS if k in expected and k in spec and expected[k] != spec[k]]
     if differing:
         key = differing[0]

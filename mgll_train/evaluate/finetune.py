@@ -98,7 +98,11 @@ def _selection_score(multiclass: bool, y: np.ndarray, probabilities: np.ndarray)
         return float("nan")
     if multiclass:
         return float((probabilities.argmax(1) == y).mean())
-    aucs = [metrics.roc_auc(y[:, j] == 1, probabilities[:, j]) for j in range(y.shape[1]) if y[:, j].min() < 1 and (y[:, j] == 1).any()]
+    aucs = [
+        metrics.roc_auc(y[:, j] == 1, probabilities[:, j])
+        for j in range(y.shape[1])
+        if y[:, j].min() < 1 and (y[:, j] == 1).any()
+    ]
     aucs = [a for a in aucs if np.isfinite(a)]
     return float(np.mean(aucs)) if aucs else float("nan")
 
@@ -128,7 +132,9 @@ def _resolve_head(data: Downstream, rows: dict[str, np.ndarray], head: str) -> b
     if head not in ("multilabel", "multiclass"):
         raise EvaluationError(f"--head must be auto, multilabel or multiclass, got {head!r}")
     if head == "multiclass" and data.kind != "multiclass":
-        raise EvaluationError("--head multiclass needs downstream data with one class column (a CSV); this data is multi-label")
+        raise EvaluationError(
+            "--head multiclass needs downstream data with one class column (a CSV); this data is multi-label"
+        )
     if len(rows["train"]) == 0:
         raise EvaluationError("finetune needs a train split, and the downstream data has none")
     return head == "multiclass"
@@ -187,9 +193,13 @@ class _Trainer:
         history, best = [], None
         for epoch in range(self.settings.epochs):
             train_loss = self.epoch(splits["train"], multiclass, pool)
-            val_prob = _predict(self.classifier, self.run, splits["val"].raw, self.settings.batch_size, pool, multiclass)
+            val_prob = _predict(
+                self.classifier, self.run, splits["val"].raw, self.settings.batch_size, pool, multiclass
+            )
             score = _selection_score(multiclass, splits["val"].y, val_prob)
-            history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_score": None if np.isnan(score) else score})
+            history.append(
+                {"epoch": epoch + 1, "train_loss": train_loss, "val_score": None if np.isnan(score) else score}
+            )
             if best is None or (np.isfinite(score) and not (np.isfinite(best[0]) and score < best[0])):
                 best = (score, epoch + 1, self.classifier.trained_state())
         self.bar.close()
@@ -197,7 +207,9 @@ class _Trainer:
         return best[1], history
 
 
-def _report(data: Downstream, rows, splits: dict[str, _Split], val_prob, test_prob, multiclass, bootstrap, seed) -> dict:
+def _report(
+    data: Downstream, rows, splits: dict[str, _Split], val_prob, test_prob, multiclass, bootstrap, seed
+) -> dict:
     groups = data.groups(rows["test"])
     y_test = splits["test"].y
     if multiclass:
@@ -207,7 +219,9 @@ def _report(data: Downstream, rows, splits: dict[str, _Split], val_prob, test_pr
         known = splits["val"].y[:, j] != -1
         t = metrics.best_f1_threshold(splits["val"].y[known, j] == 1, val_prob[known, j])
         thresholds.append(0.5 if t is None else t)
-    return metrics.multilabel_report(data.label_names, y_test == 1, test_prob, y_test != -1, thresholds, bootstrap, seed, groups)
+    return metrics.multilabel_report(
+        data.label_names, y_test == 1, test_prob, y_test != -1, thresholds, bootstrap, seed, groups
+    )
 
 
 def evaluate(

@@ -113,7 +113,11 @@ def evaluate(
             entry["probe_note"] = notes[name]
     result["C"] = chosen_c
     result["train_images"], result["val_images"] = int(len(rows["train"])), int(len(rows["val"]))
-    result["_curves"] = {"y": data.multilabel_matrix()[rows["test"]], "scores": probabilities, "names": data.label_names}
+    result["_curves"] = {
+        "y": data.multilabel_matrix()[rows["test"]],
+        "scores": probabilities,
+        "names": data.label_names,
+    }
     return result
 
 
@@ -135,5 +139,9 @@ def _multiclass(data, rows, x_train, x_val, x_test, bootstrap, seed, c_grid) -> 
     )
     result["C"] = c
     result["train_images"], result["val_images"] = int(len(rows["train"])), int(len(rows["val"]))
-    result["_curves"] = {"y": data.multilabel_matrix()[rows["test"]], "scores": probabilities, "names": data.label_names}
+    result["_curves"] = {
+        "y": data.multilabel_matrix()[rows["test"]],
+        "scores": probabilities,
+        "names": data.label_names,
+    }
     return result

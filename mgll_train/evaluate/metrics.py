@@ -212,7 +212,13 @@ class _Label:
     def make(cls, y: np.ndarray, scores: np.ndarray, valid: np.ndarray, predicted: np.ndarray) -> _Label:
         rows = np.flatnonzero(valid)
         order = np.argsort(scores[rows], kind="mergesort")
-        return cls(rows, order, _tie_groups(scores[rows][order]), y[rows][order].astype(bool), predicted[rows][order].astype(bool))
+        return cls(
+            rows,
+            order,
+            _tie_groups(scores[rows][order]),
+            y[rows][order].astype(bool),
+            predicted[rows][order].astype(bool),
+        )
 
     def stats(self, w: np.ndarray) -> np.ndarray:
         """[b, 4]: AUC, AP, accuracy, F1 under weights w [b, n] (one sort, one gather for all four)."""
@@ -254,7 +260,7 @@ def _per_label_bootstrap(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Point values [L, 4] and replicates [B, L, 4] of every label, all labels on the same resamples."""
     labels = [_Label.make(y_true[:, j], scores[:, j], valid[:, j], predicted[:, j]) for j in range(y_true.shape[1])]
-    stat = lambda w: np.stack([label.stats(w) for label in labels], axis=1)  # noqa: E731
+    stat = lambda w: np.stack([label.stats(w) for label in labels], axis=1)
     return bootstrap(stat, y_true.shape[0], replicates, seed, groups)
 
 
@@ -264,7 +270,10 @@ def _label_notes(y: np.ndarray, valid: np.ndarray) -> dict[str, str | None]:
         return {"auc": "no test images with a definite label", "ap": "no test images with a definite label"}
     if definite.all() or not definite.any():
         which = "positive" if definite.all() else "negative"
-        return {"auc": f"only {which} test images: AUC undefined", "ap": None if definite.any() else "no positive test image: AP undefined"}
+        return {
+            "auc": f"only {which} test images: AUC undefined",
+            "ap": None if definite.any() else "no positive test image: AP undefined",
+        }
     return {}
 
 
@@ -310,7 +319,10 @@ def multilabel_report(
             "negatives": int((~y[:, j] & valid[:, j]).sum()),
             "excluded": int((~valid[:, j]).sum()),
             "threshold": float(thresholds[j]),
-            **{m: interval(point[j, k], values[:, j, k], n, notes.get(m)).to_dict() for k, m in enumerate(BINARY_METRICS)},
+            **{
+                m: interval(point[j, k], values[:, j, k], n, notes.get(m)).to_dict()
+                for k, m in enumerate(BINARY_METRICS)
+            },
         }
     defined = [j for j in range(len(names)) if np.isfinite(point[j, 0])]
     return {
@@ -353,7 +365,11 @@ def multiclass_report(
         notes = _label_notes(one_hot[:, j], np.ones(n, bool))
         per_class[name] = {
             "support": int(one_hot[:, j].sum()),
-            **{m: interval(per_point[j, k], per_values[:, j, k], n, notes.get(m)).to_dict() for k, m in enumerate(BINARY_METRICS) if m != "accuracy"},
+            **{
+                m: interval(per_point[j, k], per_values[:, j, k], n, notes.get(m)).to_dict()
+                for k, m in enumerate(BINARY_METRICS)
+                if m != "accuracy"
+            },
         }
     auc_defined = [j for j in range(c) if np.isfinite(per_point[j, 0])]
     f1_defined = [j for j in range(c) if np.isfinite(per_point[j, 3])]

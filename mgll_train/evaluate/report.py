@@ -14,11 +14,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
 
-from mgll_train.evaluate.metrics import roc_auc  # noqa: E402
+from mgll_train.evaluate.metrics import roc_auc
 
 CLASSIFICATION_TASKS = ("zero-shot", "linear-probe", "finetune")
 METRIC_NAMES = {"auc": "AUC", "ap": "AP", "accuracy": "accuracy", "f1": "F1"}
@@ -58,7 +58,8 @@ def _value(entry: dict | None) -> str:
 
 def _retrieval_markdown(out: dict) -> list[str]:
     ks = out.get("ks", [])
-    lines = ["### retrieval", "", "| granularity | direction | " + " | ".join(f"R@{k} [95% CI]" for k in ks) + " | images | distinct texts |",
+    recalls = " | ".join(f"R@{k} [95% CI]" for k in ks)
+    lines = ["### retrieval", "", f"| granularity | direction | {recalls} | images | distinct texts |",
              "|---|---|" + "---|" * (len(ks) + 2)]  # fmt: skip
     for g, values in out.get("granularities", {}).items():
         for direction, short in DIRECTIONS:
@@ -73,7 +74,7 @@ def format_table(rows: list[tuple[str, str, str]]) -> str:
     header = ("task", "metric", "value [95% CI]; retrieval: R@K")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     line = "  ".join("-" * w for w in widths)
-    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))
     return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
 
 
@@ -93,12 +94,20 @@ def _per_label_markdown(task: str, out: dict) -> list[str]:
     per = out.get("per_label") or out.get("per_class") or {}
     if not per:
         return []
-    lines = [f"### {task}: per label", "", "| label | n+ | n- | AUC [95% CI] | AP | F1 | note |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {task}: per label",
+        "",
+        "| label | n+ | n- | AUC [95% CI] | AP | F1 | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, entry in per.items():
         pos = entry.get("positives", entry.get("support", ""))
         neg = entry.get("negatives", "")
         note = entry.get("probe_note") or entry["auc"].get("note") or ""
-        lines.append(f"| {name} | {pos} | {neg} | {_fmt(entry['auc'])} | {_fmt(entry.get('ap'))} | {_fmt(entry.get('f1'))} | {note} |")
+        lines.append(
+            f"| {name} | {pos} | {neg} | {_fmt(entry['auc'])} | {_fmt(entry.get('ap'))} | {_fmt(entry.get('f1'))} "
+            f"| {note} |"
+        )
     return lines + [""]
 
 
@@ -134,7 +143,10 @@ def markdown(results: dict) -> str:
         if out.get("note"):
             notes.append(f"{task}: {out['note']}")
         if out.get("labels_undefined"):
-            notes.append(f"{task}: AUC undefined (one class in test) for {', '.join(out['labels_undefined'])}; left out of the macro averages")
+            notes.append(
+                f"{task}: AUC undefined (one class in test) for {', '.join(out['labels_undefined'])}; "
+                "left out of the macro averages"
+            )
     if notes:
         lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     return "\n".join(lines)

@@ -43,7 +43,7 @@ def recall_table(ranks: np.ndarray, bootstrap: int, seed: int, groups: np.ndarra
     out = {}
     for k in KS:
         hits = (ranks < k).astype(np.float64)
-        stat = lambda w, h=hits: metrics.weighted_mean(h, w)  # noqa: E731
+        stat = lambda w, h=hits: metrics.weighted_mean(h, w)
         out[f"R@{k}"] = metrics.estimate(stat, n, bootstrap, seed, groups=groups).to_dict()
     out["median_rank"] = float(np.median(ranks) + 1) if n else None
     return out

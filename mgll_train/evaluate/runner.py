@@ -94,7 +94,9 @@ def _load_data(dataset: Path, tasks: list[str], options: EvaluationOptions) -> D
     if len(data.indices("test")) == 0:
         raise EvaluationError(f"the test split of {dataset} is empty: nothing to score (splits: {data.split_counts()})")
     if options.head == "multiclass" and "finetune" in tasks and data.kind != "multiclass":
-        raise EvaluationError("--head multiclass needs downstream data with one class column (a CSV); this data is multi-label")
+        raise EvaluationError(
+            "--head multiclass needs downstream data with one class column (a CSV); this data is multi-label"
+        )
     return data
 
 

@@ -151,15 +151,22 @@ def evaluate(
     test_rows = rows["test"]
     probabilities = scores(run, emb["test"], prompts, data.kind)
     groups = data.groups(test_rows)
-    result: dict = {"protocol": "multiclass-softmax" if data.kind == "multiclass" else "pairwise-softmax", "prompt_source": source}
+    result: dict = {
+        "protocol": "multiclass-softmax" if data.kind == "multiclass" else "pairwise-softmax",
+        "prompt_source": source,
+    }
     if data.kind == "multiclass":
-        result.update(metrics.multiclass_report(data.label_names, data.labels[test_rows], probabilities, bootstrap, seed, groups))
+        result.update(
+            metrics.multiclass_report(data.label_names, data.labels[test_rows], probabilities, bootstrap, seed, groups)
+        )
     else:
         y_val = data.labels[rows["val"]]
         thresholds, notes = val_thresholds(y_val, scores(run, emb["val"], prompts, data.kind))
         y = data.labels[test_rows]
         result.update(
-            metrics.multilabel_report(data.label_names, y == 1, probabilities, y != -1, thresholds, bootstrap, seed, groups)
+            metrics.multilabel_report(
+                data.label_names, y == 1, probabilities, y != -1, thresholds, bootstrap, seed, groups
+            )
         )
         for j, note in notes.items():
             result["per_label"][data.label_names[j]]["threshold_note"] = note

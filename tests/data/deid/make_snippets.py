@@ -327,8 +327,10 @@ class Filler:
         return [(text.upper(), "NAME")]
 
     def initials(self) -> list:
-        letters = [self._first()[0], self._last()[0]] + ([self.rng.choice("ABCDEJKLMRS")] if self.rng.random() < .3 else [])
-        letters = [l.upper() for l in letters]
+        letters = [self._first()[0], self._last()[0]] + (
+            [self.rng.choice("ABCDEJKLMRS")] if self.rng.random() < 0.3 else []
+        )
+        letters = [letter.upper() for letter in letters]
         form = self.rng.choice(["".join(letters), ".".join(letters) + ".", ". ".join(letters) + "."])
         return [(form, "NAME")]
 
@@ -355,8 +357,8 @@ class Filler:
             f"{m:02d}/{d:02d}/{y}", f"{m}/{d}/{y % 100:02d}", f"{m}/{d}/{y}", f"{y}-{m:02d}-{d:02d}",
             f"{mon} {d}, {y}", f"{mon[:3]} {d} {y}", f"{mon[:3]}. {d}, {y}", f"{d} {mon} {y}",
             f"{d:02d}-{mon[:3]}-{y}", f"{d:02d}{mon[:3].upper()}{y}", f"{y}{m:02d}{d:02d}", f"{d:02d}.{m:02d}.{y}",
-            f"{mon} {d}{_ordinal(d)}, {y}", f"{m}-{d}-{y}", f"{y}/{m:02d}/{d:02d}", f"{d:02d}-{mon[:3].upper()}-{y % 100:02d}",
-            f"{mon} {d}", f"{d}{_ordinal(d)} of {mon}", f"{m}/{d}",
+            f"{mon} {d}{_ordinal(d)}, {y}", f"{m}-{d}-{y}", f"{y}/{m:02d}/{d:02d}",
+            f"{d:02d}-{mon[:3].upper()}-{y % 100:02d}", f"{mon} {d}", f"{d}{_ordinal(d)} of {mon}", f"{m}/{d}",
         ]
         return [(self.rng.choice(forms), "DATE")]
 
@@ -367,8 +369,9 @@ class Filler:
 
     def time(self) -> list:
         h, mi = self.rng.randint(0, 23), self.rng.randint(0, 59)
-        return [(self.rng.choice([f"{h:02d}:{mi:02d}", f"{h:02d}{mi:02d}", f"{(h % 12) or 12}:{mi:02d} {'AM' if h < 12 else 'PM'}",
-                                  f"{h:02d}{mi:02d} hrs"]), None)]
+        return [(self.rng.choice([f"{h:02d}:{mi:02d}", f"{h:02d}{mi:02d}",
+                                  f"{(h % 12) or 12}:{mi:02d} {'AM' if h < 12 else 'PM'}", f"{h:02d}{mi:02d} hrs"]),
+                 None)]
 
     # -- ages
     def age90(self) -> list:

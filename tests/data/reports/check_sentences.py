@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Validate sentences_dev.jsonl + sentences_test.jsonl against GUIDELINE.md's file format and
 print counts per finding x certainty.  Exit status 1 on any format problem."""
-import json, os, re, sys
+import json
+import os
+import re
+import sys
 from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,15 +29,20 @@ def main():
     errs, warns, rows, ids, texts = [], [], [], set(), {}
     for path in FILES:
         if not os.path.exists(path):
-            errs.append(f"missing {path}"); continue
-        for ln, line in enumerate(open(path, encoding="utf-8"), 1):
+            errs.append(f"missing {path}")
+            continue
+        with open(path, encoding="utf-8") as file:
+            lines = list(file)
+        for ln, line in enumerate(lines, 1):
             where = f"{os.path.basename(path)}:{ln}"
             try:
                 r = json.loads(line)
             except json.JSONDecodeError as e:
-                errs.append(f"{where}: bad JSON ({e})"); continue
+                errs.append(f"{where}: bad JSON ({e})")
+                continue
             if set(r) != KEYS:
-                errs.append(f"{where}: keys {sorted(r)} != {sorted(KEYS)}"); continue
+                errs.append(f"{where}: keys {sorted(r)} != {sorted(KEYS)}")
+                continue
             if not re.fullmatch(r"s-\d{4}", str(r["id"])):
                 errs.append(f"{where}: bad id {r['id']!r}")
             if r["id"] in ids:
@@ -44,7 +52,8 @@ def main():
                 errs.append(f"{where}: bad section {r['section']!r}")
             t = r["text"]
             if not isinstance(t, str) or not t.strip():
-                errs.append(f"{where}: empty text"); continue
+                errs.append(f"{where}: empty text")
+                continue
             nw = len(t.split())
             if nw < 3:
                 warns.append(f"{where}: only {nw} words")
@@ -56,7 +65,8 @@ def main():
             texts[key] = r["id"]
             g = r["gold"]
             if not isinstance(g, dict):
-                errs.append(f"{where}: gold is not an object"); continue
+                errs.append(f"{where}: gold is not an object")
+                continue
             for f, c in g.items():
                 if f not in FINDINGS:
                     errs.append(f"{where}: unknown finding {f!r}")
@@ -92,7 +102,8 @@ def main():
     for w_ in warns:
         print("warning:", w_)
     if errs:
-        print(f"\n{len(errs)} PROBLEMS:"); print("\n".join(errs[:50]))
+        print(f"\n{len(errs)} PROBLEMS:")
+        print("\n".join(errs[:50]))
         return 1
     print("format OK")
     return 0

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Build sentences_dev.jsonl / sentences_test.jsonl from the hand-written batch files.
 Each batch line: SECTION || text || codes   (codes '-' = no nih14 finding)."""
-import glob, json, os, random, sys
+import glob
+import json
+import os
+import random
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.dirname(HERE)
@@ -15,7 +19,9 @@ CERT = {"d": "definite", "pb": "probable", "ps": "possible", "h": "hypothetical"
 
 rows, seen = [], {}
 for path in sorted(glob.glob(os.path.join(HERE, "b*.txt"))):
-    for ln, line in enumerate(open(path, encoding="utf-8"), 1):
+    with open(path, encoding="utf-8") as file:
+        lines = list(file)
+    for ln, line in enumerate(lines, 1):
         line = line.rstrip("\n")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
