@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-out
 
-.PHONY: install demo lint test test-all bench clean
+.PHONY: install demo lint test test-slow test-all bench clean
 
 install: $(STAMP)
 
@@ -30,9 +30,12 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest -q -m "not slow and not ray"
 
-# everything: `make test` first, then the tests it leaves out
-test-all: test
+# the tests `make test` leaves out
+test-slow: install
 	$(BIN)/python -m pytest -q -m "slow or ray"
+
+# everything: `make test` first, then the tests it leaves out
+test-all: test test-slow
 
 # quick versions of every benchmark; each prints a table against its named baseline (see bench/*.py --help)
 bench: install

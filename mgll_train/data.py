@@ -55,12 +55,14 @@ def _check_shard_schema(shard: Path, arrow: pa.Schema) -> dict[str, Any]:
     except ValueError as exc:
         raise DatasetError(f"shard {shard.name}: {exc}") from None
     names = set(arrow.names)
+    rebuild = f"(written under schema {meta['schema_version']}; rebuild it with `mgll build --overwrite`)"
     missing = [c.name for c in expected if c.name not in names]
     if missing:
-        raise DatasetError(f"shard {shard.name} is missing the columns {missing}")
-    wrong = [c.name for c in expected if not arrow.field(c.name).type.equals(c.type)]
+        raise DatasetError(f"shard {shard.name} is missing the columns {missing} {rebuild}")
+    # an earlier minor version's type is fine: the trainer reads no field that a later minor version added
+    wrong = [c.name for c in expected if not any(arrow.field(c.name).type.equals(t) for t in (c.type, *c.older_types))]
     if wrong:
-        raise DatasetError(f"shard {shard.name} has columns of the wrong type: {wrong}")
+        raise DatasetError(f"shard {shard.name} has columns of the wrong type: {wrong} {rebuild}")
     return meta
 
 

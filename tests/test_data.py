@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from mgll_data import schema
 from mgll_data.dataset import shard_paths
 from mgll_train.data import DatasetError, label_matrix, open_dataset, split_counts, text_id
 from mgll_train.model import default_text_folder, load_tokenizer
@@ -59,6 +60,40 @@ def test_open_dataset_rejects_missing_column_and_metadata(tmp_path, datasets):
         pq.write_table(pq.read_table(shard).replace_schema_metadata(None), shard)
     with pytest.raises(DatasetError, match="lacks the mgll metadata"):
         open_dataset(tmp_path / "b")
+
+
+def _rewrite_labels(root: Path, labels_type: pa.DataType, version: str) -> None:
+    """Every shard's labels column cast to `labels_type` (fields it lacks dropped) under another schema version."""
+    for shard in shard_paths(root):
+        table = pq.read_table(shard)
+        names = [f.name for f in labels_type.value_type] if pa.types.is_list(labels_type) else []
+        values = [[{k: v for k, v in item.items() if k in names} for item in row or ()] if names else json.dumps(row)
+                  for row in table.column("labels").to_pylist()]
+        table = table.set_column(table.schema.get_field_index("labels"), "labels", pa.array(values, labels_type))
+        metadata = {**table.schema.metadata, b"mgll.schema_version": version.encode()}
+        pq.write_table(table.replace_schema_metadata(metadata), shard)
+
+
+def test_open_dataset_reads_an_earlier_minor_versions_label_type(tmp_path, datasets):
+    """A 1.0.0 dataset's labels carry no certainty field; the trainer reads only name and status."""
+    root = datasets.write_learnable(tmp_path / "old", rows=8)
+    positives_now = label_matrix(pq.read_table(shard_paths(root)[0]).column("labels").to_pylist(),
+                                 datasets.LEARNABLE_VOCABULARY)
+    labels_column = next(c for c in schema.columns(list(datasets.LEARNABLE_GRANULARITIES)) if c.name == "labels")
+    (first_minor,) = labels_column.older_types
+    _rewrite_labels(root, first_minor, "1.0.0")
+    info = open_dataset(root)
+    assert info.schema_version == "1.0.0"
+    old_labels = pq.read_table(shard_paths(root)[0]).column("labels").to_pylist()
+    assert torch.equal(label_matrix(old_labels, info.vocabulary), positives_now)
+
+
+def test_open_dataset_names_the_schema_version_of_a_wrong_column_type(tmp_path, datasets):
+    root = datasets.write_learnable(tmp_path / "odd", rows=4)
+    _rewrite_labels(root, pa.string(), "1.0.0")
+    with pytest.raises(DatasetError, match=r"wrong type: \['labels'\] \(written under schema 1\.0\.0; rebuild it with "
+                                           r"`mgll build --overwrite`\)"):
+        open_dataset(root)
 
 
 def test_label_matrix_counts_only_positive_findings():
