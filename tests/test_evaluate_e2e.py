@@ -13,6 +13,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -36,6 +37,7 @@ def _image(positive: bool, rng: np.random.Generator) -> bytes:
 
 
 def _save_tiny_run(path, embed_dim: int = 32, name: str = "tiny"):
+    torch.manual_seed(0)  # the same random towers whichever tests ran before
     model, info = build_model("tiny", "tiny", embed_dim=embed_dim, image_size=IMAGE_SIZE)
     save_tokenizer(path, info["tokenizer_dir"])
     config = {"model": name, "text_model": "tiny", "image_size": IMAGE_SIZE, "granularities": GRANULARITIES,
@@ -65,7 +67,8 @@ def _invoke(*args):
 def test_all_tasks_through_the_cli(workspace, tmp_path):
     out = tmp_path / "eval"
     result = _invoke(workspace["run"], workspace["dataset"], "--task", "all", "--out", out,
-                     "--bootstrap", 50, "--epochs", 2, "--quiet", "--device", "cpu")  # fmt: skip
+                     "--bootstrap", 50, "--epochs", 3, "--finetune-batch-size", 8, "--quiet",
+                     "--device", "cpu")  # fmt: skip; 12 fine-tuning steps learn the label from any of 12 towers tried
     assert result.exit_code == 0, result.output
     assert "linear-probe  macro AUC" in result.output and "wrote" in result.output
     parsed = json.loads((out / "results.json").read_text())  # strict JSON: NaN would not parse back as null
@@ -75,7 +78,12 @@ def test_all_tasks_through_the_cli(workspace, tmp_path):
         assert effusion["value"] >= 0.9 and effusion["ci95"][0] <= effusion["value"] <= effusion["ci95"][1]
         assert parsed["tasks"][task]["per_label"]["Atelectasis"]["auc"]["value"] is None
     assert parsed["tasks"]["linear-probe"]["per_label"]["Edema"]["excluded"] > 0
-    assert parsed["tasks"]["finetune"]["best_epoch"] in (1, 2)
+    finetune = parsed["tasks"]["finetune"]
+    scores = [epoch["val_score"] for epoch in finetune["history"]]
+    best = max(scores)
+    assert len(scores) == 3 and finetune["best_epoch"] == max(e for e, s in enumerate(scores, 1) if s == best), (
+        "the best val epoch is kept (the later one on a tie)"
+    )
     assert set(parsed["tasks"]["retrieval"]["granularities"]) == set(GRANULARITIES)
     zs = parsed["tasks"]["zero-shot"]
     assert zs["labels_undefined"] == ["Atelectasis", "Cardiomegaly", "Pneumothorax"]
