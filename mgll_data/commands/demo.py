@@ -84,19 +84,23 @@ def export(out: Path, studies: int, seed: int, broken: bool, packaged: bool, wor
     write_json(summary.to_dict(), json_out)
 
 
+_RUN_DEFAULTS = DemoRunSettings()
+
+
 @demo.command("run")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"))
-@click.option("--studies", default=300, show_default=True, type=click.IntRange(1, 1_000_000), help="Synthetic studies.")
-@click.option("--seed", default=0, show_default=True, help="Seed for the export and the training.")
-@click.option(
-    "--steps", default=200, show_default=True, type=click.IntRange(1), help="Pretraining steps (tiny vision model)."
-)
-@click.option("--text-model", default="tiny", show_default=True,
+@click.option("--studies", default=_RUN_DEFAULTS.studies, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Synthetic studies.")
+@click.option("--seed", default=_RUN_DEFAULTS.seed, show_default=True, help="Seed for the export and the training.")
+@click.option("--steps", default=_RUN_DEFAULTS.steps, show_default=True, type=click.IntRange(1),
+              help="Pretraining steps (tiny vision model).")
+@click.option("--text-model", default=_RUN_DEFAULTS.text_model, show_default=True,
               help="Text tower: 'tiny' (fast, random init), 'minilm' (the packaged pretrained MiniLM, "
                    "about 6x slower on CPU) or a local folder.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+@click.option("--workers", default=_RUN_DEFAULTS.workers, show_default=True, type=click.IntRange(1, 256),
               help="Worker processes for the export and the build steps.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto, for pretrain and evaluate.")
+@click.option("--device", default=_RUN_DEFAULTS.device, show_default=True,
+              help="cpu, cuda or auto, for pretrain and evaluate.")
 @click.option("--broken", is_flag=True, help="Plant bad inputs too, so the build shows rejects.")
 @json_option("the step results")
 @quiet_option
