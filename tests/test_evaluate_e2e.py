@@ -95,6 +95,22 @@ def test_all_tasks_through_the_cli(workspace, tmp_path):
     assert "| zero-shot | macro AUC |" in (out / "results.md").read_text()
 
 
+def test_off_a_terminal_each_stage_prints_a_line_and_quiet_prints_none(workspace, tmp_path):
+    loud = _invoke(workspace["run"], workspace["dataset"], "--task", "zero-shot", "--task", "linear-probe",
+                   "--out", tmp_path / "loud", "--bootstrap", 0, "--device", "cpu")  # fmt: skip
+    assert loud.exit_code == 0, loud.output
+    lines = [line for line in loud.stderr.splitlines() if line.startswith("evaluate: ")]
+    assert [line.split(" in ")[0] for line in lines] == [
+        "evaluate: 10 test images; encoding the images the tasks need ...", "evaluate: features of 50 images",
+        "evaluate: zero-shot ...", "evaluate: zero-shot done", "evaluate: linear-probe ...",
+        "evaluate: linear-probe done",
+    ]  # fmt: skip
+    assert "\r" not in loud.stderr, "no bar redraws off a terminal"
+    quiet = _invoke(workspace["run"], workspace["dataset"], "--task", "zero-shot", "--out", tmp_path / "quiet",
+                    "--bootstrap", 0, "--device", "cpu", "--quiet")  # fmt: skip
+    assert quiet.exit_code == 0 and "evaluate: " not in quiet.stderr
+
+
 def test_zero_shot_and_retrieval_score_perfectly_when_images_embed_as_their_text(workspace):
     """Feed each test image the embedding of its own text/prompt: the protocols must then score 1.0."""
     run = features.load_run_for_evaluation(workspace["run"], "cpu")

@@ -79,8 +79,10 @@ def evaluate(run: Path, dataset: Path, tasks: tuple[str, ...], out: Path, bootst
         finetune_batch_size=finetune_batch_size, lr=lr,
         progress=not quiet and is_terminal(sys.stderr),  # a bar only on a terminal
     )  # fmt: skip
+    # off a terminal, a line per stage instead of the bars
+    stage_lines = None if quiet or options.progress else (lambda line: click.echo(line, err=True))
     try:
-        results = run_evaluation(run, dataset, list(tasks), out, options)
+        results = run_evaluation(run, dataset, list(tasks), out, options, echo=stage_lines)
     except EvaluationError as exc:
         raise click.ClickException(str(exc)) from None
 

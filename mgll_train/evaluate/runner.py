@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,11 +64,17 @@ def parse_tasks(task: str | Sequence[str]) -> list[str]:
 
 
 def evaluate(
-    run: Path, dataset: Path, task: str | Sequence[str], out: Path, options: EvaluationOptions = EvaluationOptions()
+    run: Path,
+    dataset: Path,
+    task: str | Sequence[str],
+    out: Path,
+    options: EvaluationOptions = EvaluationOptions(),
+    echo: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a pretraining run on downstream data; writes results.json, results.md and charts to `out`.
 
-    Returns the results as written. Raises EvaluationError (one line) for unusable inputs.
+    Returns the results as written. Raises EvaluationError (one line) for unusable inputs. `echo` gets a
+    line as each stage starts and ends, for logs where no progress bar is drawn.
     """
     tasks = parse_tasks(task)
     options.check()
@@ -76,16 +82,21 @@ def evaluate(
     rows = {s: data.indices(s) for s in downstream.SPLITS}
     loaded = features.load_run_for_evaluation(Path(run), options.device)
 
+    say = echo or (lambda line: None)
+    say(f"evaluate: {len(data.indices('test'))} test images; encoding the images the tasks need ...")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     feats = _image_features(loaded, data, rows, tasks, options)
     if feats is not None:
         timings["features"] = time.perf_counter() - started
+        say(f"evaluate: features of {len(feats.rows)} images in {timings['features']:.0f} s")
     results_by_task: dict[str, dict] = {}
     for name in tasks:
+        say(f"evaluate: {name} ...")
         start = time.perf_counter()
         results_by_task[name] = _run_task(name, loaded, data, rows, feats, options)
         timings[name] = time.perf_counter() - start
+        say(f"evaluate: {name} done in {timings[name]:.0f} s")
     return report.write(Path(out), _record(run, dataset, loaded, data, tasks, options, results_by_task, timings))
 
 
