@@ -42,7 +42,7 @@ from mgll_train.checkpoint import (
     save_tokenizer,
     set_rng_state,
 )
-from mgll_train.config import DEFAULT_EXCLUDED_GRANULARITIES, TrainConfig, save_config
+from mgll_train.config import DEFAULT_EXCLUDED_GRANULARITIES, ConfigError, TrainConfig, load_config_file, save_config
 from mgll_train.data import DatasetInfo, image_column, open_dataset, split_counts
 from mgll_train.loop import Loop, next_batch
 from mgll_train.loss import label_levels, logit_bias_prior
@@ -132,8 +132,23 @@ def _seed_everything(seed: int) -> None:
 
 
 def _check_out_dir(run_dir: Path, resume: bool) -> None:
+    """Write only into a new or empty folder or an earlier run: a person's folder keeps its files (a run
+    writes config.yaml, metrics.jsonl, checkpoints/ ... and would replace theirs of the same name)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainError(f"--out {run_dir} is a file; give a folder for the run")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not _holds_a_run_config(run_dir):
+        raise TrainError(f"{run_dir} is not empty and holds no mgll run (no config.yaml that mgll pretrain wrote); "
+                         "choose a new or empty --out")
     if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step-*")):
         raise TrainError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+
+
+def _holds_a_run_config(run_dir: Path) -> bool:
+    try:
+        saved = load_config_file(run_dir / "config.yaml")
+    except (ConfigError, OSError, UnicodeDecodeError):
+        return False
+    return {"dataset", "out", "model", "loss"} <= set(saved)
 
 
 def _plan(config: TrainConfig, world: int) -> Plan:

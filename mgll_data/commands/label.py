@@ -62,8 +62,9 @@ def label(reports: Path, vocab: str, out: Path, evidence: Path | None, policy: s
     folder of .txt files (report_id = file path without .txt). Empty, non-UTF-8 or enormous reports get
     a blank row and a warning.
     """
+    from mgll_data.output_file import OutputFileError
     from mgll_data.reports import VocabularyError, label_reports, load_vocabulary
-    from mgll_data.reports.io import ReportInputError, read_reports, write_evidence, write_labels
+    from mgll_data.reports.io import ReportInputError, check_outputs, read_reports, write_evidence, write_labels
     from mgll_data.reports.labels import statuses
     from mgll_data.reports.nlp import get_nlp
 
@@ -71,8 +72,9 @@ def label(reports: Path, vocab: str, out: Path, evidence: Path | None, policy: s
         raise click.ClickException(f"--out must end in .csv or .parquet, got {out.name}")
     try:
         vocabulary = load_vocabulary(vocab)
+        check_outputs(reports, out, evidence, vocabulary.names(), layout)
         inputs = read_reports(reports, max_chars)
-    except (VocabularyError, ReportInputError) as exc:
+    except (VocabularyError, ReportInputError, OutputFileError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot read the reports: {describe_os_error(exc)}") from None

@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from mgll_data.output_file import OutputFileError, check_replaceable, read_json, same_json_shape
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 STDOUT = "-"
@@ -113,6 +115,10 @@ def json_option(what: str) -> Callable[[F], F]:
         if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise click.BadParameter(f"{value} cannot be written (no permission, or a read-only file system)",
                                      ctx, param)
+        try:  # an earlier summary is replaced; a file that is not even JSON is refused before any work
+            check_replaceable(path, lambda p: isinstance(read_json(p), (dict, list)), "a JSON summary")
+        except OutputFileError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
         return value
 
     return click.option("--json", "json_out", metavar="PATH|-", default=None, is_flag=False, flag_value=_BARE_JSON,
@@ -135,6 +141,11 @@ def write_json(payload: Any, json_out: str | None) -> None:
     if json_out == STDOUT:
         click.echo(text)
         return
+    try:
+        check_replaceable(Path(json_out), lambda p: same_json_shape(read_json(p), json.loads(text)),
+                          "this command's JSON summary")
+    except OutputFileError as exc:
+        raise click.ClickException(f"--json: {exc}") from None
     try:
         Path(json_out).write_text(text + "\n", encoding="utf-8")
     except OSError as exc:

@@ -12,14 +12,17 @@ import csv
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mgll_data.output_file import OutputFileError, check_replaceable
 
 if TYPE_CHECKING:
     from mgll_data.reports.labels import Mention
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
+LABELS_METADATA = b"mgll.labels"  # in a Parquet labels file's schema: its layout
 TEXT_NAMES = ("report", "text")  # the report text's column or key; "text" is its earlier name
 LAYOUTS = ("wide", "mimic")
 # MIMIC-CXR report files live at files/pXX/p<subject>/s<study>.txt
@@ -159,14 +162,58 @@ def write_labels(out: Path, reports: Sequence[InputReport], labels: Sequence[Map
         value_type = pa.float64() if mimic else pa.int8()
         columns = {k: pa.array(v, pa.string()) for k, v in keys.items()}
         columns.update({name: pa.array(v, value_type) for name, v in values.items()})
-        pq.write_table(pa.table(columns), out)
+        pq.write_table(pa.table(columns).replace_schema_metadata({LABELS_METADATA: layout}), out)
         return
     shown = (lambda v: "" if v is None else f"{float(v):.1f}") if mimic else (lambda v: "" if v is None else v)
     with open(out, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow([*keys, *ordered])
+        writer.writerow(label_columns(names, layout))
         for i in range(len(reports)):
             writer.writerow([*(v[i] for v in keys.values()), *(shown(values[name][i]) for name in ordered)])
+
+
+def label_columns(names: Sequence[str], layout: str) -> list[str]:
+    """The columns `write_labels` writes for these finding names in this layout, in order."""
+    return ["subject_id", "study_id", *sorted(names)] if layout == "mimic" else ["report_id", *names]
+
+
+def check_outputs(reports: Path, out: Path, evidence: Path | None, names: Sequence[str], layout: str) -> None:
+    """Refuse, before any labelling, output paths that would destroy a file `mgll label` did not write: the
+    reports themselves, a labels file of another vocabulary or layout, anything else already there.
+    Raises OutputFileError (one line)."""
+    outputs = [out, *([evidence] if evidence else [])]
+    for path in outputs:
+        if path.exists() and Path(reports).exists() and path.resolve() == Path(reports).resolve():
+            raise OutputFileError(f"{path} is the reports file being labelled; choose another output path")
+    if evidence and evidence.resolve() == out.resolve():
+        raise OutputFileError("--evidence and --out name the same file; choose two paths")
+    columns = label_columns(names, layout)
+    check_replaceable(out, lambda p: _label_columns_of(p) == columns,
+                      f"a {layout} labels file of this vocabulary")
+    if evidence:
+        check_replaceable(evidence, _is_evidence, "an evidence file")
+
+
+def _label_columns_of(path: Path) -> list[str] | None:
+    """The columns of a labels file `write_labels` wrote (None for any other file)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        return schema.names if LABELS_METADATA in (schema.metadata or {}) else None
+    with open(path, encoding="utf-8", newline="") as fh:
+        return next(csv.reader(fh), None)
+
+
+def _is_evidence(path: Path) -> bool:
+    """An evidence file is empty (no mentions) or opens with a mention line as `write_evidence` writes it."""
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+    if not first:
+        return True
+    from mgll_data.reports.labels import Mention  # spaCy: the label command has loaded it already
+
+    return set(json.loads(first)) == {"report_id", *(f.name for f in fields(Mention))}
 
 
 def write_evidence(path: Path, reports: Sequence[InputReport], mentions: Sequence[Sequence[Mention]]) -> None:

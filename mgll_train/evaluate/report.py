@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from mgll_train.evaluate.downstream import EvaluationError
 from mgll_train.evaluate.metrics import roc_auc
 
 CLASSIFICATION_TASKS = ("zero-shot", "linear-probe", "finetune")
@@ -233,6 +234,25 @@ def retrieval_chart(path: Path, out: dict) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Write only into a new or empty folder or an earlier evaluation's: a person's folder could hold a
+    results.json or results.md of their own, which this would replace. Raises EvaluationError (one line)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EvaluationError(f"--out {out_dir} is a file; give a folder for the results")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not _holds_results(out_dir / RESULTS_JSON):
+        raise EvaluationError(f"{out_dir} is not empty and holds no {RESULTS_JSON} that mgll evaluate wrote; "
+                              "choose a new or empty --out")
+
+
+def _holds_results(path: Path) -> bool:
+    try:
+        written = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(written, dict) and {"run", "dataset", "tasks"} <= set(written)
 
 
 def write(out_dir: Path, results: dict[str, Any]) -> dict[str, Any]:

@@ -78,6 +78,7 @@ def evaluate(
     """
     tasks = parse_tasks(task)
     options.check()
+    report.check_out_dir(Path(out))
     data = _load_data(Path(dataset), tasks, options)
     rows = {s: data.indices(s) for s in downstream.SPLITS}
     loaded = features.load_run_for_evaluation(Path(run), options.device)
