@@ -22,6 +22,10 @@ class ConfigError(Exception):
 # image, so as contrastive targets they carry no signal and only add text-tower compute.
 DEFAULT_EXCLUDED_GRANULARITIES = ("modality", "study", "series")
 
+# A run folder's resolved config, written at the start of a run and read back by --resume (and by the
+# trainer to recognise a folder as an earlier run).
+RUN_CONFIG_FILE = "config.yaml"
+
 # The square input size a run trains at unless its config says otherwise; also what a saved run without
 # an image_size (an older run folder) is read back at.
 DEFAULT_IMAGE_SIZE = 224
@@ -169,6 +173,15 @@ def save_config(config: TrainConfig, derived: dict[str, Any], path: Path) -> Non
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
+def holds_a_run_config(folder: Path) -> bool:
+    """Whether `folder` holds the run config a pretraining run writes (a person's config.yaml does not count)."""
+    try:
+        saved = load_config_file(Path(folder) / RUN_CONFIG_FILE)
+    except (ConfigError, OSError, UnicodeDecodeError):
+        return False
+    return {"dataset", "out", "model", "loss"} <= set(saved)
+
+
 def read_saved_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"no run config at {path}; is this a pretraining run folder?")
@@ -186,7 +199,7 @@ def resolve(config_file: Path | None, overrides: dict[str, Any], resume: bool) -
     out = overrides.get("out")
     if not out:
         raise ConfigError("--resume needs --out RUN (the run folder to continue)")
-    saved_path = Path(out) / "config.yaml"
+    saved_path = Path(out) / RUN_CONFIG_FILE
     if not saved_path.is_file():
         raise ConfigError(f"nothing to resume in {out}: no config.yaml there (start it without --resume)")
     saved = read_saved_config(saved_path)

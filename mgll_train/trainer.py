@@ -42,7 +42,13 @@ from mgll_train.checkpoint import (
     save_tokenizer,
     set_rng_state,
 )
-from mgll_train.config import DEFAULT_EXCLUDED_GRANULARITIES, ConfigError, TrainConfig, load_config_file, save_config
+from mgll_train.config import (
+    DEFAULT_EXCLUDED_GRANULARITIES,
+    RUN_CONFIG_FILE,
+    TrainConfig,
+    holds_a_run_config,
+    save_config,
+)
 from mgll_train.data import DatasetInfo, image_column, open_dataset, split_counts
 from mgll_train.loop import Loop, next_batch
 from mgll_train.loss import label_levels, logit_bias_prior
@@ -136,19 +142,11 @@ def _check_out_dir(run_dir: Path, resume: bool) -> None:
     writes config.yaml, metrics.jsonl, checkpoints/ ... and would replace theirs of the same name)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise TrainError(f"--out {run_dir} is a file; give a folder for the run")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not _holds_a_run_config(run_dir):
-        raise TrainError(f"{run_dir} is not empty and holds no mgll run (no config.yaml that mgll pretrain wrote); "
-                         "choose a new or empty --out")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not holds_a_run_config(run_dir):
+        raise TrainError(f"{run_dir} is not empty and holds no mgll run (no {RUN_CONFIG_FILE} that mgll pretrain "
+                         "wrote); choose a new or empty --out")
     if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step-*")):
         raise TrainError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-
-
-def _holds_a_run_config(run_dir: Path) -> bool:
-    try:
-        saved = load_config_file(run_dir / "config.yaml")
-    except (ConfigError, OSError, UnicodeDecodeError):
-        return False
-    return {"dataset", "out", "model", "loss"} <= set(saved)
 
 
 def _plan(config: TrainConfig, world: int) -> Plan:
@@ -281,7 +279,7 @@ def _run_record(config: TrainConfig, plan: Plan, image_cfg: dict[str, Any]) -> d
 def _write_run_files(run_dir: Path, config: TrainConfig, record: dict[str, Any], start_step: int) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     truncate_metrics(run_dir / "metrics.jsonl", start_step)
-    save_config(config, record, run_dir / "config.yaml")
+    save_config(config, record, run_dir / RUN_CONFIG_FILE)
     save_tokenizer(run_dir, tokenizer_folder(config.text_model))
 
 

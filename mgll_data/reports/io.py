@@ -181,9 +181,8 @@ def check_outputs(reports: Path, out: Path, evidence: Path | None, names: Sequen
     """Refuse, before any labelling, output paths that would destroy a file `mgll label` did not write: the
     reports themselves, a labels file of another vocabulary or layout, anything else already there.
     Raises OutputFileError (one line)."""
-    outputs = [out, *([evidence] if evidence else [])]
-    for path in outputs:
-        if path.exists() and Path(reports).exists() and path.resolve() == Path(reports).resolve():
+    for path in (out, evidence):
+        if path and Path(reports).exists() and path.resolve() == Path(reports).resolve():
             raise OutputFileError(f"{path} is the reports file being labelled; choose another output path")
     if evidence and evidence.resolve() == out.resolve():
         raise OutputFileError("--evidence and --out name the same file; choose two paths")

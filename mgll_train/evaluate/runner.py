@@ -84,7 +84,7 @@ def evaluate(
     loaded = features.load_run_for_evaluation(Path(run), options.device)
 
     say = echo or (lambda line: None)
-    say(f"evaluate: {len(data.indices('test'))} test images; encoding the images the tasks need ...")
+    say(f"evaluate: {len(rows['test'])} test images; encoding the images the tasks need ...")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     feats = _image_features(loaded, data, rows, tasks, options)
