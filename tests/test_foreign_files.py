@@ -71,6 +71,11 @@ def test_label_replaces_only_its_own_output(reports, tmp_path):
     assert refused(invoke("label", reports, "--vocab", "nih14", "--layout", "mimic", "--out", out, "-q"))
     for _ in range(2):
         assert invoke("label", reports, "--vocab", "nih14", "--out", tmp_path / "labels.parquet", "-q").exit_code == 0
+    for name, content in (("broken.parquet", b"PAR1 truncated"), ("latin1.csv", "r\xe9port_id,x\n".encode("latin-1")),
+                          ("empty.csv", b"")):  # fmt: skip
+        (tmp_path / name).write_bytes(content)
+        assert refused(invoke("label", reports, "--vocab", "nih14", "--out", tmp_path / name, "-q"), name)
+        assert (tmp_path / name).read_bytes() == content
 
 
 def test_json_summary_replaces_only_an_earlier_summary(reports, tmp_path):
@@ -96,6 +101,9 @@ def test_pretrain_writes_only_into_a_new_empty_or_run_folder(dataset, run, tmp_p
     (mine / "config.yaml").write_text("person: my settings\n")
     assert refused(invoke("pretrain", dataset, "--out", mine, *TINY), "experiments", "no mgll run")
     assert (mine / "config.yaml").read_text() == "person: my settings\n" and len(list(mine.iterdir())) == 1
+    (tmp_path / "empty-config").mkdir()
+    (tmp_path / "empty-config" / "config.yaml").write_bytes(b"")
+    assert refused(invoke("pretrain", dataset, "--out", tmp_path / "empty-config", *TINY), "no mgll run")
     sheet = tmp_path / "sheet.csv"
     sheet.write_text("keep\n")
     assert refused(invoke("pretrain", dataset, "--out", sheet, *TINY), "is a file") and sheet.read_text() == "keep\n"
