@@ -7,7 +7,9 @@ imports this module, and `mgll build` must not import torch.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -174,6 +176,38 @@ def linkage_journal_path(linkage: Path) -> Path:
 def linkage_lock_path(linkage: Path) -> Path:
     """The lock file guarding a linkage table and its journal (beside them, like the journal)."""
     return linkage.with_name(linkage.name + ".lock")
+
+
+class LockHeld(Exception):
+    """Another process holds the lock; `holder` is its pid as it wrote it ("" when unreadable)."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+    @property
+    def by(self) -> str:
+        """" (process N)" for a message, or nothing when the holder's pid is unknown."""
+        return f" (process {self.holder})" if self.holder.isdigit() else ""
+
+
+def acquire_lock(path: Path) -> int:
+    """An exclusive flock on `path` (created, mode 0600) holding this process's pid; the descriptor, whose
+    closing drops the lock. Raises LockHeld at once when another holds it, OSError when `path` cannot be
+    opened. The build holds one on its dataset folder and linkage, the trainer one on its run folder. The
+    kernel drops it however the holder ends (kill -9 included), so a stale lock never blocks a resume; the
+    file stays, since removing it would let a process holding the old file and one creating a new one
+    both "hold" the lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise LockHeld(holder) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _own_folder(path: Path) -> bool:

@@ -13,7 +13,6 @@ lock when the holder exits, however it exits (kill -9 included), so a stale lock
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,25 +91,16 @@ def clear(out: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def exclusive_lock(path: Path, what: str) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created, mode 0600) until the block ends, or refuse at once.
-
-    The lock file stays on disk afterwards: removing it would let a process that opened the old file and
-    one that creates a new one both "hold" the lock."""
+    """Hold `dataset.acquire_lock(path)` until the block ends, or refuse at once in one line."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = dataset.acquire_lock(path)
     except OSError as exc:
         raise OutputFolderError(f"cannot write {path}: {exc.strerror}") from None
+    except dataset.LockHeld as held:
+        raise OutputFolderError(
+            f"another mgll build{held.by} is writing {what}; wait for it to finish, or build elsewhere"
+        ) from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            by = f" (process {holder})" if holder.isdigit() else ""
-            raise OutputFolderError(
-                f"another mgll build{by} is writing {what}; wait for it to finish, or build elsewhere"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the descriptor drops the lock

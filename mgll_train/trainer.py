@@ -19,6 +19,7 @@ A damaged newest checkpoint is skipped with a warning (checkpoint.load_newest_in
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import sys
@@ -59,6 +60,7 @@ from mgll_train.model import (
     parameter_groups,
     tokenizer_folder,
 )
+from mgll_train.run_lock import RUN_LOCK_FILE, run_lock
 from mgll_train.run_log import MetricsLog, StopRun, StreamState, TrainSummary, truncate_metrics
 from mgll_train.schedule import WarmupCosine
 from mgll_train.step import build_step, step_items
@@ -142,7 +144,7 @@ def _check_out_dir(run_dir: Path, resume: bool) -> None:
     writes config.yaml, metrics.jsonl, checkpoints/ ... and would replace theirs of the same name)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise TrainError(f"--out {run_dir} is a file; give a folder for the run")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not holds_a_run_config(run_dir):
+    if run_dir.is_dir() and any(p.name != RUN_LOCK_FILE for p in run_dir.iterdir()) and not holds_a_run_config(run_dir):
         raise TrainError(f"{run_dir} is not empty and holds no mgll run (no {RUN_CONFIG_FILE} that mgll pretrain "
                          "wrote); choose a new or empty --out")
     if not resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step-*")):
@@ -319,8 +321,15 @@ def train(
     entered = time.perf_counter()
     run_dir = Path(config.out)
     dist_info = distributed.init_distributed()
-    device = resolve_device(config.device, dist_info)
     _check_out_dir(run_dir, resume)
+    # one run at a time: the main rank holds the folder's lock before the run reads or writes anything there
+    with run_lock(run_dir) if dist_info.is_main else contextlib.nullcontext():
+        return _train(config, run_dir, dist_info, entered, resume, progress, echo)
+
+
+def _train(config: TrainConfig, run_dir: Path, dist_info: distributed.DistInfo, entered: float, resume: bool,
+           progress: bool, echo: Callable[[str], None]) -> TrainSummary:
+    device = resolve_device(config.device, dist_info)
     plan = _plan(config, dist_info.world_size)
     resumed = _find_resume(run_dir, plan.steps, echo) if resume else None
     start_step = resumed.step if resumed else 0
@@ -346,13 +355,8 @@ def train(
             f"steps {start_step}->{plan.steps}, {loop.samples_per_step} samples/step, device {device}"
             + (f", {dist_info.world_size} ranks" if dist_info.world_size > 1 else "")
         )
-    log = MetricsLog(
-        run_dir if dist_info.is_main else None,
-        plan.steps,
-        start_step,
-        loop.samples_per_step,
-        progress and dist_info.is_main,
-    )
+    log = MetricsLog(run_dir if dist_info.is_main else None, plan.steps, start_step, loop.samples_per_step,
+                     progress and dist_info.is_main)
     stream = StreamState(positions=dict(positions))
     _restore_rng(resumed, config, dist_info.rank)
     started = time.perf_counter()

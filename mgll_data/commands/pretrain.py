@@ -81,6 +81,7 @@ def pretrain(dataset, out, config_file, resume, quiet, json_out, compile_model, 
     from mgll_train.config import resolve
     from mgll_train.data import DatasetError
     from mgll_train.model import ModelError
+    from mgll_train.run_lock import RunFolderError
     from mgll_train.trainer import TrainError, train
 
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -96,7 +97,7 @@ def pretrain(dataset, out, config_file, resume, quiet, json_out, compile_model, 
         if not config.dataset:
             raise click.ClickException("give the DATASET folder to train on")
         summary = train(config, resume=resume, progress=not quiet)
-    except (ConfigError, DatasetError, ModelError, CheckpointError, TrainError) as exc:
+    except (ConfigError, DatasetError, ModelError, CheckpointError, TrainError, RunFolderError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         raise click.ClickException(f"interrupted; continue with: mgll pretrain --out {out} --resume") from None
