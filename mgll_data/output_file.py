@@ -10,10 +10,30 @@ refused in one line before any work is done.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+
+@contextlib.contextmanager
+def replaced_whole(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; on success it replaces `path` in one rename, so a reader
+    or a second run writing the same path at once never sees half of one file and half of another, and a
+    killed run leaves the earlier file whole. On failure the temporary file is removed."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as exc:
+        if exc.filename == str(temporary):  # a message names the file the user asked for
+            exc.filename = str(path)
+        raise
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class OutputFileError(ValueError):

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from mgll_data.output_file import OutputFileError, check_replaceable, read_json, same_json_shape
+from mgll_data.output_file import OutputFileError, check_replaceable, read_json, replaced_whole, same_json_shape
 
 
 def _never(path):
@@ -58,3 +58,17 @@ def test_folders_and_links_are_never_replaced(tmp_path):
 )
 def test_same_json_shape(old, new, same):
     assert same_json_shape(json.loads(json.dumps(old)), new) is same
+
+
+def test_a_file_is_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "labels.csv"
+    target.write_text("old,whole\n")
+    with pytest.raises(OSError) as failed, replaced_whole(target) as partial:
+        partial.write_text("new,half")
+        raise OSError(28, "No space left on device", str(partial))
+    assert failed.value.filename == str(target), "the error names the file the user asked for, not the partial one"
+    assert target.read_text() == "old,whole\n" and sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv"]
+    with replaced_whole(target) as partial:
+        partial.write_text("new,whole\n")
+        assert target.read_text() == "old,whole\n", "readers see the old file until the new one is complete"
+    assert target.read_text() == "new,whole\n" and sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv"]

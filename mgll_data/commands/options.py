@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from mgll_data.output_file import OutputFileError, check_replaceable, read_json, same_json_shape
+from mgll_data.output_file import OutputFileError, check_replaceable, read_json, replaced_whole, same_json_shape
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,6 +147,7 @@ def write_json(payload: Any, json_out: str | None) -> None:
     except OutputFileError as exc:
         raise click.ClickException(f"--json: {exc}") from None
     try:
-        Path(json_out).write_text(text + "\n", encoding="utf-8")
+        with replaced_whole(Path(json_out)) as partial:
+            partial.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         raise click.ClickException(f"cannot write --json {json_out}: {describe_os_error(exc)}") from None

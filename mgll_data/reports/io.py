@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mgll_data.output_file import OutputFileError, check_replaceable
+from mgll_data.output_file import OutputFileError, check_replaceable, replaced_whole
 
 if TYPE_CHECKING:
     from mgll_data.reports.labels import Mention
@@ -162,10 +162,11 @@ def write_labels(out: Path, reports: Sequence[InputReport], labels: Sequence[Map
         value_type = pa.float64() if mimic else pa.int8()
         columns = {k: pa.array(v, pa.string()) for k, v in keys.items()}
         columns.update({name: pa.array(v, value_type) for name, v in values.items()})
-        pq.write_table(pa.table(columns).replace_schema_metadata({LABELS_METADATA: layout}), out)
+        with replaced_whole(out) as partial:
+            pq.write_table(pa.table(columns).replace_schema_metadata({LABELS_METADATA: layout}), partial)
         return
     shown = (lambda v: "" if v is None else f"{float(v):.1f}") if mimic else (lambda v: "" if v is None else v)
-    with open(out, "w", encoding="utf-8", newline="") as fh:
+    with replaced_whole(out) as partial, open(partial, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(label_columns(names, layout))
         for i in range(len(reports)):
@@ -219,7 +220,7 @@ def write_evidence(path: Path, reports: Sequence[InputReport], mentions: Sequenc
     """JSON Lines, one line per mention: the report id, the finding, its certainty and status, the rule
     that set them, the sentence and the section."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
+    with replaced_whole(path) as partial, open(partial, "w", encoding="utf-8") as fh:
         for report, found in zip(reports, mentions, strict=True):
             for mention in found:
                 fh.write(json.dumps({"report_id": report.report_id, **mention.to_dict()}) + "\n")
